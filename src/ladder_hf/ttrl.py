@@ -1,0 +1,830 @@
+"""Test-time reinforcement learning (TTRL), one problem at a time, with honest scoring.
+
+For every problem of a chosen set, TTRL (LADDER paper, section 3.4) builds a variant tree of that
+problem, runs GRPO on the variants only, answers the problem, and then puts the original weights
+back before the next problem. Three numbers come out, always kept apart:
+
+* **base pass@1** - the untouched model's answers to the problem (computed once, before any
+  adaptation), fraction verified correct;
+* **pass@1 after TTRL** - answers sampled from the adapted model *after* training, fraction
+  verified correct;
+* **solved during TTRL (verifier-selected pass@k, paper's metric)** - whether *any* answer to the
+  test problem sampled while adapting (every ``eval_every`` steps, plus the final samples)
+  verified. The verifier picks the winner among k answers, so this is a pass@k, not a pass@1.
+
+The test problem is never rewarded during training: the GRPO dataset holds variants only (the
+contamination guard of :func:`ladder_hf.variants.generate_tree` protects the problem, and
+:func:`assert_excludes_test_problem` checks the dataset before training).
+
+Results go to ``output_dir/results.jsonl``, one line per finished problem, appended and flushed
+as soon as the problem is done, so a killed run resumes at the next unfinished problem.
+
+Example:
+    >>> from ladder_hf.ttrl import main
+    >>> main(["--config", "recipes/configs/ttrl_smollm2_cpu.yaml"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+RESULTS_FILE = "results.jsonl"
+BASE_FILE = "base.jsonl"
+REPORT_DIR = "report"
+
+# Plain names used everywhere (JSONL keys, summary table, docs).
+BASE_PASS1 = "base_pass@1"
+PASS1_AFTER = "pass@1_after_ttrl"
+SOLVED_DURING = "solved_during_ttrl"
+SCORE_LABELS = {
+    BASE_PASS1: "base pass@1",
+    PASS1_AFTER: "pass@1 after TTRL",
+    SOLVED_DURING: "solved during TTRL (verifier-selected pass@k, paper's metric)",
+}
+
+RESTORE_STRATEGIES = ("snapshot", "reload", "lora")
+GENERATORS = ("symbolic", "model", "both")
+
+
+@dataclass
+class TTRLArguments:
+    """What TTRL runs on and its per-problem budget. GRPO settings (``max_steps`` = GRPO steps per
+    problem, ``num_generations``, ``learning_rate``, ...) come from TRL's ``GRPOConfig`` in the same
+    YAML file; the model from TRL's ``ModelConfig`` (``model_name_or_path``, ``use_peft``, ...).
+    """
+
+    problems: str = field(
+        default="undergrad",
+        metadata={"help": "Bundled problem set name (see ladder_hf.problems.available_sets) or a .jsonl path."},
+    )
+    problem_ids: list[str] | None = field(
+        default=None, metadata={"help": "Only these problem ids (in this order); default: the whole set."}
+    )
+    max_problems: int | None = field(default=None, metadata={"help": "Use at most this many problems."})
+    generator: str = field(
+        default="symbolic",
+        metadata={"help": "Variant generator: 'symbolic', 'model' (model-written) or 'both'.", "choices": GENERATORS},
+    )
+    variant_model: str | None = field(
+        default=None,
+        metadata={"help": "Model that writes variants (Hub id or path); default: the model being adapted."},
+    )
+    variant_depth: int = field(default=2, metadata={"help": "Depth of the variant tree (paper: 2 for TTRL)."})
+    variants_per_node: int = field(default=4, metadata={"help": "Variants asked for per tree node."})
+    max_variants: int = field(
+        default=32, metadata={"help": "Train on at most this many variants per problem (chosen with variant_seed)."}
+    )
+    variant_seed: int = field(default=0, metadata={"help": "Seed of the variant generator and of the subsampling."})
+    eval_every: int = field(
+        default=2,
+        metadata={"help": "Sample answers to the test problem every N GRPO steps ('solved during TTRL'). 0: never."},
+    )
+    eval_samples: int = field(default=4, metadata={"help": "Answers to the test problem sampled at each eval step."})
+    pass_at_1_samples: int = field(
+        default=8,
+        metadata={"help": "Answers sampled after training (pass@1 after TTRL) and from the base model (base pass@1)."},
+    )
+    max_new_tokens: int = field(default=128, metadata={"help": "Token budget of each test-problem answer."})
+    sample_temperature: float = field(default=0.7, metadata={"help": "Sampling temperature of test-problem answers."})
+    reward_funcs: list[str] = field(
+        default_factory=lambda: ["integration", "format"],
+        metadata={"help": "Reward function names from ladder_hf.rewards.REWARD_FUNCS."},
+    )
+    restore: str = field(
+        default="snapshot",
+        metadata={
+            "help": "How the original weights come back after each problem: 'snapshot' (full fine-tuning, "
+            "in-memory copy of the state_dict copied back), 'reload' (full fine-tuning, weights re-read from disk) "
+            "or 'lora' (train a LoRA adapter from ModelConfig's lora_* settings, then discard it).",
+            "choices": RESTORE_STRATEGIES,
+        },
+    )
+    check_restore: bool = field(
+        default=True,
+        metadata={"help": "After each problem, check bitwise that every parameter equals the original."},
+    )
+    verify_timeout: float = field(default=2.0, metadata={"help": "Verifier timeout per answer, seconds."})
+    report_dir: str | None = field(
+        default=None, metadata={"help": "Summary and plots folder; default output_dir/report."}
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Problems and variants
+
+
+def select_problems(args: TTRLArguments) -> list[dict]:
+    """The problems to adapt on, in order (set name or file, optional id list, optional cap)."""
+    from ladder_hf.problems import load_problems
+
+    rows = load_problems(args.problems)
+    if args.problem_ids:
+        by_id = {str(r["id"]): r for r in rows}
+        missing = [i for i in args.problem_ids if i not in by_id]
+        if missing:
+            raise ValueError(f"problem ids not in {args.problems!r}: {missing}")
+        rows = [by_id[i] for i in args.problem_ids]
+    if args.max_problems is not None:
+        rows = rows[: args.max_problems]
+    return rows
+
+
+def _key(problem: dict) -> tuple[str, str, str]:
+    def norm(value: Any) -> str:
+        return "".join(str(value or "").split())
+
+    return norm(problem.get("integrand")), norm(problem.get("lower")), norm(problem.get("upper"))
+
+
+def assert_excludes_test_problem(rows: Iterable[dict], problem: dict) -> None:
+    """Raise ``ValueError`` if a training row is the test problem itself (same id, or same integrand
+    and bounds up to whitespace). The variant generator's contamination guard already rejects
+    equivalent and near-identical variants; this is the last check before any reward is computed.
+    """
+    test_key, test_id = _key(problem), problem.get("id")
+    for row in rows:
+        if _key(row) == test_key or (test_id is not None and row.get("id") == test_id):
+            raise ValueError(f"training data contains the test problem {test_id!r}: {row.get('integrand')!r}")
+
+
+def make_generators(args: TTRLArguments, model=None, tokenizer=None, cache: dict | None = None) -> list[tuple]:
+    """``[(name, generator), ...]`` for ``args.generator``. The model generator reuses the loaded
+    (original-weights) model unless ``variant_model`` names another one, which is loaded once
+    and kept in ``cache``."""
+    from ladder_hf import variants as V
+
+    if args.generator not in GENERATORS:
+        raise ValueError(f"unknown generator {args.generator!r}; choose from {GENERATORS}")
+    generators: list[tuple] = []
+    if args.generator in ("symbolic", "both"):
+        generators.append(("symbolic", V.SymbolicGenerator(seed=args.variant_seed)))
+    if args.generator in ("model", "both"):
+        if args.variant_model:
+            cache = {} if cache is None else cache
+            if args.variant_model not in cache:
+                cache[args.variant_model] = V.TransformersBackend(args.variant_model, seed=args.variant_seed)
+            backend = cache[args.variant_model]
+        else:
+            backend = V.TransformersBackend(model=model, tokenizer=tokenizer, seed=args.variant_seed)
+        generators.append(("model", V.ModelVariantGenerator(backend, seed=args.variant_seed)))
+    return generators
+
+
+def build_variants(problem: dict, args: TTRLArguments, out_dir: str, generators: list[tuple]) -> list[dict]:
+    """Variant tree of one problem with the contamination guard protecting it (resumable: nodes
+    stream to ``out_dir/<generator>/nodes.jsonl``); returns variant rows only (never the root),
+    at most ``max_variants``, a seeded subset when there are more.
+    """
+    import random
+
+    from ladder_hf.variants import generate_tree
+
+    rows: list[dict] = []
+    for name, generator in generators:
+        nodes = generate_tree(
+            [problem],
+            generator,
+            depth=args.variant_depth,
+            out_dir=os.path.join(out_dir, name),
+            protect=[problem],
+            variants_per_node=args.variants_per_node,
+            max_nodes_per_root=args.max_variants,
+        )
+        rows.extend(n for n in nodes if int(n.get("depth") or 0) >= 1)
+    # Deduplicate across generators by integrand and bounds, then keep a seeded subset.
+    unique = list({_key(r): r for r in rows if _key(r) != _key(problem)}.values())
+    random.Random(args.variant_seed).shuffle(unique)
+    return unique[: args.max_variants]
+
+
+def variants_to_dataset(rows: Sequence[dict], problem: dict):
+    """A ``datasets.Dataset`` of GRPO prompts (TRL conversational format, via
+    :func:`ladder_hf.grpo.add_prompts`) from variant rows, keeping the ``integrand``/``lower``/``upper``
+    columns the reward reads. Refuses the test problem.
+    """
+    from datasets import Dataset
+
+    from ladder_hf.grpo import add_prompts
+
+    assert_excludes_test_problem(rows, problem)
+    table = Dataset.from_list(
+        [
+            {
+                "id": str(r.get("id", "")),
+                "integrand": str(r["integrand"]),
+                "lower": str(r.get("lower") or ""),
+                "upper": str(r.get("upper") or ""),
+                "depth": int(r.get("depth", 1)),
+            }
+            for r in rows
+        ]
+    )
+    return add_prompts(table)
+
+
+# ---------------------------------------------------------------------------------------------
+# Answering the test problem
+
+
+def sample_answers(model, tokenizer, problem: dict, n: int, max_new_tokens: int, temperature: float) -> list[str]:
+    """``n`` sampled completions of the problem's prompt (chat template, paper's answer format)."""
+    import torch
+
+    from ladder_hf.problems import build_messages
+
+    if n <= 0:
+        return []
+    inputs = tokenizer.apply_chat_template(
+        build_messages(problem), add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
+    inputs = {k: v.to(model.device) for k, v in inputs.items()}
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model.generate(
+                **inputs,
+                do_sample=True,
+                temperature=temperature,
+                max_new_tokens=max_new_tokens,
+                num_return_sequences=n,
+                pad_token_id=tokenizer.pad_token_id,
+                use_cache=True,
+            )
+    finally:
+        model.train(was_training)
+    prompt_len = inputs["input_ids"].shape[1]
+    return tokenizer.batch_decode(out[:, prompt_len:], skip_special_tokens=True)
+
+
+def score_answers(problem: dict, completions: Sequence[str], timeout: float = 2.0) -> list[dict]:
+    """Score completions of one problem with the ``integration_bee`` metric (answers read from the
+    ``<answer>`` block, as the reward reads them; verified in the verifier's sandbox); one
+    ``{"answer", "correct", "reason"}`` per completion.
+
+    Example:
+        >>> score_answers({"integrand": "2*x"}, ["<answer>x**2</answer>", "no idea"])  # doctest: +SKIP
+        [{'answer': 'x**2', 'correct': True, ...}, {'answer': None, 'correct': False, 'reason': 'no answer'}]
+    """
+    from ladder_hf.metrics.integration_bee.integration_bee import IntegrationBee
+
+    if not completions:
+        return []
+    reference = {k: str(problem.get(k) or "") for k in ("id", "integrand", "lower", "upper")}
+    scores = IntegrationBee(keep_in_memory=True).compute(
+        predictions=[list(completions)], references=[reference], answer_format="tagged", timeout=timeout, k=[1]
+    )
+    return [
+        {"answer": a, "correct": bool(c), "reason": r}
+        for a, c, r in zip(scores["answers"][0], scores["correct"][0], scores["reasons"][0], strict=True)
+    ]
+
+
+def pass_at_1(scored: Sequence[dict]) -> float:
+    """Fraction of answers verified correct (the unbiased pass@1 estimate from n samples)."""
+    return sum(s["correct"] for s in scored) / len(scored) if scored else 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Weight restoration
+
+
+def _tensors(model) -> dict:
+    """Every parameter and buffer by name, each shared (tied) tensor once."""
+    named = dict(model.named_parameters())
+    named.update(model.named_buffers())
+    return named
+
+
+def snapshot_weights(model) -> dict:
+    """A detached copy of every parameter and buffer (tied tensors copied once).
+
+    Example:
+        >>> snap = snapshot_weights(model)  # doctest: +SKIP
+        >>> restore_weights(model, snap); weights_equal(model, snap)  # doctest: +SKIP
+        []
+    """
+    import torch
+
+    with torch.no_grad():
+        return {k: v.detach().clone() for k, v in _tensors(model).items()}
+
+
+def restore_weights(model, snapshot: dict) -> None:
+    """Copy ``snapshot`` back into ``model`` in place (bitwise; no re-allocation)."""
+    import torch
+
+    current = _tensors(model)
+    mismatch = set(snapshot) ^ set(current)
+    if mismatch:
+        raise ValueError(f"snapshot and model disagree on tensors: {sorted(mismatch)[:5]}")
+    with torch.no_grad():
+        for name, tensor in current.items():
+            tensor.copy_(snapshot[name])
+
+
+def weights_equal(model, snapshot: dict) -> list[str]:
+    """Names of parameters/buffers that differ (bitwise) from ``snapshot``; empty when all equal."""
+    import torch
+
+    current = _tensors(model)
+    differ = sorted(set(snapshot) ^ set(current))
+    differ += [k for k in snapshot if k in current and not torch.equal(current[k], snapshot[k])]
+    return differ
+
+
+def _state_bytes(snapshot: dict) -> int:
+    seen, total = set(), 0
+    for t in snapshot.values():
+        if t.data_ptr() not in seen:
+            seen.add(t.data_ptr())
+            total += t.numel() * t.element_size()
+    return total
+
+
+# ---------------------------------------------------------------------------------------------
+# Training callback: look at the test problem every few steps
+
+
+def _make_eval_callback(problem: dict, tokenizer, args: TTRLArguments, on_eval: Callable[[int, list[dict]], None]):
+    from transformers import TrainerCallback
+
+    class TestProblemCallback(TrainerCallback):
+        """Every ``eval_every`` steps, sample answers to the test problem and verify them. The
+        answers are observed only: nothing here feeds a reward or a gradient."""
+
+        def on_step_end(self, train_args, state, control, model=None, **kwargs):
+            if args.eval_every > 0 and state.global_step % args.eval_every == 0 and model is not None:
+                completions = sample_answers(
+                    model, tokenizer, problem, args.eval_samples, args.max_new_tokens, args.sample_temperature
+                )
+                scored = score_answers(problem, completions, args.verify_timeout)
+                for s, c in zip(scored, completions, strict=True):
+                    s["completion"] = c
+                on_eval(state.global_step, scored)
+            return control
+
+    return TestProblemCallback()
+
+
+def _reward_history(log_history: list[dict]) -> list[dict]:
+    """Per-step reward entries from a Trainer's log history (logging_steps=1)."""
+    curve = []
+    for entry in log_history:
+        if "reward" in entry and "step" in entry:
+            curve.append({k: v for k, v in entry.items() if k == "step" or k.startswith("reward")})
+    return curve
+
+
+# ---------------------------------------------------------------------------------------------
+# Results file (append-only, resumable)
+
+
+def read_results(path: str | os.PathLike) -> list[dict]:
+    """Finished records from a results JSONL. A torn last line (run killed mid-write) is cut off
+    the file so later appends start on a clean line."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    raw = path.read_bytes()
+    if raw and not raw.endswith(b"\n"):
+        cut = raw.rfind(b"\n") + 1
+        with open(path, "r+b") as f:
+            f.truncate(cut)
+        raw = raw[:cut]
+    return [json.loads(line) for line in raw.decode("utf-8").splitlines() if line.strip()]
+
+
+def append_result(path: str | os.PathLike, record: dict) -> None:
+    """Append one record and force it to disk before moving on."""
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop
+
+
+def _load(model_path: str, model_args):
+    from ladder_hf.models import load_model_and_tokenizer
+
+    dtype = getattr(model_args, "dtype", None) if model_args is not None else None
+    return load_model_and_tokenizer(model_path, dtype=dtype if dtype not in (None, "auto") else "float32")
+
+
+def run_ttrl(
+    ttrl_args: TTRLArguments,
+    training_args,
+    model_args=None,
+    callbacks: Sequence | None = None,
+) -> dict:
+    """Run TTRL over the chosen problems; return the summary (also written to the report folder).
+
+    ``training_args`` is a TRL ``GRPOConfig``: ``max_steps`` is the GRPO step budget per problem,
+    ``output_dir`` holds ``base.jsonl``, ``results.jsonl``, ``variants/`` and ``report/``.
+    Problems already in ``results.jsonl`` are skipped. ``callbacks`` are extra TrainerCallbacks
+    added to every problem's trainer.
+
+    Example:
+        >>> from trl import GRPOConfig
+        >>> cfg = GRPOConfig(output_dir="out", max_steps=4, use_cpu=True, bf16=False)  # doctest: +SKIP
+        >>> run_ttrl(TTRLArguments(problems="undergrad", max_problems=2), cfg)  # doctest: +SKIP
+    """
+    import copy
+
+    from tqdm.auto import tqdm
+    from trl import GRPOTrainer
+
+    from ladder_hf.models import resolve_model_name_or_path
+    from ladder_hf.rewards import get_reward_funcs
+
+    if ttrl_args.restore not in RESTORE_STRATEGIES:
+        raise ValueError(f"restore must be one of {RESTORE_STRATEGIES}, got {ttrl_args.restore!r}")
+    out = Path(training_args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results_path, base_path = out / RESULTS_FILE, out / BASE_FILE
+    report_dir = Path(ttrl_args.report_dir or out / REPORT_DIR)
+
+    problems = select_problems(ttrl_args)
+    (out / "ttrl_args.json").write_text(json.dumps(asdict(ttrl_args), indent=2) + "\n", encoding="utf-8")
+    model_path = resolve_model_name_or_path(getattr(model_args, "model_name_or_path", None))
+    model, tokenizer = _load(model_path, model_args)
+    reward_funcs = get_reward_funcs(ttrl_args.reward_funcs)
+    backend_cache: dict = {}
+
+    peft_config = None
+    if ttrl_args.restore == "lora":
+        from trl import ModelConfig, get_peft_config
+
+        margs = copy.copy(model_args) if model_args is not None else ModelConfig()
+        margs.use_peft = True
+        peft_config = get_peft_config(margs)
+
+    snapshot = None
+    if ttrl_args.restore == "snapshot" or ttrl_args.check_restore:
+        t0 = time.perf_counter()
+        snapshot = snapshot_weights(model)
+        logger.info("weight snapshot: %.2f s, %.1f MB", time.perf_counter() - t0, _state_bytes(snapshot) / 2**20)
+
+    # Phase 1: base pass@1, once per problem before any adaptation (resumable).
+    base = {r["id"]: r for r in read_results(base_path)}
+    for problem in tqdm([p for p in problems if p["id"] not in base], desc="base pass@1", unit="problem"):
+        t0 = time.perf_counter()
+        completions = sample_answers(
+            model,
+            tokenizer,
+            problem,
+            ttrl_args.pass_at_1_samples,
+            ttrl_args.max_new_tokens,
+            ttrl_args.sample_temperature,
+        )
+        scored = score_answers(problem, completions, ttrl_args.verify_timeout)
+        for s, c in zip(scored, completions, strict=True):
+            s["completion"] = c
+        record = {"id": problem["id"], "samples": scored, BASE_PASS1: pass_at_1(scored), "time_s": _t(t0)}
+        append_result(base_path, record)
+        base[problem["id"]] = record
+
+    # Phase 2: adapt, answer, restore; one problem at a time.
+    done = {r["id"] for r in read_results(results_path)}
+    todo = [p for p in problems if p["id"] not in done]
+    if done:
+        logger.info("resuming: %d finished problem(s) skipped", len([p for p in problems if p["id"] in done]))
+    overall = tqdm(total=len(problems), initial=len(problems) - len(todo), desc="TTRL problems", unit="problem")
+    for problem in todo:
+        overall.set_postfix_str(str(problem["id"]))
+        t_start = time.perf_counter()
+        timings: dict[str, float] = {}
+
+        t0 = time.perf_counter()
+        generators = make_generators(ttrl_args, model, tokenizer, backend_cache)
+        variant_rows = build_variants(problem, ttrl_args, str(out / "variants" / _safe(problem["id"])), generators)
+        del generators
+        timings["variants_s"] = _t(t0)
+
+        during: list[dict] = []
+
+        def on_eval(step: int, scored: list[dict], _during=during) -> None:
+            _during.append({"step": step, "samples": scored, "n_correct": sum(s["correct"] for s in scored)})
+
+        rewards: list[dict] = []
+        final: list[dict] = []
+        restore_info: dict[str, Any] = {"strategy": ttrl_args.restore}
+        trainer = None
+        try:
+            if variant_rows:
+                dataset = variants_to_dataset(variant_rows, problem)
+                run_args = copy.copy(training_args)
+                run_args.output_dir = str(out / "runs" / _safe(problem["id"]))
+                run_args.logging_steps = 1
+                run_args.save_strategy = "no"
+                t0 = time.perf_counter()
+                trainer = GRPOTrainer(
+                    model=model,
+                    reward_funcs=reward_funcs,
+                    args=run_args,
+                    train_dataset=dataset,
+                    processing_class=tokenizer,
+                    peft_config=peft_config,
+                    callbacks=[_make_eval_callback(problem, tokenizer, ttrl_args, on_eval), *(callbacks or [])],
+                )
+                timings["trainer_init_s"] = _t(t0)
+                t0 = time.perf_counter()
+                trainer.train()
+                timings["train_s"] = _t(t0)
+                rewards = _reward_history(trainer.state.log_history)
+                adapted = trainer.model
+            else:
+                logger.warning("problem %s: no variants survived; answering without training", problem["id"])
+                adapted = model
+            # pass@1 after TTRL: fresh samples from the adapted model once training is over.
+            t0 = time.perf_counter()
+            completions = sample_answers(
+                adapted,
+                tokenizer,
+                problem,
+                ttrl_args.pass_at_1_samples,
+                ttrl_args.max_new_tokens,
+                ttrl_args.sample_temperature,
+            )
+            final = score_answers(problem, completions, ttrl_args.verify_timeout)
+            for s, c in zip(final, completions, strict=True):
+                s["completion"] = c
+            timings["final_eval_s"] = _t(t0)
+        finally:
+            # Restore even when training fails or is interrupted, so in-process callers keep the originals.
+            t0 = time.perf_counter()
+            model = _restore(model, trainer, ttrl_args.restore, snapshot, model_path, model_args)
+            timings["restore_s"] = _t(t0)
+            if ttrl_args.check_restore and snapshot is not None:
+                differ = weights_equal(model, snapshot)
+                restore_info["weights_equal_original"] = not differ
+                if differ:
+                    raise RuntimeError(f"weights not restored after {problem['id']}: {differ[:5]}")
+            _free(trainer)
+            trainer = None
+
+        timings["total_s"] = _t(t_start)
+        record = _record(problem, ttrl_args, training_args, variant_rows, rewards, during, final, base, timings)
+        record["restore"] = restore_info
+        append_result(results_path, record)
+        overall.update(1)
+    overall.close()
+
+    records = read_results(results_path)
+    summary = summarize(records, problems)
+    write_report(records, summary, report_dir)
+    return summary
+
+
+def _restore(model, trainer, strategy: str, snapshot: dict | None, model_path: str, model_args):
+    if strategy == "lora":
+        from peft import PeftModel
+
+        wrapped = getattr(trainer, "model", None) if trainer is not None else None
+        if isinstance(wrapped, PeftModel):
+            # Discard the adapter without merging: the frozen base weights were never touched.
+            model = wrapped.unload()
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return model
+    if strategy == "reload":
+        fresh, _ = _load(model_path, model_args)
+        return fresh
+    restore_weights(model, snapshot)
+    return model
+
+
+def _free(trainer) -> None:
+    if trainer is None:
+        return
+    # Drop the optimizer state and buffered rollouts now, not at the next garbage collection.
+    trainer.optimizer = None
+    trainer.lr_scheduler = None
+    import gc
+
+    gc.collect()
+
+
+def _record(problem, ttrl_args, training_args, variant_rows, rewards, during, final, base, timings) -> dict:
+    seen = [s for d in during for s in d["samples"]] + list(final)
+    base_rec = base.get(problem["id"], {})
+    return {
+        "id": problem["id"],
+        "problem": {k: problem.get(k, "") for k in ("integrand", "lower", "upper")},
+        "variants": {
+            "count": len(variant_rows),
+            "generator": ttrl_args.generator,
+            "depth": ttrl_args.variant_depth,
+            "rows": [
+                {k: r.get(k) for k in ("id", "parent_id", "depth", "integrand", "lower", "upper", "generator")}
+                for r in variant_rows
+            ],
+        },
+        "grpo": {
+            "max_steps": training_args.max_steps,
+            "steps_run": rewards[-1]["step"] if rewards else 0,
+            "num_generations": training_args.num_generations,
+            "learning_rate": training_args.learning_rate,
+        },
+        "rewards": rewards,
+        "during_ttrl": during,
+        "final_samples": list(final),
+        "base_samples": base_rec.get("samples", []),
+        "scores": {
+            BASE_PASS1: base_rec.get(BASE_PASS1, 0.0),
+            PASS1_AFTER: pass_at_1(final),
+            SOLVED_DURING: any(s["correct"] for s in seen),
+        },
+        "k_during_ttrl": len(seen),
+        "time": timings,
+    }
+
+
+def _t(t0: float) -> float:
+    return round(time.perf_counter() - t0, 3)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name))
+
+
+# ---------------------------------------------------------------------------------------------
+# Summary, table, plots
+
+
+def summarize(records: Sequence[dict], problems: Sequence[dict] | None = None) -> dict:
+    """Per-problem scores and their means; the three scores under their plain names."""
+    order = {p["id"]: i for i, p in enumerate(problems or [])}
+    records = sorted(records, key=lambda r: order.get(r["id"], math.inf))
+    rows = [
+        {
+            "id": r["id"],
+            "integrand": r["problem"]["integrand"],
+            "variants": r["variants"]["count"],
+            "steps": r["grpo"]["steps_run"],
+            **r["scores"],
+            "k_during_ttrl": r["k_during_ttrl"],
+            "minutes": round(r["time"]["total_s"] / 60, 2),
+        }
+        for r in records
+    ]
+    n = len(rows)
+    means = {
+        BASE_PASS1: sum(r[BASE_PASS1] for r in rows) / n if n else 0.0,
+        PASS1_AFTER: sum(r[PASS1_AFTER] for r in rows) / n if n else 0.0,
+        SOLVED_DURING: sum(bool(r[SOLVED_DURING]) for r in rows) / n if n else 0.0,
+    }
+    return {
+        "n_problems": n,
+        "labels": SCORE_LABELS,
+        "mean": means,
+        "minutes_per_problem": sum(r["minutes"] for r in rows) / n if n else 0.0,
+        "problems": rows,
+    }
+
+
+def summary_markdown(summary: dict) -> str:
+    """The summary as a markdown table (one row per problem, then the means)."""
+    L = SCORE_LABELS
+    head = ["problem", "integrand", "variants", "GRPO steps", L[BASE_PASS1], L[PASS1_AFTER], L[SOLVED_DURING], "min"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in summary["problems"]:
+        cells = [
+            r["id"],
+            f"`{r['integrand']}`",
+            r["variants"],
+            r["steps"],
+            f"{r[BASE_PASS1]:.2f}",
+            f"{r[PASS1_AFTER]:.2f}",
+            f"{'yes' if r[SOLVED_DURING] else 'no'} (k={r['k_during_ttrl']})",
+            f"{r['minutes']:.1f}",
+        ]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    m = summary["mean"]
+    lines.append(
+        f"| **mean over {summary['n_problems']}** | | | | {m[BASE_PASS1]:.2f} | {m[PASS1_AFTER]:.2f} | "
+        f"{m[SOLVED_DURING]:.2f} | {summary['minutes_per_problem']:.1f} |"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def write_report(records: Sequence[dict], summary: dict, report_dir: str | os.PathLike) -> None:
+    """``summary.md``, ``summary.json`` and reward-curve PNGs (one per problem + all together)."""
+    report_dir = Path(report_dir)
+    (report_dir / "plots").mkdir(parents=True, exist_ok=True)
+    (report_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    note = (
+        "# TTRL summary\n\n"
+        f"- **{SCORE_LABELS[BASE_PASS1]}**: the original model's answers, fraction verified.\n"
+        f"- **{SCORE_LABELS[PASS1_AFTER]}**: answers sampled after adapting on the variants, fraction verified.\n"
+        f"- **{SCORE_LABELS[SOLVED_DURING]}**: any of the k answers sampled while adapting (every few steps "
+        "and after training) verified. A verifier-selected pass@k, not comparable to pass@1.\n\n"
+    )
+    (report_dir / "summary.md").write_text(note + summary_markdown(summary), encoding="utf-8")
+    plot_reward_curves(records, report_dir / "plots")
+
+
+def plot_reward_curves(records: Sequence[dict], plot_dir: str | os.PathLike) -> list[str]:
+    """One PNG per problem (mean reward per GRPO step; marks where a test-problem answer verified)
+    and ``all_problems.png``. Returns the written paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plot_dir = Path(plot_dir)
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    fig_all, ax_all = plt.subplots(figsize=(7, 4))
+    for r in records:
+        steps = [e["step"] for e in r["rewards"]]
+        values = [e["reward"] for e in r["rewards"]]
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.plot(steps, values, marker="o", label="mean reward on variants")
+        solved = [d["step"] for d in r["during_ttrl"] if d["n_correct"] > 0]
+        if solved:
+            ax.scatter(solved, [max(values or [0])] * len(solved), marker="*", s=120, c="tab:green", zorder=3,
+                       label="test problem answer verified")  # fmt: skip
+        ax.set_xlabel("GRPO step")
+        ax.set_ylabel("reward")
+        ax.set_title(f"{r['id']}: {r['problem']['integrand']}"[:80])
+        ax.legend(loc="best", fontsize=8)
+        fig.tight_layout()
+        path = plot_dir / f"{_safe(r['id'])}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        paths.append(str(path))
+        ax_all.plot(steps, values, marker=".", label=str(r["id"]))
+    ax_all.set_xlabel("GRPO step")
+    ax_all.set_ylabel("mean reward on variants")
+    ax_all.set_title("TTRL reward curves")
+    if records:
+        ax_all.legend(loc="best", fontsize=7)
+    fig_all.tight_layout()
+    path = plot_dir / "all_problems.png"
+    fig_all.savefig(path, dpi=100)
+    plt.close(fig_all)
+    paths.append(str(path))
+    return paths
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+
+
+def make_parser():
+    """TrlParser over (TTRLArguments, GRPOConfig, ModelConfig): one YAML file holds all three."""
+    from trl import GRPOConfig, ModelConfig, TrlParser
+
+    return TrlParser((TTRLArguments, GRPOConfig, ModelConfig))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``ladder-hf ttrl --config recipes/configs/ttrl_smollm2_cpu.yaml [--key value ...]``."""
+    import sys
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    parser = make_parser()
+    ttrl_args, training_args, model_args = parser.parse_args_and_config(sys.argv[1:] if argv is None else argv)
+    summary = run_ttrl(ttrl_args, training_args, model_args)
+    print(summary_markdown(summary))
+    print(json.dumps({"mean": summary["mean"], "minutes_per_problem": summary["minutes_per_problem"]}, indent=2))
+    return 0
+
+
+__all__ = [
+    "BASE_PASS1",
+    "PASS1_AFTER",
+    "SCORE_LABELS",
+    "SOLVED_DURING",
+    "TTRLArguments",
+    "assert_excludes_test_problem",
+    "build_variants",
+    "main",
+    "make_generators",
+    "pass_at_1",
+    "read_results",
+    "restore_weights",
+    "run_ttrl",
+    "sample_answers",
+    "score_answers",
+    "snapshot_weights",
+    "summarize",
+    "summary_markdown",
+    "variants_to_dataset",
+    "weights_equal",
+    "write_report",
+]

@@ -1,0 +1,38 @@
+"""Strict, safe and fast verification of integration answers (LADDER's reward).
+
+Public API:
+    - :func:`parse_math`: the only way model-written text becomes a sympy expression.
+    - :func:`verify_antiderivative`, :func:`verify_definite`, :func:`verify_batch` ->
+      :class:`VerificationResult` (``.correct``, ``.reason``, ``.status``, ``.checks``).
+    - :func:`run_sandboxed` -> list of :class:`SandboxOutcome` (``.ok``, ``.value``, ``.error``):
+      run any CPU-heavy sympy/mpmath work on untrusted input in worker processes.
+
+Example:
+    >>> from ladder_hf.verifier import verify_antiderivative
+    >>> verify_antiderivative("x*cos(x)", r"x\\sin x + \\cos x").correct  # doctest: +SKIP
+    True
+"""
+
+from .core import (
+    MIN_CHECKS,
+    VerificationResult,
+    verify_antiderivative,
+    verify_batch,
+    verify_definite,
+)
+from .parsing import MathParseError, parse_math
+from .sandbox import SandboxConfig, SandboxOutcome, run_sandboxed, shutdown
+
+__all__ = [
+    "MIN_CHECKS",
+    "MathParseError",
+    "SandboxConfig",
+    "SandboxOutcome",
+    "VerificationResult",
+    "parse_math",
+    "run_sandboxed",
+    "shutdown",
+    "verify_antiderivative",
+    "verify_batch",
+    "verify_definite",
+]

@@ -1,0 +1,552 @@
+"""Grammar-based, bounded parsing of model-written math into sympy.
+
+Model output is hostile input, so it never reaches ``eval``, ``exec`` or ``sympify``. Text goes
+through three bounded stages:
+
+1. a light normalisation (strip ``$``, ``+ C``, LaTeX spacing, unicode minus/pi, ...) on text that
+   is already capped in length and checked for control characters;
+2. a LALR grammar (lark) that knows sympy syntax and the LaTeX that models actually write
+   (``\\frac``, ``\\sqrt[n]{}``, ``\\ln``, ``e^{...}``, ``\\sin^2 x``, ``\\tan^{-1}``, ``|x|``,
+   implicit multiplication ``3x``, ``x e^x``); any other name (``y``, ``__import__``, ``Integral``)
+   is a lexing error;
+3. a tree walk that checks depth and numeric magnitudes (``10**10**10`` is refused) *before* sympy
+   builds, and therefore evaluates, each node.
+
+Example:
+    >>> from ladder_hf.verifier import parse_math
+    >>> parse_math(r"\\frac{1}{2}\\ln|x| + \\sin^2 x + C")
+    log(Abs(x))/2 + sin(x)**2
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from functools import lru_cache
+
+import sympy
+from lark import Lark, Token, Tree
+from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedInput
+from lark.lexer import Lexer
+
+# Bounds. Answers to integration problems are short; anything beyond these is either garbage or an attack.
+MAX_LENGTH = 1000  # characters after normalisation
+MAX_TOKENS = 400
+MAX_NESTING = 30  # open brackets at once
+MAX_TREE_DEPTH = 80  # parse-tree depth (the tree walk recurses)
+MAX_NUMBER_DIGITS = 40  # digits in one numeric literal
+MAX_EXPONENT = 1000  # |e| of a numeric exponent
+MAX_RESULT_DIGITS = 400  # digits of an exact number produced by a power
+
+
+class MathParseError(ValueError):
+    """Raised when text is not a bounded math expression in the expected variable."""
+
+
+# name -> sympy callable. Aliases that models commonly write map to the same function.
+_FUNCTIONS: dict[str, object] = {
+    "sin": sympy.sin,
+    "cos": sympy.cos,
+    "tan": sympy.tan,
+    "cot": sympy.cot,
+    "sec": sympy.sec,
+    "csc": sympy.csc,
+    "cosec": sympy.csc,
+    "asin": sympy.asin,
+    "acos": sympy.acos,
+    "atan": sympy.atan,
+    "acot": sympy.acot,
+    "asec": sympy.asec,
+    "acsc": sympy.acsc,
+    "arcsin": sympy.asin,
+    "arccos": sympy.acos,
+    "arctan": sympy.atan,
+    "arccot": sympy.acot,
+    "arcsec": sympy.asec,
+    "arccsc": sympy.acsc,
+    "sinh": sympy.sinh,
+    "cosh": sympy.cosh,
+    "tanh": sympy.tanh,
+    "coth": sympy.coth,
+    "sech": sympy.sech,
+    "csch": sympy.csch,
+    "asinh": sympy.asinh,
+    "acosh": sympy.acosh,
+    "atanh": sympy.atanh,
+    "acoth": sympy.acoth,
+    "asech": sympy.asech,
+    "acsch": sympy.acsch,
+    "arcsinh": sympy.asinh,
+    "arccosh": sympy.acosh,
+    "arctanh": sympy.atanh,
+    "arccoth": sympy.acoth,
+    "arsinh": sympy.asinh,
+    "arcosh": sympy.acosh,
+    "artanh": sympy.atanh,
+    "arcoth": sympy.acoth,
+    "exp": sympy.exp,
+    "log": sympy.log,  # natural log, as in sympy and in Integration Bee answer keys
+    "ln": sympy.log,
+    "sqrt": sympy.sqrt,
+    "cbrt": sympy.cbrt,
+    "Abs": sympy.Abs,
+    "abs": sympy.Abs,
+    "erf": sympy.erf,
+    "erfc": sympy.erfc,
+    "erfi": sympy.erfi,
+    "Si": sympy.Si,
+    "Ci": sympy.Ci,
+    "Shi": sympy.Shi,
+    "Chi": sympy.Chi,
+    "Ei": sympy.Ei,
+    "li": sympy.li,
+}
+# f^{-1} means the inverse function for these (\sin^{-1} x, \tan^{-1} x), a power for everything else.
+_INVERSES = {
+    "sin": "asin",
+    "cos": "acos",
+    "tan": "atan",
+    "cot": "acot",
+    "sec": "asec",
+    "csc": "acsc",
+    "cosec": "acsc",
+    "sinh": "asinh",
+    "cosh": "acosh",
+    "tanh": "atanh",
+    "coth": "acoth",
+    "sech": "asech",
+    "csch": "acsch",
+}
+_CONSTANTS = {"pi": sympy.pi, "e": sympy.E, "E": sympy.E, "oo": sympy.oo}
+_RESERVED = set(_FUNCTIONS) | set(_CONSTANTS) | {"C", "I"}
+
+_GRAMMAR = r"""
+?start: sum
+
+sum: _signed (ADDOP product)*
+_signed: product | ADDOP product
+// a product is a flat list: explicit operators, divisions and implicit multiplication (3x, x e^x, 2\sin x)
+product: _factor (_mulpart)*
+_mulpart: MULOP _ufactor | DIVOP _ufactor | _factor
+_ufactor: _factor | signed
+signed: ADDOP _ufactor
+_factor: power | bare_call
+
+?power: atom | atom POWOP exponent
+?exponent: power | ADDOP exponent -> signed
+
+?atom: "(" sum ")"
+     | npatom
+// atoms that do not start with "(": only these may begin a bare function argument (\sin x vs \sin(x))
+?npatom: NUMBER -> number
+       | VAR -> var
+       | CONST -> const
+       | "[" sum "]"
+       | "{" sum "}"
+       | LABS sum RABS -> abs
+       | FRAC atom atom -> frac
+       | SQRT "[" sum "]" atom -> root
+       | SQRT atom -> sqrt
+       | FUNC [sub] [fpow] "(" sum ("," sum)* ")" -> call
+
+// LaTeX function application without parentheses: \sin x, \sin 2x, \ln|x|, \sin^2 x, \log_2 x
+bare_call: FUNC [sub] [fpow] bare_arg
+bare_arg: _bare_first _bare_next*
+_bare_first: bare_first_power | bare_call
+?bare_first_power: npatom | npatom POWOP exponent -> power
+_bare_next: bare_power
+?bare_power: bare_atom | bare_atom POWOP exponent -> power
+?bare_atom: NUMBER -> number
+          | VAR -> var
+          | CONST -> const
+          | "{" sum "}"
+sub: "_" atom
+fpow: POWOP exponent
+
+ADDOP: "+" | "-"
+MULOP: "*"
+DIVOP: "/"
+POWOP: "**" | "^"
+NUMBER: /(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?/
+PIPE: "|"
+%declare LABS RABS VAR CONST FUNC FRAC SQRT
+
+%ignore /\s+/
+%ignore /\\[,;:! ]/
+%ignore /\\q?quad/
+%ignore /\\displaystyle/
+"""
+
+# Lexer-only grammar: names are lexed as one NAME token and split into known names below, so the
+# set of allowed names (which depends on the variable) does not need a grammar per variable.
+_NAME_RE = re.compile(r"\\?[A-Za-z]+")
+_CONTROL_RE = re.compile(r"[^\x20-\x7e]")
+_INTEGRAL_RE = re.compile(r"\\i+nt\b|\\oint|integral|integrate|∫", re.IGNORECASE)
+_PLUS_C_RE = re.compile(r"\s*\+\s*(?:C|K|c|\\mathcal\{C\}|C_\{?\d\}?|C_?\d)\s*$")
+_WRAPPER_RE = re.compile(r"\\(?:operatorname|mathrm|text|mathit|textrm)\s*\{\s*([A-Za-z]+)\s*\}")
+_BOXED_RE = re.compile(r"\\boxed\s*\{(.*)\}", re.DOTALL)
+_FRAC_DIGITS_RE = re.compile(r"(\\[dt]?frac)\s*(\d)\s*(\d)")
+_UNICODE = {
+    "\u2212": "-",  # minus sign
+    "\u2013": "-",
+    "\u00b7": "*",
+    "\u22c5": "*",
+    "\u00d7": "*",
+    "\u03c0": "pi",
+    "\u221e": "oo",
+    "\u00b2": "^2",
+    "\u00b3": "^3",
+    "\u221a": "\\sqrt",
+    "\u2009": " ",
+    "\u00a0": " ",
+}
+_DELIMITERS = ("$$", "$", "\\(", "\\)", "\\[", "\\]")
+_LATEX_WORDS = {
+    "\\left": "",
+    "\\right": "",
+    "\\bigl": "",
+    "\\bigr": "",
+    "\\Bigl": "",
+    "\\Bigr": "",
+    "\\big": "",
+    "\\Big": "",
+    "\\infty": "oo",
+    "\\pi": "pi",
+    "\\lvert": "\\lvert",
+    "\\rvert": "\\rvert",
+}
+
+# LaTeX commands that are operators (lexed as names, then mapped to the grammar's terminals)
+_LATEX_TOKENS = {
+    "frac": ("FRAC", "frac"),
+    "dfrac": ("FRAC", "frac"),
+    "tfrac": ("FRAC", "frac"),
+    "sqrt": ("SQRT", "sqrt"),
+    "cdot": ("MULOP", "*"),
+    "times": ("MULOP", "*"),
+    "div": ("DIVOP", "/"),
+}
+
+
+class _ListLexer(Lexer):
+    """Feeds lark a token list we prepared (lexed, names split, ``|`` resolved)."""
+
+    def __init__(self, lexer_conf):  # lark's Lexer interface
+        pass
+
+    def lex(self, data, *args):
+        yield from data
+
+
+@lru_cache(maxsize=1)
+def _lexer() -> Lark:
+    grammar = _GRAMMAR.replace(
+        "%declare LABS RABS VAR CONST FUNC FRAC SQRT",
+        "%declare LABS RABS VAR CONST FUNC FRAC SQRT\n_lexonly: NAME PIPE",
+    )
+    grammar += "\nNAME: /\\\\?[A-Za-z]+/\n"
+    grammar = grammar.replace("?start: sum", "?start: sum | _lexonly")
+    return Lark(grammar, parser="lalr", lexer="basic")
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    return Lark(_GRAMMAR, parser="lalr", lexer=_ListLexer)
+
+
+def _normalise(text: str, variable: str) -> str:
+    for bad, good in _UNICODE.items():
+        text = text.replace(bad, good)
+    text = text.strip()
+    if _CONTROL_RE.search(text):
+        raise MathParseError("control or non-ASCII characters")
+    if _INTEGRAL_RE.search(text):
+        raise MathParseError("rejected: contains an integral")
+    for delim in _DELIMITERS:
+        text = text.replace(delim, " ")
+    text = _WRAPPER_RE.sub(r"\1", text)
+    boxed = _BOXED_RE.fullmatch(text.strip())
+    if boxed:
+        text = boxed.group(1)
+    text = text.replace("\\left|", "\\lvert ").replace("\\right|", "\\rvert ")
+    text = text.replace("\\left.", "").replace("\\right.", "")
+    text = _FRAC_DIGITS_RE.sub(r"\1{\2}{\3}", text)
+    text = text.strip().rstrip(".,;").strip()
+    if variable not in {"C", "K", "c"}:
+        text = _PLUS_C_RE.sub("", text)
+    return text
+
+
+def _split_name(name: str, variable: str, pos: Token) -> list[Token]:
+    """Split a run of letters into known names, longest match first (``xsinx`` -> x sin x)."""
+    tokens = []
+    backslash = name.startswith("\\")
+    body = name[1:] if backslash else name
+    if backslash:
+        command = "\\" + body
+        if command in _LATEX_WORDS:
+            word = _LATEX_WORDS[command]
+            if word == "\\lvert":
+                return [Token("LABS", "|", start_pos=pos.start_pos)]
+            if word == "\\rvert":
+                return [Token("RABS", "|", start_pos=pos.start_pos)]
+            return [] if not word else _split_name(word, variable, pos)
+        if body in _LATEX_TOKENS:
+            kind, value = _LATEX_TOKENS[body]
+            return [Token(kind, value, start_pos=pos.start_pos)]
+        if body in ("vert", "mid"):
+            return [Token("PIPE", "|", start_pos=pos.start_pos)]
+        if body in _FUNCTIONS:
+            return [Token("FUNC", body, start_pos=pos.start_pos)]
+        if body in ("pi", "e"):
+            return [Token("CONST", body, start_pos=pos.start_pos)]
+        raise MathParseError(f"unknown LaTeX command '\\{body[:20]}'")
+    known = sorted([*_FUNCTIONS, *_CONSTANTS, variable], key=len, reverse=True)
+    i = 0
+    while i < len(body):
+        for word in known:
+            if body.startswith(word, i):
+                kind = "VAR" if word == variable else "FUNC" if word in _FUNCTIONS else "CONST"
+                if kind == "CONST" and word in ("e",) and variable == "e":
+                    kind = "VAR"
+                tokens.append(Token(kind, word, start_pos=pos.start_pos + i))
+                i += len(word)
+                break
+        else:
+            bad = re.match(r"[A-Za-z]+", body[i:]).group(0)
+            if bad in ("Integral", "integrate", "int"):
+                raise MathParseError("rejected: contains an integral")
+            raise MathParseError(f"unknown symbol '{bad[:20]}' (only the variable '{variable}' is allowed)")
+    return tokens
+
+
+_OPENERS = {"LPAR", "LSQB", "LBRACE", "LABS"}
+_CLOSERS = {"RPAR", "RSQB", "RBRACE", "RABS"}
+# after these, a '|' opens an absolute value; after anything else it may close one
+_OPEN_CONTEXT = {"ADDOP", "MULOP", "DIVOP", "POWOP", "FUNC", "FRAC", "SQRT", "COMMA", "UNDERSCORE", *_OPENERS}
+
+
+def _tokens(text: str, variable: str) -> list[Token]:
+    try:
+        raw = list(_lexer().lex(text))
+    except UnexpectedCharacters as err:
+        raise MathParseError(f"unexpected character {text[err.pos_in_stream]!r} at {err.pos_in_stream}") from None
+    out: list[Token] = []
+    for tok in raw:
+        if tok.type == "NAME":
+            out.extend(_split_name(str(tok), variable, tok))
+        else:
+            out.append(tok)
+        if len(out) > MAX_TOKENS:
+            raise MathParseError(f"too long (more than {MAX_TOKENS} tokens)")
+    # Resolve '|' into opening/closing bars and bound bracket nesting.
+    stack: list[str] = []
+    resolved: list[Token] = []
+    for tok in out:
+        kind = tok.type
+        if kind == "PIPE":
+            prev = resolved[-1].type if resolved else None
+            closes = stack and stack[-1] == "LABS" and prev is not None and prev not in _OPEN_CONTEXT
+            kind = "RABS" if closes else "LABS"
+            tok = Token(kind, "|", start_pos=tok.start_pos)
+        if kind in _OPENERS:
+            stack.append(kind)
+            if len(stack) > MAX_NESTING:
+                raise MathParseError(f"nested too deeply (more than {MAX_NESTING} brackets)")
+        elif kind in _CLOSERS and stack:
+            stack.pop()
+        resolved.append(tok)
+    if not resolved:
+        raise MathParseError("empty expression")
+    return resolved
+
+
+def _tree_depth(tree: Tree) -> int:
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_TREE_DEPTH:
+            return depth
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
+    return deepest
+
+
+def _digits(n: sympy.Rational) -> float:
+    return max(math.log10(abs(int(n.p)) + 1), math.log10(abs(int(n.q)) + 1))
+
+
+def _power(base: sympy.Expr, exponent: sympy.Expr) -> sympy.Expr:
+    """sympy.Pow with magnitude checks done before sympy evaluates anything."""
+    if exponent.is_Number:
+        if not exponent.is_Rational:
+            raise MathParseError("non-rational numeric exponent")
+        if abs(exponent) > MAX_EXPONENT:
+            raise MathParseError(f"exponent too large (|{exponent}| > {MAX_EXPONENT})")
+        if base.is_Rational and _digits(base) * float(abs(exponent)) > MAX_RESULT_DIGITS:
+            raise MathParseError("number too large")
+    return sympy.Pow(base, exponent)
+
+
+def _check_number(value: sympy.Expr) -> sympy.Expr:
+    if value.is_Rational and _digits(value) > MAX_RESULT_DIGITS:
+        raise MathParseError("number too large")
+    return value
+
+
+class _Builder:
+    """Walks the lark tree and builds sympy, bounding magnitudes before each construction."""
+
+    def __init__(self, variable: str):
+        self.symbol = sympy.Symbol(variable)
+
+    def build(self, node) -> sympy.Expr:
+        if isinstance(node, Token):
+            raise MathParseError(f"unexpected token {node!s}")
+        handler = getattr(self, "_" + node.data, None)
+        if handler is None:  # pragma: no cover - grammar and builder are kept in sync
+            raise MathParseError(f"unsupported construct {node.data}")
+        return handler(node.children)
+
+    def _number(self, children):
+        text = str(children[0])
+        mantissa, _, exponent = text.lower().partition("e")
+        if len(mantissa.replace(".", "")) > MAX_NUMBER_DIGITS or len(exponent.lstrip("+-")) > 3:
+            raise MathParseError(f"number literal longer than {MAX_NUMBER_DIGITS} digits")
+        if exponent and abs(int(exponent)) > MAX_RESULT_DIGITS // 2:
+            raise MathParseError("number too large")
+        return sympy.Rational(text) if ("." in text or exponent) else sympy.Integer(text)
+
+    def _var(self, children):
+        return self.symbol
+
+    def _const(self, children):
+        return _CONSTANTS[str(children[0])]
+
+    def _sum(self, children):
+        terms, sign = [], 1
+        for child in children:
+            if isinstance(child, Token):
+                sign = -1 if str(child) == "-" else 1
+                continue
+            term = self.build(child)
+            terms.append(-term if sign < 0 else term)
+            sign = 1
+        return _check_number(sympy.Add(*terms))
+
+    def _product(self, children):
+        factors, invert = [], False
+        for child in children:
+            if isinstance(child, Token):
+                invert = child.type == "DIVOP"
+                continue
+            value = self.build(child)
+            factors.append(_power(value, sympy.Integer(-1)) if invert else value)
+            invert = False
+        return _check_number(sympy.Mul(*factors))
+
+    def _signed(self, children):
+        sign, value = children
+        value = self.build(value)
+        return -value if str(sign) == "-" else value
+
+    def _power(self, children):
+        base, _, exponent = children
+        return _power(self.build(base), self.build(exponent))
+
+    _bare_power = _power
+
+    def _abs(self, children):
+        return sympy.Abs(self.build(children[1]))
+
+    def _frac(self, children):
+        _, num, den = children
+        return _check_number(sympy.Mul(self.build(num), _power(self.build(den), sympy.Integer(-1))))
+
+    def _sqrt(self, children):
+        return sympy.sqrt(self.build(children[1]))
+
+    def _root(self, children):
+        _, index, radicand = children
+        index = self.build(index)
+        if not (index.is_Integer and 2 <= index <= MAX_EXPONENT):
+            raise MathParseError("root index must be an integer >= 2")
+        return _power(self.build(radicand), sympy.Rational(1, int(index)))
+
+    def _apply(self, name: str, sub, fpow, args: list[sympy.Expr]) -> sympy.Expr:
+        exponent = self.build(fpow.children[1]) if fpow is not None else None
+        if exponent is not None and exponent == -1 and name in _INVERSES:
+            name, exponent = _INVERSES[name], None
+        func = _FUNCTIONS[name]
+        if sub is not None:
+            if func is not sympy.log:
+                raise MathParseError(f"subscript on {name}")
+            args = [*args, self.build(sub.children[0])]
+        if len(args) == 2 and func is sympy.log:
+            value = sympy.log(args[0], args[1])
+        elif len(args) == 1:
+            value = func(args[0])
+        else:
+            raise MathParseError(f"{name} takes one argument")
+        return _power(value, exponent) if exponent is not None else value
+
+    def _call(self, children):
+        name, sub, fpow, *args = children
+        return self._apply(str(name), sub, fpow, [self.build(a) for a in args])
+
+    def _bare_call(self, children):
+        name, sub, fpow, arg = children
+        return self._apply(str(name), sub, fpow, [self.build(arg)])
+
+    def _bare_arg(self, children):
+        return _check_number(sympy.Mul(*[self.build(c) for c in children]))
+
+
+def parse_math(text: str, variable: str = "x") -> sympy.Expr:
+    """Parse sympy syntax or common LaTeX into a sympy expression, safely and within bounds.
+
+    Only the given variable, the constants ``pi``/``e``/``E``/``oo`` and a fixed set of elementary and
+    special functions are allowed. A trailing ``+ C`` is dropped. ``log``/``\\ln``/``\\log`` are the
+    natural logarithm. The result uses a plain ``sympy.Symbol(variable)``.
+
+    Raises:
+        MathParseError: empty, too long or too deep input, unknown names or symbols, an integral,
+            malformed syntax, or numbers beyond the bounds (e.g. ``10**10**10``).
+
+    Example:
+        >>> parse_math("3x^2 e^{x}")
+        3*x**2*exp(x)
+        >>> parse_math(r"\\tan^{-1}(x) + \\sqrt[3]{x}")
+        x**(1/3) + atan(x)
+    """
+    if not isinstance(text, str):
+        raise MathParseError("expected a string")
+    if not re.fullmatch(r"[A-Za-z]{1,8}", variable or "") or variable in _RESERVED:
+        raise ValueError(f"invalid variable name {variable!r}")
+    if len(text) > 4 * MAX_LENGTH:  # before any regex work
+        raise MathParseError(f"too long ({len(text)} characters)")
+    text = _normalise(text, variable)
+    if not text:
+        raise MathParseError("empty expression")
+    if len(text) > MAX_LENGTH:
+        raise MathParseError(f"too long ({len(text)} > {MAX_LENGTH} characters)")
+    tokens = _tokens(text, variable)
+    try:
+        tree = _parser().parse(tokens)
+    except UnexpectedInput as err:
+        token = getattr(err, "token", None)
+        where = f" near {str(token)[:20]!r}" if token is not None and str(token) else ""
+        raise MathParseError(f"syntax error{where}") from None
+    except LarkError as err:
+        raise MathParseError(f"syntax error: {type(err).__name__}") from None
+    if _tree_depth(tree) > MAX_TREE_DEPTH:
+        raise MathParseError(f"nested too deeply (parse tree deeper than {MAX_TREE_DEPTH})")
+    try:
+        expr = _Builder(variable).build(tree)
+    except MathParseError:
+        raise
+    except (RecursionError, MemoryError, OverflowError, ZeroDivisionError, TypeError, ValueError) as err:
+        raise MathParseError(f"could not build expression: {type(err).__name__}") from None
+    if not isinstance(expr, sympy.Expr) or expr.has(sympy.nan, sympy.zoo):
+        raise MathParseError("not a finite expression")
+    return expr

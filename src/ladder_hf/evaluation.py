@@ -1,0 +1,487 @@
+"""Integration Bee evaluation: a model (and sympy) on a problem set, scored by ``integration_bee``.
+
+``ladder-hf evaluate`` / ``recipes/evaluate.py`` run a model (the embedded default, a Hub id or a
+local path; transformers, or vLLM with ``--backend vllm``) on a bundled set (``mit-2025`` by
+default) with the paper's answer format, ``k`` samples per problem, and score the completions with
+the ``integration_bee`` metric. A non-LLM comparator, sympy's own ``integrate`` under a time limit
+in the verifier's sandbox, is scored by the same metric in the same report.
+
+Outputs in ``--output_dir`` (completions and the sympy answers are written as they come, so an
+interrupted run resumes where it stopped):
+
+    run_config.json     the generation settings (a resumed run must match them)
+    completions.jsonl   one row per (problem, sample): id, sample, completion
+    sympy.jsonl         one row per problem: id, answer (or null), status, seconds
+    results.jsonl       per (system, problem): answers, correctness, reasons
+    summary.json        scores of the model and of sympy, settings, wall times
+    summary.md          the same as markdown tables (overall and per problem)
+
+Example:
+    >>> from ladder_hf.evaluation import evaluate_model
+    >>> summary = evaluate_model(problem_set="mit-2025", output_dir="outputs/eval")  # doctest: +SKIP
+    >>> summary["model"]["accuracy"], summary["sympy"]["accuracy"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ladder_hf.metrics import ensure_registered
+from ladder_hf.problems import DEFAULT_SYSTEM_PROMPT, build_messages, load_problems
+
+logger = logging.getLogger(__name__)
+
+# First use of ladder_hf's evaluation registers the metric with evaluate (see ladder_hf.metrics).
+ensure_registered()
+
+STOP_STRINGS = ["</answer>", "</ANSWER>"]
+# Settings that change the completions; a resumed run must use the same ones.
+_GENERATION_KEYS = (
+    "model",
+    "problem_set",
+    "num_samples",
+    "max_new_tokens",
+    "temperature",
+    "top_p",
+    "seed",
+    "system_prompt",
+    "backend",
+    "limit",
+)
+
+
+@dataclass
+class EvaluationConfig:
+    """Settings of ``ladder-hf evaluate`` (each field is a command-line flag)."""
+
+    model: str = field(
+        default="default",
+        metadata={"help": "Model to evaluate: 'default' (embedded SmolLM2-135M-Instruct), a Hub id or a local path."},
+    )
+    problem_set: str = field(
+        default="mit-2025",
+        metadata={"help": "Bundled set (mit-2025, mit-2024, ..., mit, mit-train, undergrad) or a .jsonl of rows."},
+    )
+    output_dir: str = field(default="outputs/evaluate", metadata={"help": "Where completions and summaries go."})
+    num_samples: int = field(
+        default=1, metadata={"help": "Samples per problem (k); >1 reports pass@k and majority vote."}
+    )
+    max_new_tokens: int = field(default=320, metadata={"help": "Generation budget per completion."})
+    temperature: float | None = field(
+        default=None, metadata={"help": "Sampling temperature; default: greedy for 1 sample, 0.7 for several."}
+    )
+    top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling (when sampling)."})
+    batch_size: int = field(default=8, metadata={"help": "Completions generated per forward batch (transformers)."})
+    backend: str = field(default="transformers", metadata={"help": "'transformers' or 'vllm' (needs vllm installed)."})
+    dtype: str = field(default="auto", metadata={"help": "Model dtype: auto, float32, bfloat16, float16."})
+    seed: int = field(default=0, metadata={"help": "Random seed for sampling."})
+    system_prompt: str = field(
+        default=DEFAULT_SYSTEM_PROMPT, metadata={"help": "System prompt (the paper's <answer> format by default)."}
+    )
+    limit: int | None = field(default=None, metadata={"help": "Only the first N problems of the set."})
+    sympy_baseline: bool = field(default=True, metadata={"help": "Also score sympy.integrate on each problem."})
+    sympy_timeout: float = field(default=10.0, metadata={"help": "Seconds sympy may spend on one problem."})
+    verify_timeout: float = field(default=5.0, metadata={"help": "Seconds the verifier may spend on one answer."})
+    answer_format: str = field(
+        default="tagged",
+        metadata={"help": "How model answers are read: 'tagged' (<answer> block, as the reward), 'auto' or 'bare'."},
+    )
+    overwrite: bool = field(
+        default=False, metadata={"help": "Discard earlier outputs in output_dir instead of resuming."}
+    )
+
+    def __post_init__(self):
+        if self.num_samples < 1:
+            raise ValueError("num_samples must be >= 1")
+        if self.backend not in ("transformers", "vllm"):
+            raise ValueError(f"backend must be 'transformers' or 'vllm', not {self.backend!r}")
+
+    @property
+    def sampling_temperature(self) -> float:
+        if self.temperature is not None:
+            return float(self.temperature)
+        return 0.0 if self.num_samples == 1 else 0.7
+
+
+# ---------------------------------------------------------------------------------------- generation
+
+
+def _read_rows(path: Path) -> list[dict]:
+    """Rows of an output JSONL; a line cut by an interrupted write is dropped from the file."""
+    if not path.is_file():
+        return []
+    text = path.read_text(encoding="utf-8")
+    rows, intact = [], True
+    for line in text.splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            intact = False
+    if not intact or (text and not text.endswith("\n")):
+        # Appending after a partial line would corrupt the next row: rewrite the good ones.
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        os.replace(tmp, path)
+    return rows
+
+
+def _done_samples(path: Path) -> dict[tuple[str, int], dict]:
+    return {(row["id"], int(row["sample"])): row for row in _read_rows(path)}
+
+
+def _generate_transformers(model, tokenizer, messages: list[list[dict]], config: EvaluationConfig) -> list[str]:
+    import torch
+
+    texts = [tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m in messages]
+    batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+    temperature = config.sampling_temperature
+    generation = {
+        "max_new_tokens": config.max_new_tokens,
+        "pad_token_id": tokenizer.pad_token_id,
+        # Stop at the closing tag: the answer is complete and the rest would be wasted compute.
+        "stop_strings": STOP_STRINGS,
+        "tokenizer": tokenizer,
+        "do_sample": temperature > 0,
+    }
+    if temperature > 0:
+        generation.update(temperature=temperature, top_p=config.top_p)
+    with torch.inference_mode():
+        out = model.generate(**batch, **generation)
+    return tokenizer.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+
+
+def generate_completions(
+    problems: Sequence[dict], config: EvaluationConfig, out_path: Path, model=None, tokenizer=None
+) -> list[dict]:
+    """Generate ``config.num_samples`` completions per problem, appending rows to ``out_path``.
+
+    Rows already in ``out_path`` (same id and sample index) are kept and not generated again.
+    Returns all rows, in problem then sample order.
+    """
+    done = _done_samples(out_path)
+    todo = [(p, s) for p in problems for s in range(config.num_samples) if (p["id"], s) not in done]
+    if todo:
+        with open(out_path, "a", encoding="utf-8") as writer:
+            if config.backend == "vllm":
+                _run_vllm(todo, config, writer, done)
+            else:
+                _run_transformers(todo, config, writer, done, model, tokenizer)
+    return [done[(p["id"], s)] for p in problems for s in range(config.num_samples)]
+
+
+def _record(writer, done: dict, problem: dict, sample: int, completion: str) -> None:
+    row = {"id": problem["id"], "sample": sample, "completion": completion}
+    writer.write(json.dumps(row, ensure_ascii=False) + "\n")
+    done[(problem["id"], sample)] = row
+
+
+def _run_transformers(todo, config: EvaluationConfig, writer, done: dict, model, tokenizer) -> None:
+    from tqdm.auto import tqdm
+    from transformers import set_seed
+
+    from ladder_hf.models import load_model_and_tokenizer
+
+    if model is None:
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else None
+        model, tokenizer = load_model_and_tokenizer(config.model, dtype=config.dtype, device=device)
+    elif tokenizer is None:
+        raise ValueError("pass the tokenizer with an in-memory model")
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.eval()
+    messages = [build_messages(p, system_prompt=config.system_prompt) for p, _ in todo]
+    # Similar prompt lengths in one batch waste less compute on padding.
+    order = sorted(range(len(todo)), key=lambda i: len(messages[i][-1]["content"]))
+    bar = tqdm(total=len(todo), desc="generating", unit="completion")
+    for start in range(0, len(order), config.batch_size):
+        chunk = order[start : start + config.batch_size]
+        # Seed per batch from its first item so a resumed run samples the same way.
+        set_seed(config.seed + chunk[0] * 1_000 + todo[chunk[0]][1])
+        completions = _generate_transformers(model, tokenizer, [messages[i] for i in chunk], config)
+        for i, completion in zip(chunk, completions, strict=True):
+            _record(writer, done, todo[i][0], todo[i][1], completion)
+        writer.flush()
+        bar.update(len(chunk))
+    bar.close()
+
+
+def _run_vllm(todo, config: EvaluationConfig, writer, done: dict) -> None:
+    try:
+        from vllm import LLM, SamplingParams
+    except ImportError as err:
+        raise ImportError("--backend vllm needs vLLM: pip install 'ladder-hf[vllm]'") from err
+    from ladder_hf.models import resolve_model_name_or_path
+
+    llm = LLM(model=resolve_model_name_or_path(config.model), seed=config.seed, dtype=config.dtype)
+    params = SamplingParams(
+        n=1,
+        temperature=config.sampling_temperature,
+        top_p=config.top_p if config.sampling_temperature > 0 else 1.0,
+        max_tokens=config.max_new_tokens,
+        stop=STOP_STRINGS,
+        include_stop_str_in_output=True,
+    )
+    # vLLM batches everything itself; one request per (problem, sample) keeps resume exact.
+    outputs = llm.chat([build_messages(p, system_prompt=config.system_prompt) for p, _ in todo], params, use_tqdm=True)
+    for (problem, sample), output in zip(todo, outputs, strict=True):
+        _record(writer, done, problem, sample, output.outputs[0].text)
+    writer.flush()
+
+
+# -------------------------------------------------------------------------------------- sympy baseline
+
+
+def sympy_integrate(integrand: str, lower: str, upper: str) -> str | None:
+    """sympy's own answer to one problem (``str`` of the result), or ``None`` when it gives up.
+
+    Runs in a sandboxed worker; the integrand is parsed with ``parse_math`` like any other text.
+
+    Example:
+        >>> sympy_integrate("x**2", "", "")  # doctest: +SKIP
+        'x**3/3'
+    """
+    import sympy
+
+    from ladder_hf.verifier import parse_math
+
+    f = parse_math(integrand)
+    x = next((s for s in f.free_symbols if s.name == "x"), sympy.Symbol("x"))
+    if str(lower).strip() and str(upper).strip():
+        result = sympy.integrate(f, (x, parse_math(lower), parse_math(upper)))
+    else:
+        result = sympy.integrate(f, x)
+    if result.has(sympy.Integral):
+        return None
+    return sympy.sstr(result)
+
+
+def run_sympy_baseline(problems: Sequence[dict], out_path: Path, timeout: float = 10.0) -> list[dict]:
+    """sympy ``integrate`` on each problem under ``timeout`` seconds; rows appended to ``out_path``."""
+    from tqdm.auto import tqdm
+
+    from ladder_hf.verifier import run_sandboxed
+
+    done = {row["id"]: row for row in _read_rows(out_path)}
+    todo = [p for p in problems if p["id"] not in done]
+    chunk_size = max(1, os.cpu_count() or 1)
+    with open(out_path, "a", encoding="utf-8") as writer, tqdm(total=len(todo), desc="sympy integrate") as bar:
+        for start in range(0, len(todo), chunk_size):
+            chunk = todo[start : start + chunk_size]
+            began = time.perf_counter()
+            outcomes = run_sandboxed(
+                sympy_integrate, [(p["integrand"], p.get("lower") or "", p.get("upper") or "") for p in chunk], timeout
+            )
+            seconds = round(time.perf_counter() - began, 2)
+            for problem, outcome in zip(chunk, outcomes, strict=True):
+                answer = outcome.value if outcome.ok else None
+                status = ("solved" if answer else "gave up") if outcome.ok else (outcome.error or "failed")
+                row = {"id": problem["id"], "answer": answer, "status": status, "seconds": seconds}
+                writer.write(json.dumps(row, ensure_ascii=False) + "\n")
+                done[problem["id"]] = row
+            writer.flush()
+            bar.update(len(chunk))
+    return [done[p["id"]] for p in problems]
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+
+def _metric():
+    from ladder_hf.metrics.integration_bee.integration_bee import IntegrationBee
+
+    return IntegrationBee(keep_in_memory=True)
+
+
+def _reference(problem: dict) -> dict:
+    return {k: str(problem.get(k) or "") for k in ("id", "integrand", "lower", "upper")}
+
+
+def _headline(scores: dict, k: int) -> dict:
+    keep = ["count", "num_predictions", "accuracy", "answer_rate", "majority_vote_accuracy", "per_year"]
+    out = {key: scores[key] for key in keep if key in scores}
+    out.update({key: value for key, value in scores.items() if key.startswith("pass@")})
+    if k == 1:
+        out["solved"] = int(sum(scores["correct"]))
+    return out
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def render_markdown(summary: dict, problems: Sequence[dict], per_problem: dict[str, list]) -> str:
+    """The report as markdown: one overall table and one row per problem."""
+    k = summary["config"]["num_samples"]
+    systems = [("model", f"{summary['config']['model']} ({summary['config']['backend']})")]
+    if summary.get("sympy"):
+        systems.append(("sympy", f"sympy integrate ({summary['config']['sympy_timeout']:g} s limit)"))
+    lines = [
+        f"## Integration Bee: {summary['config']['problem_set']} ({len(problems)} problems)",
+        "",
+        f"| system | samples/problem | accuracy | pass@{k} | majority vote | answered | wall time |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key, label in systems:
+        s = summary[key]
+        samples = k if key == "model" else 1
+        solved = f" ({s['solved']}/{s['count']})" if "solved" in s else ""
+        pass_k = _pct(s.get(f"pass@{samples}", s["accuracy"]))
+        majority = _pct(s.get("majority_vote_accuracy"))
+        wall = summary["wall_time_s"][key]
+        lines.append(
+            f"| {label} | {samples} | {_pct(s['accuracy'])}{solved} | {pass_k} | {majority} "
+            f"| {_pct(s['answer_rate'])} | {wall:.0f} s |"
+        )
+    lines += ["", "| problem | " + " | ".join(key for key, _ in systems) + " |", "|---|" + "---|" * len(systems)]
+    for i, problem in enumerate(problems):
+        cells = []
+        for key, _ in systems:
+            c = per_problem[key][i]
+            cells.append(f"{sum(c)}/{len(c)}" if isinstance(c, list) else ("✓" if c else "✗"))
+        lines.append(f"| {problem['id']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def evaluate_model(
+    model: Any = "default",
+    problem_set: str = "mit-2025",
+    output_dir: str | os.PathLike = "outputs/evaluate",
+    tokenizer: Any = None,
+    **kwargs,
+) -> dict:
+    """Evaluate a model (and sympy) on an Integration Bee problem set; write and return the summary.
+
+    Args:
+        model: ``"default"`` (embedded SmolLM2), a Hub id or local path, or an in-memory transformers
+            model (then pass ``tokenizer``).
+        problem_set: a bundled set name or a ``.jsonl`` path (see :func:`ladder_hf.problems.load_problems`).
+        output_dir: where outputs go; an earlier run there with the same settings is resumed.
+        **kwargs: any other :class:`EvaluationConfig` field (num_samples, max_new_tokens, ...).
+
+    Example:
+        >>> s = evaluate_model("default", "mit-2025", "outputs/eval", num_samples=1)  # doctest: +SKIP
+        >>> sorted(s)  # doctest: +SKIP
+        ['config', 'model', 'output_dir', 'sympy', 'wall_time_s']
+    """
+    name = model if isinstance(model, str) else getattr(getattr(model, "config", None), "_name_or_path", "in-memory")
+    config = EvaluationConfig(model=str(name), problem_set=problem_set, output_dir=str(output_dir), **kwargs)
+    return run(config, model=None if isinstance(model, str) else model, tokenizer=tokenizer)
+
+
+def run(config: EvaluationConfig, model=None, tokenizer=None) -> dict:
+    """Run an evaluation described by ``config`` (what ``ladder-hf evaluate`` calls)."""
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_resume(out, config)
+    problems = load_problems(config.problem_set)
+    if config.limit:
+        problems = problems[: config.limit]
+    references = [_reference(p) for p in problems]
+    metric = _metric()
+    wall: dict[str, float] = {}
+
+    began = time.perf_counter()
+    rows = generate_completions(problems, config, out / "completions.jsonl", model=model, tokenizer=tokenizer)
+    k = config.num_samples
+    by_problem = [[r["completion"] for r in rows[i * k : (i + 1) * k]] for i in range(len(problems))]
+    model_scores = metric.compute(
+        predictions=[c[0] for c in by_problem] if k == 1 else by_problem,
+        references=references,
+        answer_format=config.answer_format,
+        timeout=config.verify_timeout,
+    )
+    wall["model"] = time.perf_counter() - began
+    summary: dict[str, Any] = {"config": dataclasses.asdict(config), "output_dir": str(out)}
+    summary["model"] = _headline(model_scores, k)
+    per_problem = {"model": model_scores["correct"]}
+    results = [
+        {
+            "system": "model",
+            "id": p["id"],
+            "answers": _as_list(model_scores["answers"][i]),
+            "correct": _as_list(model_scores["correct"][i]),
+            "reasons": _as_list(model_scores["reasons"][i]),
+        }
+        for i, p in enumerate(problems)
+    ]
+
+    if config.sympy_baseline:
+        began = time.perf_counter()
+        sympy_rows = run_sympy_baseline(problems, out / "sympy.jsonl", timeout=config.sympy_timeout)
+        sympy_scores = metric.compute(
+            predictions=[r["answer"] or "" for r in sympy_rows],
+            references=references,
+            answer_format="bare",
+            timeout=config.verify_timeout,
+        )
+        wall["sympy"] = time.perf_counter() - began
+        summary["sympy"] = _headline(sympy_scores, 1)
+        per_problem["sympy"] = sympy_scores["correct"]
+        results += [
+            {
+                "system": "sympy",
+                "id": p["id"],
+                "answers": [r["answer"]],
+                "status": r["status"],
+                "correct": [sympy_scores["correct"][i]],
+                "reasons": [sympy_scores["reasons"][i]],
+            }
+            for i, (p, r) in enumerate(zip(problems, sympy_rows, strict=True))
+        ]
+    summary["wall_time_s"] = {key: round(value, 1) for key, value in wall.items()}
+
+    with open(out / "results.jsonl", "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in results)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out / "summary.md").write_text(render_markdown(summary, problems, per_problem), encoding="utf-8")
+    return summary
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _check_resume(out: Path, config: EvaluationConfig) -> None:
+    settings = {key: getattr(config, key) for key in _GENERATION_KEYS}
+    path = out / "run_config.json"
+    if config.overwrite:
+        for name in ("completions.jsonl", "sympy.jsonl", "results.jsonl", "summary.json", "summary.md"):
+            (out / name).unlink(missing_ok=True)
+    elif path.is_file():
+        before = json.loads(path.read_text(encoding="utf-8"))
+        changed = sorted(key for key in settings if before.get(key) != settings[key])
+        if changed:
+            raise ValueError(
+                f"{out} holds a run with different settings ({', '.join(changed)}); "
+                "use another --output_dir or pass --overwrite"
+            )
+    path.write_text(json.dumps(settings, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``ladder-hf evaluate [--model M] [--problem_set mit-2025] [--num_samples K] ...``"""
+    from transformers import HfArgumentParser
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    parser = HfArgumentParser(EvaluationConfig)
+    parser.prog = "ladder-hf evaluate"
+    (config,) = parser.parse_args_into_dataclasses(args=argv)
+    summary = run(config)
+    print((Path(config.output_dir) / "summary.md").read_text(encoding="utf-8"))
+    print(f"outputs: {config.output_dir}")
+    return 0 if summary else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

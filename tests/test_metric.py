@@ -1,0 +1,348 @@
+"""The integration_bee metric: scoring, pass@k, majority vote, and how evaluate finds it."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ladder_hf.metrics import metric_path, modules_cache, register, shim_path
+from ladder_hf.metrics.integration_bee.scoring import (
+    answer_fingerprint,
+    default_ks,
+    extract_prediction,
+    group_answers,
+    majority_vote,
+    pass_at_k,
+    resolve_reference,
+    score,
+)
+
+X2 = {"integrand": "x**2", "lower": "", "upper": ""}
+SIN_0_PI = {"integrand": "sin(x)", "lower": "0", "upper": "pi"}
+
+
+@pytest.fixture(scope="module")
+def bee():
+    from ladder_hf.metrics.integration_bee.integration_bee import IntegrationBee
+
+    return IntegrationBee(keep_in_memory=True)
+
+
+# ------------------------------------------------------------------------------------------ pass@k
+
+
+def _pass_at_k_by_enumeration(n: int, c: int, k: int) -> float:
+    samples = [True] * c + [False] * (n - c)
+    draws = list(itertools.combinations(range(n), k))
+    return sum(any(samples[i] for i in draw) for draw in draws) / len(draws)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 7])
+def test_pass_at_k_matches_enumeration_of_all_draws(n):
+    for c in range(n + 1):
+        for k in range(1, n + 1):
+            assert pass_at_k(n, c, k) == pytest.approx(_pass_at_k_by_enumeration(n, c, k))
+
+
+def test_pass_at_k_rejects_impossible_arguments():
+    with pytest.raises(ValueError):
+        pass_at_k(3, 4, 1)
+    with pytest.raises(ValueError):
+        pass_at_k(3, 1, 4)
+
+
+def test_default_ks():
+    assert default_ks(1) == [1]
+    assert default_ks(8) == [1, 2, 4, 8]
+    assert default_ks(6) == [1, 2, 4, 6]
+
+
+# -------------------------------------------------------------------------------- answers, references
+
+
+def test_extract_prediction_modes():
+    completion = "Using the power rule. <answer>x**3/3</answer>"
+    assert extract_prediction(completion) == "x**3/3"
+    assert extract_prediction(completion, "tagged") == "x**3/3"
+    assert extract_prediction("x**3/3") == "x**3/3"
+    assert extract_prediction("x**3/3", "tagged") is None
+    assert extract_prediction("  ", "bare") is None
+    with pytest.raises(ValueError):
+        extract_prediction("x", "loose")
+
+
+def test_resolve_reference_fills_bounds_and_rejects_garbage():
+    assert resolve_reference({"integrand": "x"}) == {"integrand": "x", "lower": "", "upper": ""}
+    with pytest.raises(TypeError):
+        resolve_reference(3)
+    with pytest.raises(ValueError):
+        resolve_reference({"lower": "0"})
+    with pytest.raises(KeyError):
+        resolve_reference("no-such-problem-id")
+
+
+# -------------------------------------------------------------------------------- scoring, one sample
+
+
+def test_single_predictions_correct_and_incorrect(bee):
+    predictions = [
+        "The power rule gives <answer>x**3/3</answer>",  # correct antiderivative
+        "<answer>x**3/3 + 7</answer>",  # correct: differs by a constant
+        "<answer>x**3</answer>",  # wrong
+        "I am not sure.",  # no answer at all
+        "2",  # bare answer, correct definite value
+        "<answer>-2</answer>",  # wrong sign
+    ]
+    references = [X2, X2, X2, X2, SIN_0_PI, SIN_0_PI]
+    out = bee.compute(predictions=predictions, references=references)
+    assert out["correct"] == [True, True, False, False, True, False]
+    assert out["accuracy"] == pytest.approx(3 / 6)
+    assert out["count"] == 6
+    assert out["answers"][0] == "x**3/3"
+    assert out["answers"][3] == "I am not sure."  # auto mode: untagged text is taken as a bare answer
+    assert "per_year" not in out and "pass@1" not in out
+
+
+def test_tagged_format_ignores_untagged_text(bee):
+    out = bee.compute(predictions=["x**3/3", "<answer>x**3/3</answer>"], references=[X2, X2], answer_format="tagged")
+    assert out["correct"] == [False, True]
+    assert out["answers"][0] is None
+    assert out["answer_rate"] == pytest.approx(0.5)
+
+
+def test_hostile_answers_are_rejected_not_executed(bee, tmp_path):
+    marker = tmp_path / "pwned"
+    hostile = f"__import__('os').system('touch {marker}')"
+    out = bee.compute(predictions=[hostile, "x" * 50_000], references=[X2, X2])
+    assert out["correct"] == [False, False]
+    assert not marker.exists()
+
+
+def test_references_must_be_ids_or_dicts(bee):
+    with pytest.raises((TypeError, ValueError)):
+        bee.compute(predictions=["x"], references=[3])
+    with pytest.raises(ValueError):
+        bee.compute(predictions=["x"], references=[{"integrand": "x", "bounds": "0,1"}])
+
+
+# -------------------------------------------------------------------------------- several samples
+
+
+def test_fingerprints_identify_equivalent_answers():
+    a = answer_fingerprint("x**3/3", definite=False)
+    b = answer_fingerprint("(x**3 + 3)/3", definite=False)  # differs by a constant: same antiderivative
+    c = answer_fingerprint("x**3", definite=False)
+    assert a[0] == b[0] == c[0] == "ok"
+    assert group_answers(["x**3/3", "(x**3 + 3)/3", "x**3"], [a, b, c]) == [0, 0, 1]
+    d1 = answer_fingerprint("2", definite=True)
+    d2 = answer_fingerprint("4*sin(pi/6)", definite=True)
+    assert group_answers(["2", "4*sin(pi/6)"], [d1, d2]) == [0, 0]
+    assert answer_fingerprint("x +* 2", definite=False)[0] == "unparseable"
+
+
+def test_majority_vote_prefers_largest_group_then_first():
+    assert majority_vote([0, 1, 1, None], [True, False, False, False]) == (1, False)
+    assert majority_vote([0, 1, 0, 1], [True, False, True, False]) == (0, True)
+    assert majority_vote([None, None], [False, False]) == (None, False)
+
+
+def test_pass_at_k_and_numerically_grouped_majority_vote(bee):
+    predictions = [
+        # three different spellings of one correct antiderivative outvote two identical wrong ones;
+        # grouping by identical strings would pick the wrong "x**3".
+        ["<answer>x**3</answer>", "<answer>x**3/3</answer>", "<answer>x**3</answer>", "x**3/3 + 5", "(x**3+3)/3"],
+        ["<answer>0</answer>", "<answer>0</answer>", "<answer>0</answer>", "2", "<answer>1</answer>"],
+    ]
+    out = bee.compute(predictions=predictions, references=[X2, SIN_0_PI])
+    assert out["num_correct"] == [3, 1]
+    assert out["correct"][0] == [False, True, False, True, True]
+    assert out["accuracy"] == pytest.approx((3 / 5 + 1 / 5) / 2)
+    assert out["pass@1"] == pytest.approx(out["accuracy"])
+    assert out["pass@2"] == pytest.approx((pass_at_k(5, 3, 2) + pass_at_k(5, 1, 2)) / 2)
+    assert out["pass@5"] == pytest.approx(1.0)
+    assert out["majority_correct"] == [True, False]
+    assert out["majority_vote_accuracy"] == pytest.approx(0.5)
+    assert out["majority_answer"] == ["x**3/3", "0"]
+
+
+def test_custom_k_and_invalid_k(bee):
+    out = bee.compute(predictions=[["x**3/3", "x"]], references=[X2], k=[2])
+    assert "pass@2" in out and "pass@1" not in out
+    with pytest.raises(ValueError):
+        bee.compute(predictions=[["x**3/3", "x"]], references=[X2], k=[3])
+
+
+def test_score_function_matches_metric(bee):
+    predictions, references = ["<answer>x**3/3</answer>", "1"], [X2, SIN_0_PI]
+    direct = score(predictions, references)
+    via_metric = bee.compute(predictions=predictions, references=references)
+    assert direct["correct"] == via_metric["correct"] == [True, False]
+
+
+# -------------------------------------------------------------------------------- bundled problems
+
+
+def _official_answer(row: dict) -> str | None:
+    for key in ("answer", "answer_sympy", "answer_machine", "solution"):
+        if isinstance(row.get(key), str) and row[key].strip():
+            return row[key]
+    return None
+
+
+def test_bundled_ids_official_answers_and_per_year(bee):
+    from ladder_hf.problems import load_problems
+
+    try:
+        rows = load_problems("mit-2025")[:3] + load_problems("mit-2024")[:2]
+    except (ValueError, FileNotFoundError) as err:
+        pytest.fail(f"bundled MIT data missing: {err}")
+    rows = [r for r in rows if r.get("verified", True) and _official_answer(r)]
+    assert rows, "no verified official answers in the bundled data"
+    predictions = [f"<answer>{_official_answer(r)}</answer>" for r in rows]
+    predictions[0] = "<answer>x + 12345</answer>"  # one deliberately wrong answer
+    out = bee.compute(predictions=predictions, references=[r["id"] for r in rows], timeout=5.0)
+    assert out["correct"] == [False] + [True] * (len(rows) - 1)
+    assert out["ids"] == [r["id"] for r in rows]
+    years = {str(r["year"]) for r in rows}
+    assert set(out["per_year"]) == years
+    assert sum(v["count"] for v in out["per_year"].values()) == len(rows)
+    first_year = str(rows[0]["year"])
+    n_first = sum(str(r["year"]) == first_year for r in rows)
+    assert out["per_year"][first_year]["accuracy"] == pytest.approx((n_first - 1) / n_first)
+
+
+# -------------------------------------------------------------------------------- registration with evaluate
+
+
+def _env(modules_cache_dir: Path, tmp_path: Path) -> dict:
+    env = dict(os.environ)
+    env.update(
+        HF_EVALUATE_OFFLINE="1",
+        HF_HUB_OFFLINE="1",
+        HF_MODULES_CACHE=str(modules_cache_dir),
+        HF_EVALUATE_CACHE=str(tmp_path / "evaluate-cache"),
+        HF_HOME=str(tmp_path / "hf-home"),
+    )
+    return env
+
+
+def _python(code: str, cwd: Path, env: dict, timeout: int = 180) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+_LOAD_BY_NAME = """
+    import json, sys
+    import evaluate
+    assert "ladder_hf" not in sys.modules
+    bee = evaluate.load("integration_bee")
+    out = bee.compute(predictions=["<answer>x**3/3</answer>", "<answer>x**3</answer>"],
+                      references=[{"integrand": "x**2"}, {"integrand": "x**2"}])
+    print(json.dumps({"cls": type(bee).__name__, "correct": out["correct"]}))
+"""
+
+
+def test_bare_name_after_explicit_registration_offline_other_cwd(tmp_path):
+    """The documented path: `python -m ladder_hf.metrics` once, then any process, any cwd, offline,
+    without importing ladder_hf, loads the metric by bare name from a fresh modules cache."""
+    cache, cwd = tmp_path / "modules", tmp_path / "elsewhere"
+    cwd.mkdir()
+    env = _env(cache, tmp_path)
+    reg = subprocess.run(
+        [sys.executable, "-m", "ladder_hf.metrics"], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert reg.returncode == 0, reg.stderr
+    assert str(cache) in reg.stdout
+    proc = _python(_LOAD_BY_NAME, cwd, env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result == {"cls": "IntegrationBee", "correct": [True, False]}
+
+
+def test_bare_name_fails_without_registration(tmp_path):
+    """Control: the same load in a fresh cache that nothing registered into does not find the metric."""
+    cache, cwd = tmp_path / "modules", tmp_path / "elsewhere"
+    cwd.mkdir()
+    proc = _python(
+        """
+        import evaluate
+        try:
+            evaluate.load("integration_bee")
+        except FileNotFoundError:
+            print("not found")
+        """,
+        cwd,
+        _env(cache, tmp_path),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().endswith("not found")
+
+
+def test_importing_evaluation_registers_on_first_use(tmp_path):
+    cache, cwd = tmp_path / "modules", tmp_path / "elsewhere"
+    cwd.mkdir()
+    proc = _python(
+        """
+        import ladder_hf.evaluation
+        import evaluate
+        print(type(evaluate.load("integration_bee")).__name__)
+        """,
+        cwd,
+        _env(cache, tmp_path),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().endswith("IntegrationBee")
+    assert list(cache.glob("evaluate_modules/metrics/evaluate-metric--integration_bee/*/integration_bee.py"))
+
+
+def test_register_layout_is_idempotent_and_newest(tmp_path):
+    path = register(cache=tmp_path)
+    assert path == shim_path(cache=tmp_path)
+    assert len(path.parent.name) == 64
+    for level in (path.parent, path.parents[1], path.parents[2], path.parents[3]):
+        assert (level / "__init__.py").is_file()
+    # an older shim version with a newer mtime must not shadow this one
+    stale = path.parents[1] / ("0" * 64) / "integration_bee.py"
+    stale.parent.mkdir()
+    stale.write_text("raise ImportError('stale')\n")
+    os.utime(stale, (path.stat().st_mtime + 100, path.stat().st_mtime + 100))
+    assert register(cache=tmp_path) == path
+    assert path.stat().st_mtime > stale.stat().st_mtime
+    assert "from ladder_hf.metrics.integration_bee.integration_bee import IntegrationBee" in path.read_text()
+
+
+def test_modules_cache_agrees_with_evaluate_config(tmp_path):
+    env = dict(os.environ, HF_HOME=str(tmp_path / "home"))
+    env.pop("HF_MODULES_CACHE", None)
+    proc = _python(
+        """
+        from ladder_hf.metrics import modules_cache
+        before = modules_cache()
+        import evaluate.config
+        print(before == evaluate.config.HF_MODULES_CACHE, before)
+        """,
+        tmp_path,
+        env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split()[0] == "True"
+    assert str(tmp_path / "home") in proc.stdout
+    assert isinstance(modules_cache(), Path)
+
+
+def test_load_by_path(tmp_path):
+    import evaluate
+
+    bee = evaluate.load(metric_path(), keep_in_memory=True)
+    assert type(bee).__name__ == "IntegrationBee"
+    out = bee.compute(predictions=["-cos(x)"], references=[{"integrand": "sin(x)"}])
+    assert out["correct"] == [True]
+    assert "2503.00735" in bee.citation

@@ -1,0 +1,180 @@
+"""Variant generation throughput: batched vs one prompt at a time, plus the QC funnel.
+
+Same model, same prompts, same temperatures, same ``max_new_tokens``, in one run:
+
+* **batched**: ``TransformersBackend(batch_size=B)`` generates all prompts B at a time
+  (left padding, per-row temperatures);
+* **sequential**: ``TransformersBackend(batch_size=1)``, one prompt after another.
+
+It prints variants/second (variant strings written, and of those, parsed by the verifier's safe
+parser), the median over ``--repeats`` rounds, and the ratio. Then it builds depth-1 trees for a
+few problems with the model generator and with the symbolic generator and prints both QC funnels
+(requested, generated, parsed, sane, unique, clean, kept).
+
+Default run (embedded SmolLM2-135M-Instruct, CPU): 16 prompts, 64 new tokens, 2 rounds; about
+5-8 minutes on 2 shared cores.
+
+    python benchmarks/variants.py
+    python benchmarks/variants.py --prompts 32 --batch-size 32 --max-new-tokens 96 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+
+PROBLEMS = [
+    {"id": "b1", "integrand": "x**3*sin(2*x)", "lower": "", "upper": ""},
+    {"id": "b2", "integrand": "exp(x)/(exp(2*x) + 1)", "lower": "", "upper": ""},
+    {"id": "b3", "integrand": "x**2*log(x)", "lower": "", "upper": ""},
+    {"id": "b4", "integrand": "sqrt(x + 4)/(x**2 + 1)", "lower": "", "upper": ""},
+]
+
+
+def _round(backend, specs, max_new_tokens):
+    from ladder_hf.variants.base import parse_integrand
+    from ladder_hf.variants.generators import extract_variants
+
+    t0 = time.perf_counter()
+    texts = backend.generate([s.messages for s in specs], [s.temperature for s in specs], max_new_tokens)
+    seconds = time.perf_counter() - t0
+    strings = [v for t in texts for v in extract_variants(t, limit=5)]
+    parsed = 0
+    for s in strings:
+        try:
+            parse_integrand(s)
+            parsed += 1
+        except Exception:
+            pass
+    tokens = sum(len(backend.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
+    tagged = sum("<variant>" in t.lower() for t in texts)
+    return {"seconds": seconds, "variants": len(strings), "parsed": parsed, "tokens": tokens, "tagged": tagged}, texts
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=None, help="default: the embedded SmolLM2-135M-Instruct")
+    parser.add_argument("--prompts", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--variants-per-prompt", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--funnel-problems", type=int, default=3)
+    parser.add_argument("--funnel-variants", type=int, default=6, help="variants requested per problem (funnel)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from ladder_hf.models import load_model_and_tokenizer
+    from ladder_hf.variants import ModelVariantGenerator, QualityConfig, SymbolicGenerator, TransformersBackend
+    from ladder_hf.variants.tree import generate_tree, read_funnel
+
+    torch.manual_seed(args.seed)
+    model, tokenizer = load_model_and_tokenizer(args.model)
+    batched = TransformersBackend(args.model, batch_size=args.batch_size, model=model, tokenizer=tokenizer)
+    single = TransformersBackend(args.model, batch_size=1, model=model, tokenizer=tokenizer)
+    gen = ModelVariantGenerator(batched, variants_per_prompt=args.variants_per_prompt, seed=args.seed)
+    parents = [PROBLEMS[i % len(PROBLEMS)] for i in range(args.prompts)]
+    specs = gen.build_prompts(parents, args.variants_per_prompt)  # one prompt per parent
+    print(
+        f"model={batched.model_name} torch_threads={torch.get_num_threads()} prompts={len(specs)} "
+        f"batch_size={args.batch_size} max_new_tokens={args.max_new_tokens} "
+        f"variants_per_prompt={args.variants_per_prompt} repeats={args.repeats}"
+    )
+
+    # Warm-up (first-call overheads) on two prompts, not timed.
+    batched.generate([s.messages for s in specs[:2]], [1.0, 1.0], 4)
+
+    results = {"batched": [], "sequential": []}
+    samples = []
+    for r in range(args.repeats):
+        # Alternate the order so neither mode always runs on a warmer or quieter machine.
+        for mode in ("batched", "sequential") if r % 2 == 0 else ("sequential", "batched"):
+            backend = batched if mode == "batched" else single
+            res, texts = _round(backend, specs, args.max_new_tokens)
+            results[mode].append(res)
+            samples.extend(texts[:2])
+            counts = f"variants={res['variants']:3d} parsed={res['parsed']:3d}"
+            print(f"  round {r + 1} {mode:<10} {res['seconds']:7.1f}s  {counts}")
+
+    def med(mode, key):
+        return statistics.median(x[key] for x in results[mode])
+
+    def rate(mode, key):
+        return statistics.median(x[key] / x["seconds"] for x in results[mode])
+
+    print("\n| mode | median s/round | variants/s | parsed variants/s | new tokens/s |")
+    print("|---|---:|---:|---:|---:|")
+    for mode in ("sequential", "batched"):
+        print(
+            f"| {mode} (batch {1 if mode == 'sequential' else args.batch_size}) | {med(mode, 'seconds'):.1f} | "
+            f"{rate(mode, 'variants'):.2f} | {rate(mode, 'parsed'):.2f} | {rate(mode, 'tokens'):.1f} |"
+        )
+    ratio_time = med("sequential", "seconds") / med("batched", "seconds")
+    ratio_var = rate("batched", "variants") / max(rate("sequential", "variants"), 1e-9)
+    print(f"\nspeed-up batched / sequential: {ratio_time:.2f}x wall time per round, {ratio_var:.2f}x variants/s")
+
+    allr = results["batched"] + results["sequential"]
+    n_prompts = len(specs) * len(allr)
+    written, parsed, tagged = (
+        sum(x["variants"] for x in allr),
+        sum(x["parsed"] for x in allr),
+        sum(x["tagged"] for x in allr),
+    )
+    asked = n_prompts * args.variants_per_prompt
+    print(
+        f"\nparse rate of {batched.model_name} as a variant writer: {tagged}/{n_prompts} completions used <variant> "
+        f"tags; {written} variant strings for {asked} asked; {parsed} parsed "
+        f"({parsed / max(written, 1):.0%} of written, {parsed / max(asked, 1):.0%} of asked)"
+    )
+    print("sample completions:")
+    for t in samples[:3]:
+        print("  ---", json.dumps(t[:240]))
+
+    print(
+        "\nQC funnel, depth-1 trees for",
+        args.funnel_problems,
+        "problems,",
+        args.funnel_variants,
+        "variants requested each",
+    )
+    quality = QualityConfig(sympy_timeout=3.0)
+    rows = []
+    for name, generator in (
+        (
+            "model",
+            ModelVariantGenerator(
+                batched,
+                variants_per_prompt=args.variants_per_prompt,
+                seed=args.seed,
+                max_new_tokens=args.max_new_tokens,
+            ),
+        ),
+        ("symbolic", SymbolicGenerator(seed=args.seed)),
+    ):
+        with tempfile.TemporaryDirectory() as out:
+            t0 = time.perf_counter()
+            generate_tree(
+                PROBLEMS[: args.funnel_problems],
+                generator,
+                1,
+                out,
+                variants_per_node=args.funnel_variants,
+                quality=quality,
+                progress=False,
+            )
+            funnel = read_funnel(out)
+            rows.append((name, funnel, time.perf_counter() - t0))
+    stages = list(rows[0][1])
+    print("| generator | " + " | ".join(stages) + " | seconds |")
+    print("|---|" + "---:|" * (len(stages) + 1))
+    for name, funnel, secs in rows:
+        print(f"| {name} | " + " | ".join(str(funnel[s]) for s in stages) + f" | {secs:.1f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,422 @@
+"""Recursive variant trees, written incrementally and resumable.
+
+``generate_tree`` expands every kept node breadth-first, depth by depth, down to ``depth``:
+the generator proposes ``variants_per_node`` candidates per parent, quality control
+(:mod:`ladder_hf.variants.quality`) filters them, and the kept ones become the parent's children.
+
+Files in ``out_dir``:
+
+``nodes.jsonl``       kept nodes: the roots (depth 0) and every kept variant
+``rejected.jsonl``    rejected candidates with the stage that rejected them (an audit trail)
+``expansions.jsonl``  one line per expanded parent: its child ids and its QC funnel counts
+``qc.json``           funnel totals (requested, generated, parsed, sane, unique, clean, kept)
+``run.json``          the settings of the run
+
+Crash safety: a parent's children are appended to ``nodes.jsonl`` and flushed to disk *before*
+its line in ``expansions.jsonl``; that line is the commit record. On restart, torn last lines are
+truncated, children of uncommitted expansions are removed, and duplicates (same id) are dropped,
+then generation continues with the parents not yet expanded. A run killed at any point and
+restarted therefore ends with no lost and no duplicated node. Node ids are positional
+(``<parent id>.<k>``), so resumed runs use the same ids.
+
+Example:
+    >>> from ladder_hf.variants import SymbolicGenerator, generate_tree
+    >>> nodes = generate_tree([{"id": "p1", "integrand": "x**2*exp(x)", "lower": "", "upper": ""}],
+    ...                       SymbolicGenerator(seed=0), depth=2, out_dir="variants/demo")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections import Counter
+from dataclasses import asdict
+
+from tqdm.auto import tqdm
+
+from ladder_hf.variants.base import Candidate, parse_integrand
+from ladder_hf.variants.quality import (
+    ContaminationGuard,
+    FingerprintIndex,
+    QualityConfig,
+    _interval,
+    profile_batch,
+    solvability_batch,
+)
+
+logger = logging.getLogger(__name__)
+
+NODES_FILE = "nodes.jsonl"
+REJECTED_FILE = "rejected.jsonl"
+EXPANSIONS_FILE = "expansions.jsonl"
+FUNNEL_FILE = "qc.json"
+RUN_FILE = "run.json"
+FUNNEL_STAGES = ("requested", "generated", "parsed", "sane", "unique", "clean", "kept")
+
+
+# ----------------------------------------------------------------------------------------------
+# Append-only JSONL with crash recovery
+
+
+def _read_jsonl_recover(path: str) -> list[dict]:
+    """Rows of a JSONL file; a torn last line (a crash mid-write) is cut off the file."""
+    if not os.path.exists(path):
+        return []
+    with open(path, "rb") as f:
+        data = f.read()
+    end = data.rfind(b"\n") + 1
+    if end != len(data):
+        with open(path, "r+b") as f:
+            f.truncate(end)
+        data = data[:end]
+    rows = []
+    for line in data.decode("utf-8").splitlines():
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                logger.warning("skipping a corrupt line in %s", path)
+    return rows
+
+
+def _append(path: str, rows: list[dict]) -> None:
+    if not rows:
+        return
+    payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(payload)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _rewrite(path: str, rows: list[dict]) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _write_json(path: str, obj) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def root_id(problem: dict) -> str:
+    """The problem's ``id``, or a stable hash of its integrand and bounds."""
+    if problem.get("id"):
+        return str(problem["id"])
+    key = f"{problem['integrand']}|{problem.get('lower', '')}|{problem.get('upper', '')}"
+    return "expr-" + hashlib.sha1(key.encode()).hexdigest()[:10]
+
+
+class TreeState:
+    """What is on disk: committed nodes, rejected rows, expansion records."""
+
+    def __init__(self, out_dir: str):
+        self.out_dir = out_dir
+        os.makedirs(out_dir, exist_ok=True)
+        self.nodes_path = os.path.join(out_dir, NODES_FILE)
+        self.rejected_path = os.path.join(out_dir, REJECTED_FILE)
+        self.expansions_path = os.path.join(out_dir, EXPANSIONS_FILE)
+        self._recover()
+
+    def _recover(self) -> None:
+        expansions = {}
+        for rec in _read_jsonl_recover(self.expansions_path):
+            expansions.setdefault(rec["parent_id"], rec)
+        raw_nodes = _read_jsonl_recover(self.nodes_path)
+        raw_rejected = _read_jsonl_recover(self.rejected_path)
+        by_id: dict[str, dict] = {}
+        for n in raw_nodes:
+            by_id.setdefault(n["id"], n)
+        # An expansion record is valid only if every child it names is on disk (it always is when
+        # the write order held; this guards against files edited or copied by hand).
+        expansions = {p: r for p, r in expansions.items() if all(c in by_id for c in r["children"])}
+        committed = {c for r in expansions.values() for c in r["children"]}
+        nodes = [n for n in by_id.values() if n.get("depth", 0) == 0 or n["id"] in committed]
+        rejected = [r for r in raw_rejected if r.get("parent_id") in expansions]
+        if len(nodes) != len(raw_nodes):
+            logger.info("recovered %s: kept %d of %d node lines", self.nodes_path, len(nodes), len(raw_nodes))
+            _rewrite(self.nodes_path, nodes)
+        if len(rejected) != len(raw_rejected):
+            _rewrite(self.rejected_path, rejected)
+        if len(expansions) != len(_read_jsonl_recover(self.expansions_path)):
+            _rewrite(self.expansions_path, list(expansions.values()))
+        self.nodes: list[dict] = nodes
+        self.node_ids = {n["id"] for n in nodes}
+        self.expansions: dict[str, dict] = expansions
+
+    def add_roots(self, roots: list[dict]) -> None:
+        new = [r for r in roots if r["id"] not in self.node_ids]
+        _append(self.nodes_path, new)
+        self.nodes.extend(new)
+        self.node_ids.update(r["id"] for r in new)
+
+    def commit_expansion(self, parent_id: str, children: list[dict], rejected: list[dict], funnel: dict) -> None:
+        _append(self.nodes_path, children)
+        _append(self.rejected_path, rejected)
+        record = {"parent_id": parent_id, "children": [c["id"] for c in children], "funnel": funnel}
+        _append(self.expansions_path, [record])
+        self.nodes.extend(children)
+        self.node_ids.update(c["id"] for c in children)
+        self.expansions[parent_id] = record
+
+    def funnel(self) -> dict[str, int]:
+        total = Counter({k: 0 for k in FUNNEL_STAGES})
+        for rec in self.expansions.values():
+            total.update(rec["funnel"])
+        return {k: int(total[k]) for k in FUNNEL_STAGES}
+
+
+# ----------------------------------------------------------------------------------------------
+# Rows
+
+
+def _node(
+    node_id: str, parent: dict | None, problem: dict, expr, cand: Candidate | None, profile, solv, kind: str
+) -> dict:
+    depth = 0 if parent is None else parent["depth"] + 1
+    diff = solv.difficulty
+    return {
+        "id": node_id,
+        "root_id": node_id if parent is None else parent["root_id"],
+        "parent_id": None if parent is None else parent["id"],
+        "depth": depth,
+        "integrand": str(expr),
+        "lower": str(problem.get("lower") or ""),
+        "upper": str(problem.get("upper") or ""),
+        "kind": kind,
+        "transformations": list(cand.transformations) if cand else [],
+        "persona": cand.persona if cand else "",
+        "temperature": cand.temperature if cand else None,
+        "generator": cand.generator if cand else "",
+        "difficulty": diff,
+        "difficulty_delta": None
+        if parent is None or parent.get("difficulty") is None
+        else round(diff - parent["difficulty"], 3),
+        "sympy_solvable": solv.sympy_solvable,
+        "sympy_antiderivative": solv.sympy_antiderivative,
+        "source_problem": problem.get("source_problem") or problem.get("id")
+        if parent is None
+        else parent["source_problem"],
+        "raw": cand.raw if cand else str(problem["integrand"]),
+        "kept": True,
+        "qc_status": "root" if parent is None else "kept",
+        "numeric_sane": profile.sane,
+        "duplicate_of": None,
+        "contaminated_with": None,
+        "qc_fingerprint": profile.fingerprint,
+    }
+
+
+def _rejected(cand: Candidate, parent: dict, status: str, reason: str = "", **extra) -> dict:
+    return {
+        "id": None,
+        "root_id": parent["root_id"],
+        "parent_id": parent["id"],
+        "depth": parent["depth"] + 1,
+        "integrand": None if cand.expr is None else str(cand.expr),
+        "raw": cand.raw,
+        "kind": cand.kind,
+        "transformations": list(cand.transformations),
+        "persona": cand.persona,
+        "temperature": cand.temperature,
+        "generator": cand.generator,
+        "kept": False,
+        "qc_status": status,
+        "qc_reason": reason or cand.parse_error,
+        **extra,
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# The tree
+
+
+def _make_roots(problems: list[dict], guard: ContaminationGuard | None, config: QualityConfig) -> list[dict]:
+    exprs = [parse_integrand(p["integrand"]) for p in problems]
+    intervals = [_interval(p.get("lower", ""), p.get("upper", "")) for p in problems]
+    profiles = profile_batch(exprs, intervals, config)
+    solvs = solvability_batch(exprs, config)
+    roots = []
+    for p, e, prof, s in zip(problems, exprs, profiles, solvs, strict=True):
+        row = _node(root_id(p), None, {**p, "source_problem": p.get("id") or root_id(p)}, e, None, prof, s, "root")
+        if guard is not None:
+            # A root that is itself protected (TTRL: the test problem) stays as the tree's source,
+            # flagged; its variants are what the guard filters.
+            row["contaminated_with"] = guard.check(e, prof.fingerprint) or None
+        roots.append(row)
+    return roots
+
+
+def _expand_chunk(
+    parents: list[dict],
+    generator,
+    variants_per_node: int,
+    state: TreeState,
+    index: FingerprintIndex,
+    ids_by_fp: list[str],
+    guard: ContaminationGuard | None,
+    config: QualityConfig,
+    budget: Counter,
+    max_nodes_per_root: int | None,
+) -> int:
+    proposals = generator.propose(parents, variants_per_node)
+    flat = [(i, c) for i, cands in enumerate(proposals) for c in cands if c.expr is not None]
+    intervals = [_interval(parents[i].get("lower", ""), parents[i].get("upper", "")) for i, _ in flat]
+    profiles = profile_batch([c.expr for _, c in flat], intervals, config)
+    prof_of = {id(c): p for (_, c), p in zip(flat, profiles, strict=True)}
+
+    # Sanity, dedup and contamination per parent, in order, so siblings dedup against each other.
+    survivors: list[list[tuple[Candidate, object]]] = [[] for _ in parents]
+    rejected: list[list[dict]] = [[] for _ in parents]
+    funnels = [Counter({k: 0 for k in FUNNEL_STAGES}) for _ in parents]
+    for i, (parent, cands) in enumerate(zip(parents, proposals, strict=True)):
+        f = funnels[i]
+        f["requested"] += variants_per_node
+        for c in cands:
+            f["generated"] += 1
+            if c.expr is None:
+                rejected[i].append(_rejected(c, parent, "unparsable"))
+                continue
+            f["parsed"] += 1
+            prof = prof_of[id(c)]
+            if not prof.sane:
+                rejected[i].append(_rejected(c, parent, "not_sane", prof.reason))
+                continue
+            f["sane"] += 1
+            dup = index.find(prof.fingerprint)
+            if dup is not None:
+                rejected[i].append(_rejected(c, parent, "duplicate", duplicate_of=ids_by_fp[dup]))
+                continue
+            f["unique"] += 1
+            if guard is not None:
+                reason = guard.check(c.expr, prof.fingerprint)
+                if reason:
+                    rejected[i].append(_rejected(c, parent, "contaminated", reason, contaminated_with=reason))
+                    continue
+            f["clean"] += 1
+            # Registered now so later siblings dedup against it; its id is fixed once it is kept.
+            index.add(prof.fingerprint)
+            ids_by_fp.append("")
+            survivors[i].append((c, prof, len(ids_by_fp) - 1))
+
+    flat_survivors = [(i, c, p, k) for i, s in enumerate(survivors) for c, p, k in s]
+    solvs = solvability_batch([c.expr for _, c, _, _ in flat_survivors], config)
+    children: list[list[dict]] = [[] for _ in parents]
+    for (i, c, prof, k), solv in zip(flat_survivors, solvs, strict=True):
+        parent = parents[i]
+        if max_nodes_per_root is not None and budget[parent["root_id"]] >= max_nodes_per_root:
+            rejected[i].append(_rejected(c, parent, "over_budget"))
+            ids_by_fp[k] = f"(over budget, not kept: {c.expr})"
+            continue
+        node_id = f"{parent['id']}.{len(children[i])}"
+        ids_by_fp[k] = node_id
+        children[i].append(_node(node_id, parent, parent, c.expr, c, prof, solv, c.kind))
+        budget[parent["root_id"]] += 1
+        funnels[i]["kept"] += 1
+    for i, parent in enumerate(parents):
+        state.commit_expansion(parent["id"], children[i], rejected[i], dict(funnels[i]))
+    return sum(len(c) for c in children)
+
+
+def generate_tree(
+    problems: list[dict],
+    generator,
+    depth: int,
+    out_dir: str,
+    protect: list[dict] | None = None,
+    variants_per_node: int = 10,
+    max_nodes_per_root: int | None = None,
+    batch_parents: int = 8,
+    quality: QualityConfig | None = None,
+    progress: bool = True,
+) -> list[dict]:
+    """Build (or resume) variant trees for ``problems`` down to ``depth``; return all kept nodes.
+
+    Args:
+        problems: rows with ``integrand`` (sympy syntax in ``x``), ``lower``, ``upper``, ``id``.
+        generator: a :class:`SymbolicGenerator` or :class:`ModelVariantGenerator`.
+        depth: levels of variants below each root (paper: 3, or 2 for the Integration Bee).
+        out_dir: where ``nodes.jsonl`` and the funnel files go; an existing run there is resumed.
+        protect: problems (a test set) no variant may equal or nearly equal; guard on when given.
+        variants_per_node: candidates requested per parent (before QC).
+        max_nodes_per_root: cap on kept variants per tree (paper: about 500 per problem).
+        batch_parents: parents expanded per generator call (model backends batch across them).
+        quality: :class:`QualityConfig` (sanity fraction, tolerances, sympy time limit).
+
+    Example:
+        >>> nodes = generate_tree(load_problems("mit-2025")[:2], SymbolicGenerator(seed=0), 2, "out")  # doctest: +SKIP
+        >>> sorted({n["depth"] for n in nodes})  # doctest: +SKIP
+        [0, 1, 2]
+    """
+    if depth < 0:
+        raise ValueError("depth must be >= 0")
+    config = quality or QualityConfig()
+    state = TreeState(out_dir)
+    run_path = os.path.join(out_dir, RUN_FILE)
+    settings = {
+        "generator": getattr(generator, "name", type(generator).__name__),
+        "depth": depth,
+        "variants_per_node": variants_per_node,
+        "max_nodes_per_root": max_nodes_per_root,
+        "protected": len(protect or []),
+        "problems": [root_id(p) for p in problems],
+        "quality": asdict(config),
+    }
+    if os.path.exists(run_path):
+        with open(run_path, encoding="utf-8") as f:
+            previous = json.load(f)
+        if previous.get("generator") != settings["generator"]:
+            logger.warning(
+                "resuming %s written by %s with %s", out_dir, previous.get("generator"), settings["generator"]
+            )
+    _write_json(run_path, settings)
+
+    guard = ContaminationGuard(protect, config) if protect else None
+    missing = [p for p in problems if root_id(p) not in state.node_ids]
+    if missing:
+        state.add_roots(_make_roots(missing, guard, config))
+
+    index = FingerprintIndex(config.rtol)
+    ids_by_fp: list[str] = []
+    for n in state.nodes:
+        if n.get("qc_fingerprint") is not None:
+            index.add(n["qc_fingerprint"])
+            ids_by_fp.append(n["id"])
+    wanted_roots = {root_id(p) for p in problems}
+    budget = Counter(n["root_id"] for n in state.nodes if n["depth"] > 0)
+
+    bar = tqdm(desc="variants", unit="node", disable=not progress, initial=len(state.nodes))
+    for level in range(depth):
+        parents = [
+            n
+            for n in state.nodes
+            if n["depth"] == level and n["root_id"] in wanted_roots and n["id"] not in state.expansions
+        ]
+        bar.set_description(f"variants (depth {level + 1}/{depth})")
+        for start in range(0, len(parents), max(1, batch_parents)):
+            chunk = parents[start : start + batch_parents]
+            added = _expand_chunk(
+                chunk, generator, variants_per_node, state, index, ids_by_fp, guard, config, budget, max_nodes_per_root
+            )
+            bar.update(added)
+            funnel = state.funnel()
+            bar.set_postfix(kept=funnel["kept"], parsed=funnel["parsed"], generated=funnel["generated"])
+            _write_json(os.path.join(out_dir, FUNNEL_FILE), funnel)
+    bar.close()
+    funnel = state.funnel()
+    _write_json(os.path.join(out_dir, FUNNEL_FILE), funnel)
+    return [n for n in state.nodes if n["root_id"] in wanted_roots]
+
+
+def read_funnel(out_dir: str) -> dict[str, int]:
+    """The QC funnel totals of a variants folder (recomputed from ``expansions.jsonl``)."""
+    return TreeState(out_dir).funnel()

@@ -1,0 +1,548 @@
+"""Tests for ladder_hf.variants: generators, backends, quality control, trees, resumability, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import sympy
+
+from ladder_hf.variants import (
+    PERSONAS,
+    TRANSFORMATIONS,
+    ContaminationGuard,
+    FingerprintIndex,
+    ModelVariantGenerator,
+    OpenAIBackend,
+    QualityConfig,
+    SymbolicGenerator,
+    TransformersBackend,
+    VLLMBackend,
+    difficulty,
+    extract_variants,
+    generate_tree,
+    profile_batch,
+    read_funnel,
+    sample_transformations,
+    solvability_batch,
+)
+from ladder_hf.variants.backends import _per_row_temperature_processor
+from ladder_hf.variants.quality import same_function, structure_key
+from ladder_hf.variants.symbolic import drop_factor, drop_summand, lower_exponent, unwrap_composition
+from ladder_hf.variants.tree import FUNNEL_STAGES, NODES_FILE, TreeState
+
+x = sympy.Symbol("x")
+FAST_QC = QualityConfig(sympy_timeout=2.0)
+
+PROBLEMS = [
+    {"id": "p1", "integrand": "x**3*sin(2*x)", "lower": "", "upper": ""},
+    {"id": "p2", "integrand": "exp(x)/(exp(2*x) + 1)", "lower": "0", "upper": "1"},
+    {"id": "p3", "integrand": "x**2*log(x) + sqrt(x + 4)", "lower": "", "upper": ""},
+]
+
+
+def _json(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _lines(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+# ---------------------------------------------------------------------------------------------
+# Transformation library
+
+
+def test_library_has_all_kinds_and_sampling_respects_kind():
+    kinds = {t.kind for t in TRANSFORMATIONS}
+    assert kinds == {"easier", "equivalent", "harder"}
+    assert len({t.name for t in TRANSFORMATIONS}) == len(TRANSFORMATIONS)
+    assert sum(t.kind == "easier" for t in TRANSFORMATIONS) >= 25
+    assert len(PERSONAS) >= 15
+    rng = random.Random(0)
+    for k in range(3, 7):
+        picks = sample_transformations(rng, "easier", k)
+        assert len(picks) == k and len({p.name for p in picks}) == k
+        assert all(p.kind == "easier" for p in picks)
+
+
+# ---------------------------------------------------------------------------------------------
+# Symbolic generator
+
+
+def test_mutations_do_what_they_say():
+    e = sympy.sympify("x**3*sin(2*x) + exp(x)/(x**2 + 1)")
+    rng = random.Random(0)
+    assert sympy.sympify("exp(x)/(x**2 + 1)") in drop_summand(e, rng)
+    assert sympy.sympify("x**2*sin(2*x) + exp(x)/(x**2 + 1)") in lower_exponent(e, rng)
+    assert sympy.sympify("x**3*sin(x) + exp(x)/(x**2 + 1)") in unwrap_composition(e, rng)
+    assert sympy.sympify("x**3 + exp(x)/(x**2 + 1)") in drop_factor(e, rng)
+
+
+def test_symbolic_generator_is_deterministic_and_valid():
+    parents = [{"id": p["id"], "integrand": p["integrand"]} for p in PROBLEMS]
+    a = SymbolicGenerator(seed=7).propose(parents, 6)
+    b = SymbolicGenerator(seed=7).propose(parents, 6)
+    c = SymbolicGenerator(seed=8).propose(parents, 6)
+    strings = lambda out: [[cand.raw for cand in cands] for cands in out]  # noqa: E731
+    assert strings(a) == strings(b)
+    assert strings(a) != strings(c)
+    for parent, cands in zip(parents, a, strict=True):
+        assert len(cands) == 6
+        parent_expr = sympy.sympify(parent["integrand"])
+        assert len({cand.raw for cand in cands}) == 6
+        for cand in cands:
+            assert cand.expr.has(x) and cand.expr != parent_expr
+            assert cand.kind in ("easier", "equivalent") and cand.generator == "symbolic"
+            assert len(cand.transformations) == 1
+            # What we store must round-trip through the verifier's safe parser.
+            from ladder_hf.verifier import parse_math
+
+            assert sympy.simplify(parse_math(cand.raw) - cand.expr) == 0
+
+
+def test_symbolic_mix_is_mostly_easier():
+    gen = SymbolicGenerator(seed=1)
+    cands = [c for cs in gen.propose([{"id": "p", "integrand": "x**4*exp(3*x) + cos(x)**3"}], 12) for c in cs]
+    kinds = [c.kind for c in cands]
+    assert kinds.count("easier") > kinds.count("equivalent") > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Model generator, prompts, parsing
+
+
+class ScriptedBackend:
+    """A backend that returns scripted completions and records what it was asked."""
+
+    model_name = "scripted"
+
+    def __init__(self, replies):
+        self.replies = replies
+        self.calls = []
+
+    def generate(self, conversations, temperatures, max_new_tokens=256):
+        self.calls.append((conversations, temperatures))
+        return [self.replies[i % len(self.replies)] for i in range(len(conversations))]
+
+
+def test_extract_variants_tags_lists_and_garbage():
+    assert extract_variants("<variant>x**2</variant> and <VARIANT> ∫ sin(x) dx </VARIANT>") == ["x**2", "sin(x)"]
+    assert extract_variants("Here:\n1. x*exp(x)\n2) `cos(x)`\n- $x**3$ dx") == ["x*exp(x)", "cos(x)", "x**3"]
+    assert extract_variants("I cannot help with that.") == []
+    assert extract_variants("<variant>a</variant><variant>b</variant><variant>c</variant>", limit=2) == ["a", "b"]
+
+
+def test_model_generator_prompts_mix_temperatures_and_parse_counts():
+    backend = ScriptedBackend(
+        ["<variant>x**2</variant>\n<variant>import os; os.system('rm')</variant>\n<variant>sin(x)</variant>"]
+    )
+    gen = ModelVariantGenerator(backend, variants_per_prompt=3, seed=0)
+    parents = [{"id": f"p{i}", "integrand": "x**3*exp(x)"} for i in range(40)]
+    out = gen.propose(parents, 6)  # 2 prompts per parent
+    conversations, temperatures = backend.calls[0]
+    assert len(conversations) == 80
+    assert temperatures[:8] == [0.8, 1.0, 1.2, 1.4, 0.8, 1.0, 1.2, 1.4]
+    kinds = []
+    for conv in conversations:
+        system, user = conv[0]["content"], conv[1]["content"]
+        assert any(p in system for p in PERSONAS)
+        assert "x**3*exp(x)" in user and "<variant>" in user
+        n_suggestions = sum(line.startswith("- ") for line in user.splitlines())
+        assert 3 <= n_suggestions <= 6
+        kinds.append("easier" if "easier than this one" in user else "equivalent")
+    harder = [t.description for t in TRANSFORMATIONS if t.kind == "harder"]
+    users = [c[1]["content"] for c in conversations]
+    assert not any(h in u for h in harder for u in users) and not any("harder than this" in u for u in users)
+    share_easier = kinds.count("easier") / len(kinds)
+    assert 0.55 <= share_easier <= 0.85  # target mix 70/30 over 80 prompts
+    for cands in out:
+        assert len(cands) == 6
+        parsed = [c for c in cands if c.parsed]
+        assert [str(c.expr) for c in parsed] == ["x**2", "sin(x)", "x**2", "sin(x)"]
+        bad = [c for c in cands if not c.parsed]
+        assert len(bad) == 2 and all(c.parse_error for c in bad)
+        assert all(c.temperature in (0.8, 1.0, 1.2, 1.4) and c.generator == "scripted" for c in cands)
+
+
+def test_model_generator_counts_output_with_no_variants_as_unparsable():
+    gen = ModelVariantGenerator(ScriptedBackend(["Sorry, I can't do that."]), variants_per_prompt=5)
+    [cands] = gen.propose([{"id": "p", "integrand": "x"}], 5)
+    assert len(cands) == 1 and not cands[0].parsed
+
+
+def test_per_row_temperature_processor():
+    import torch
+
+    scores = torch.tensor([[2.0, 4.0], [2.0, 4.0]])
+    out = _per_row_temperature_processor([0.5, 2.0])(None, scores)
+    assert torch.allclose(out, torch.tensor([[4.0, 8.0], [1.0, 2.0]]))
+
+
+def test_transformers_backend_batched_generation(tiny_model_dir):
+    backend = TransformersBackend(tiny_model_dir, batch_size=3, seed=0)
+    assert backend.tokenizer.padding_side == "left"
+    convs = [[{"role": "user", "content": "integrate " + "x" * (i * 7 + 1)}] for i in range(5)]
+    outs = backend.generate(convs, [0.8, 1.0, 1.2, 1.4, 0.8], max_new_tokens=4)
+    assert len(outs) == 5 and all(isinstance(o, str) for o in outs)
+    # Near-greedy sampling: the result of a prompt does not depend on its batch neighbours.
+    single = TransformersBackend(tiny_model_dir, batch_size=1)
+    cold = [1e-4] * 3
+    assert backend.generate(convs[:3], cold, 4) == single.generate(convs[:3], cold, 4)
+
+
+def test_vllm_backend_clear_error_without_vllm():
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vllm is installed here; this test covers the missing-vllm message")
+    with pytest.raises(ImportError, match=r"pip install 'ladder-hf\[vllm\]'"):
+        VLLMBackend("some/model")
+
+
+# ---------------------------------------------------------------------------------------------
+# OpenAI-compatible backend against a server on 127.0.0.1
+
+
+class _ChatServer:
+    """A minimal OpenAI-compatible chat completions server for the tests."""
+
+    def __init__(self, fail_first: int = 0):
+        self.requests = []
+        self.fail_first = fail_first
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if self.path != "/v1/chat/completions":
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                with threading.Lock():
+                    server.requests.append(body)
+                    n = len(server.requests)
+                if n <= server.fail_first:
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                k = 2 + n % 4
+                content = f"<variant>x**{k}</variant>\n<variant>sin({k}*x)</variant>\n<variant>?? bad ((</variant>"
+                payload = {
+                    "id": f"c{n}",
+                    "object": "chat.completion",
+                    "model": body["model"],
+                    "choices": [
+                        {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+                    ],
+                }
+                data = json.dumps(payload).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_openai_backend_against_local_server(tmp_path):
+    with _ChatServer(fail_first=1) as server:
+        backend = OpenAIBackend(server.url, "local-model", max_workers=4)
+        gen = ModelVariantGenerator(backend, variants_per_prompt=3, seed=0)
+        nodes = generate_tree(PROBLEMS[:1], gen, depth=1, out_dir=str(tmp_path), variants_per_node=6, quality=FAST_QC)
+    reqs = server.requests
+    assert len(reqs) == 1 + 2  # one 503 retried, then two prompts
+    assert all(r["model"] == "local-model" and r["max_tokens"] == 256 for r in reqs)
+    assert {r["temperature"] for r in reqs} <= {0.8, 1.0, 1.2, 1.4}
+    assert reqs[-1]["messages"][0]["role"] == "system" and "x**3*sin(2*x)" in reqs[-1]["messages"][1]["content"]
+    funnel = read_funnel(str(tmp_path))
+    assert funnel["generated"] == 6 and funnel["parsed"] == 4  # the "?? bad" lines are counted, then dropped
+    children = [n for n in nodes if n["depth"] == 1]
+    assert len(children) == funnel["kept"] >= 2
+    assert all(n["generator"] == "local-model" and n["temperature"] in (0.8, 1.0, 1.2, 1.4) for n in children)
+
+
+def test_openai_backend_reports_http_errors():
+    class Bad(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            self.send_response(400)
+            self.end_headers()
+            self.wfile.write(b'{"error": "bad model"}')
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Bad)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        backend = OpenAIBackend(f"http://127.0.0.1:{httpd.server_address[1]}/v1", "m", retries=0)
+        with pytest.raises(RuntimeError, match="HTTP 400"):
+            backend.generate([[{"role": "user", "content": "hi"}]], [1.0], 8)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Quality control
+
+
+def test_numeric_sanity():
+    exprs = [sympy.log(x), sympy.sqrt(-1 - x**2), sympy.Integer(3), x - x + sympy.sin(x) * 0, 1 / x, sympy.exp(x) * x]
+    intervals = [None, None, None, None, (-1.0, 1.0), (0.0, 1.0)]
+    profiles = profile_batch(exprs, intervals, FAST_QC)
+    assert [p.sane for p in profiles] == [True, False, False, False, True, True]
+    assert "constant" in profiles[2].reason and "constant" in profiles[3].reason
+    assert "real" in profiles[1].reason
+    # log(x) is real only for x > 0: undefined points are None in its fingerprint.
+    assert profiles[0].fingerprint[0] is None and profiles[0].fingerprint[-1] == pytest.approx(1.2835, abs=1e-3)
+
+
+def test_numeric_sanity_rejects_nonreal_interval():
+    [p] = profile_batch([sympy.sqrt(x)], [(-2.0, -1.0)], FAST_QC)
+    assert not p.sane and "interval" in p.reason
+
+
+def test_numeric_dedup_beyond_strings():
+    a, b, c = sympy.sin(2 * x), 2 * sympy.sin(x) * sympy.cos(x), sympy.sin(2 * x) + 1e-3
+    pa, pb, pc = (p.fingerprint for p in profile_batch([a, b, c], config=FAST_QC))
+    assert same_function(pa, pb) and not same_function(pa, pc)
+    index = FingerprintIndex()
+    index.add(pa)
+    assert index.find(pb) == 0 and index.find(pc) is None
+
+
+def test_contamination_guard():
+    guard = ContaminationGuard(
+        [{"id": "t1", "integrand": "x**3*sin(2*x)"}, {"id": "t2", "integrand": "exp(x)/(1 + exp(2*x))"}]
+    )
+    candidates = {
+        "x**3*sin(2*x)": "identical",
+        "x**3*(2*sin(x)*cos(x))": "numerically equivalent",
+        "5*x**3*sin(2*x)": "constant multiple",
+        "x**3*sin(7*x) + 2": "different numbers",
+        "exp(x)/(exp(2*x) + 3)": "different numbers",
+        "x**2*sin(x)": "",
+        "x*exp(x)": "",
+    }
+    exprs = [sympy.sympify(s) for s in candidates]
+    profiles = profile_batch(exprs, config=FAST_QC)
+    for (text, expected), e, p in zip(candidates.items(), exprs, profiles, strict=True):
+        verdict = guard.check(e, p.fingerprint)
+        if expected:
+            assert expected in verdict, (text, verdict)
+        else:
+            assert verdict == "", (text, verdict)
+
+
+def test_structure_key_keeps_exponents():
+    k = lambda s: structure_key(sympy.sympify(s))  # noqa: E731
+    assert k("8*x**3*sin(4*x)") == k("x**3*sin(3*x)")
+    assert k("x**3*sin(3*x)") != k("x**2*sin(3*x)")
+
+
+def test_solvability_and_difficulty():
+    exprs = [x**2, x * sympy.exp(x), sympy.exp(x**2) * sympy.sin(x) / (x + sympy.exp(x))]
+    results = solvability_batch(exprs, QualityConfig(sympy_timeout=3.0))
+    assert results[0].sympy_solvable and results[1].sympy_solvable and not results[2].sympy_solvable
+    anti = sympy.sympify(results[1].sympy_antiderivative)
+    assert sympy.simplify(sympy.diff(anti, x) - exprs[1]) == 0
+    assert results[0].difficulty < results[1].difficulty < results[2].difficulty
+    assert difficulty(1, 2) == pytest.approx(1 + 1.585, abs=1e-3)
+
+
+# ---------------------------------------------------------------------------------------------
+# Trees
+
+
+def _tree_summary(nodes):
+    return sorted((n["id"], n["integrand"], n["parent_id"] or "") for n in nodes)
+
+
+def test_generate_tree_structure_and_funnel(tmp_path):
+    out = str(tmp_path / "tree")
+    nodes = generate_tree(
+        PROBLEMS, SymbolicGenerator(seed=0), depth=2, out_dir=out, variants_per_node=3, quality=FAST_QC
+    )
+    ids = [n["id"] for n in nodes]
+    assert len(ids) == len(set(ids))
+    by_id = {n["id"]: n for n in nodes}
+    assert {n["depth"] for n in nodes} == {0, 1, 2}
+    for n in nodes:
+        if n["depth"] == 0:
+            assert n["parent_id"] is None and n["root_id"] == n["id"] and n["source_problem"] == n["id"]
+        else:
+            parent = by_id[n["parent_id"]]
+            assert n["depth"] == parent["depth"] + 1 and n["root_id"] == parent["root_id"]
+            assert n["lower"] == parent["lower"] and n["upper"] == parent["upper"]
+            assert n["generator"] == "symbolic" and n["kind"] in ("easier", "equivalent")
+            assert n["kept"] and n["numeric_sane"]
+            assert n["difficulty_delta"] == pytest.approx(n["difficulty"] - parent["difficulty"], abs=1e-3)
+            if n["sympy_solvable"]:
+                anti = sympy.sympify(n["sympy_antiderivative"])
+                assert sympy.simplify(sympy.diff(anti, x) - sympy.sympify(n["integrand"])) == 0
+    # No two kept nodes are numerically the same function.
+    fps = [n["qc_fingerprint"] for n in nodes]
+    assert not any(same_function(fps[i], fps[j]) for i in range(len(fps)) for j in range(i))
+    funnel = _json(os.path.join(out, "qc.json"))
+    assert list(funnel) == sorted(FUNNEL_STAGES) or set(funnel) == set(FUNNEL_STAGES)
+    counts = [funnel[s] for s in FUNNEL_STAGES]
+    assert counts == sorted(counts, reverse=True)
+    assert funnel["kept"] == sum(n["depth"] > 0 for n in nodes)
+    rejected = _lines(os.path.join(out, "rejected.jsonl"))
+    assert len(rejected) == funnel["generated"] - funnel["kept"]
+    # Rerunning a finished tree changes nothing.
+    again = generate_tree(
+        PROBLEMS, SymbolicGenerator(seed=0), depth=2, out_dir=out, variants_per_node=3, quality=FAST_QC
+    )
+    assert _tree_summary(again) == _tree_summary(nodes)
+    assert len(_lines(os.path.join(out, NODES_FILE))) == len(nodes)
+
+
+def test_generate_tree_contamination_guard(tmp_path):
+    protect = [{"id": "test-1", "integrand": "x**3*sin(2*x)"}]
+    nodes = generate_tree(
+        PROBLEMS[:1], SymbolicGenerator(seed=0), 2, str(tmp_path), protect=protect, variants_per_node=5, quality=FAST_QC
+    )
+    guard = ContaminationGuard(protect)
+    variants = [n for n in nodes if n["depth"] > 0]
+    assert variants
+    for n in variants:
+        assert guard.check(sympy.sympify(n["integrand"]), n["qc_fingerprint"]) == ""
+    root = nodes[0]
+    assert root["contaminated_with"].startswith("test-1")
+    rejected = _lines(tmp_path / "rejected.jsonl")
+    assert any(r["qc_status"] == "contaminated" for r in rejected)
+    assert read_funnel(str(tmp_path))["clean"] < read_funnel(str(tmp_path))["unique"]
+
+
+def test_max_nodes_per_root(tmp_path):
+    nodes = generate_tree(
+        PROBLEMS[:2],
+        SymbolicGenerator(seed=0),
+        3,
+        str(tmp_path),
+        variants_per_node=4,
+        max_nodes_per_root=5,
+        quality=FAST_QC,
+    )
+    for root in ("p1", "p2"):
+        assert sum(n["root_id"] == root and n["depth"] > 0 for n in nodes) == 5
+
+
+def test_resume_repairs_torn_and_uncommitted_writes(tmp_path):
+    ref_dir, dir_ = str(tmp_path / "ref"), str(tmp_path / "crashed")
+    cfg = {"depth": 2, "variants_per_node": 3, "quality": FAST_QC, "progress": False}
+    reference = generate_tree(PROBLEMS[:2], SymbolicGenerator(seed=3), out_dir=ref_dir, **cfg)
+    # A run that got through depth 1 and crashed while writing the children of a depth-1 node:
+    # those children are on disk but their expansion record is not, and the last line is torn.
+    ref_nodes = _lines(os.path.join(ref_dir, NODES_FILE))
+    ref_exp = _lines(os.path.join(ref_dir, "expansions.jsonl"))
+    os.makedirs(dir_)
+    committed = ref_exp[:3]
+    committed_ids = {c for r in committed for c in r["children"]}
+    orphan_parent = ref_exp[3]["parent_id"]
+    keep = [n for n in ref_nodes if n["depth"] == 0 or n["id"] in committed_ids]
+    orphans = [n for n in ref_nodes if n["parent_id"] == orphan_parent]
+    with open(os.path.join(dir_, NODES_FILE), "w") as f:
+        for n in keep + orphans:
+            f.write(json.dumps(n) + "\n")
+        f.write(json.dumps(ref_nodes[-1])[:25])  # torn line
+    with open(os.path.join(dir_, "expansions.jsonl"), "w") as f:
+        for r in committed:
+            f.write(json.dumps(r) + "\n")
+    state = TreeState(dir_)
+    assert {n["id"] for n in state.nodes} == {n["id"] for n in keep}
+    resumed = generate_tree(PROBLEMS[:2], SymbolicGenerator(seed=3), out_dir=dir_, **cfg)
+    assert _tree_summary(resumed) == _tree_summary(reference)
+    on_disk = _lines(os.path.join(dir_, NODES_FILE))
+    assert len(on_disk) == len({n["id"] for n in on_disk}) == len(reference)
+    assert read_funnel(dir_) == read_funnel(ref_dir)
+
+
+def _cli(*args):
+    return [sys.executable, "-m", "ladder_hf.cli", "variants", *args]
+
+
+def test_resume_after_kill(tmp_path):
+    """Kill a real generation subprocess (SIGKILL) at several points; the restarted run matches."""
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text("".join(json.dumps(p) + "\n" for p in PROBLEMS))
+    common = ["--problems", str(problems), "--generator", "symbolic", "--depth", "3", "--variants-per-node", "3"]
+    common += ["--batch-parents", "1", "--sympy-timeout", "1", "--seed", "5", "--no-progress"]
+    ref_dir, dir_ = tmp_path / "ref", tmp_path / "killed"
+    subprocess.run(_cli("generate", *common, "--out", str(ref_dir)), check=True, capture_output=True, timeout=600)
+    reference = _lines(ref_dir / NODES_FILE)
+    assert len(reference) > 30
+    kills = 0
+    for threshold in (len(PROBLEMS) + 1, len(reference) // 3, (2 * len(reference)) // 3):
+        proc = subprocess.Popen(
+            _cli("generate", *common, "--out", str(dir_)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.time() + 300
+        while proc.poll() is None and time.time() < deadline:
+            path = dir_ / NODES_FILE
+            if path.exists() and path.read_bytes().count(b"\n") >= threshold:
+                break
+            time.sleep(0.01)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    assert kills >= 2  # the run really was interrupted mid-way
+    subprocess.run(_cli("generate", *common, "--out", str(dir_)), check=True, capture_output=True, timeout=600)
+    final = _lines(dir_ / NODES_FILE)
+    assert len(final) == len({n["id"] for n in final})  # nothing duplicated
+    assert _tree_summary(final) == _tree_summary(reference)  # nothing lost
+    assert read_funnel(str(dir_)) == read_funnel(str(ref_dir))
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+
+
+def test_cli_generate_with_expressions_and_protect(tmp_path):
+    from ladder_hf.variants.cli import main
+
+    out = tmp_path / "out"
+    args = ["generate", "--problems", "x**2*exp(x)", "cos(x)**3", "--generator", "symbolic", "--depth", "1"]
+    args += ["--out", str(out), "--protect", "x**2*exp(3*x)", "--variants-per-node", "4", "--no-progress"]
+    rc = main([*args, "--sympy-timeout", "2"])
+    assert rc == 0
+    nodes = _lines(out / NODES_FILE)
+    roots = [n for n in nodes if n["depth"] == 0]
+    assert sorted(r["integrand"] for r in roots) == ["x**2*exp(x)", "cos(x)**3"] or len(roots) == 2
+    assert all(r["id"].startswith("expr-") for r in roots)
+    assert _json(out / "run.json")["protected"] == 1
+    assert _json(out / "qc.json")["kept"] == len(nodes) - 2
+
+
+def test_cli_rejects_unparsable_problem(tmp_path):
+    from ladder_hf.variants.cli import main
+
+    with pytest.raises(SystemExit, match="not a problem set"):
+        main(["generate", "--problems", "__import__('os')", "--generator", "symbolic", "--out", str(tmp_path)])

@@ -11,9 +11,10 @@ tree listing, ``paths-info``, commit history, repo info by revision and ``resolv
 Point the clients at it with ``HF_ENDPOINT=<url>``, ``HF_TOKEN=<anything>`` and
 ``HF_HUB_DISABLE_XET=1`` (set before ``huggingface_hub`` is imported, e.g. in a subprocess).
 
-Fault injection for tests: ``server.faults["commit"] = 500`` makes every commit request fail with
-that status until the key is removed (keys: ``commit``, ``lfs_upload``, ``lfs_batch``,
-``preupload``, ``tag``, ``branch``).
+Fault injection for tests: ``server.faults["commit"] = 500`` (or, from a client process,
+``POST /_test/faults {"commit": 500}``) makes every commit request fail with that status until
+the key is removed (keys: ``commit``, ``lfs_upload``, ``lfs_batch``, ``preupload``, ``tag``,
+``branch``). ``GET /_test/state`` returns the server's own view of tags, branches and commits.
 
 Example:
     >>> server = HubServer().start()  # doctest: +SKIP
@@ -222,6 +223,18 @@ class HubState:
         repo.branches[branch] = commit.oid
         return commit
 
+    def snapshot(self) -> dict:
+        """Tags, branches and commit count (on main) of every repo, and the LFS object count."""
+        repos = {}
+        for (repo_type, repo_id), repo in self.repos.items():
+            main = repo.commits[repo.branches["main"]] if "main" in repo.branches else None
+            repos[f"{repo_type}:{repo_id}"] = {
+                "tags": dict(repo.tags),
+                "branches": dict(repo.branches),
+                "commits": len(self.history(repo, main)) if main else 0,
+            }
+        return {"repos": repos, "lfs_objects": len(self.lfs_objects)}
+
     # -- tree ----------------------------------------------------------------------------------
     def entries(self, repo: Repo, commit: Commit, path: str, recursive: bool, expand: bool) -> list[dict]:
         path = path.strip("/")
@@ -352,6 +365,8 @@ class _Handler(BaseHTTPRequestHandler):
             repo_type = REPO_TYPES[parts[1]]
             repo_id = f"{unquote(parts[2])}/{unquote(parts[3])}"
             return self._api_repo(repo_type, repo_id, parts[4:], query, body)
+        if parts[0] == "_test":
+            return self._control(parts[1:], body)
         if parts[0] == "_lfs" and len(parts) == 2 and method == "PUT":
             self._fault("lfs_upload")
             oid = parts[1]
@@ -369,6 +384,23 @@ class _Handler(BaseHTTPRequestHandler):
             repo = state.repo(repo_type, f"{unquote(parts[0])}/{unquote(parts[1])}")
             return self._resolve(repo, parts[3], unquote("/".join(parts[4:])))
         raise HubError(404, f"test hub server: no route for {method} {path}")
+
+    def _control(self, rest: list[str], body: bytes):
+        """Test-only endpoints, so a client process can drive faults and read the true state.
+
+        ``POST /_test/faults`` with ``{"commit": 500}`` sets a fault (``null`` clears it);
+        ``GET /_test/state`` returns tags, branches and commit counts per repo.
+        """
+        if rest == ["faults"] and self.command == "POST":
+            for name, status in json.loads(body or b"{}").items():
+                if status:
+                    self.server.faults[name] = int(status)
+                else:
+                    self.server.faults.pop(name, None)
+            return self._json(200, dict(self.server.faults))
+        if rest == ["state"] and self.command == "GET":
+            return self._json(200, self.server.state.snapshot())
+        raise HubError(404, f"no test control endpoint /_test/{'/'.join(rest)}")
 
     def _repos_action(self, action: str, body: bytes):
         state = self.server.state

@@ -1,0 +1,284 @@
+"""Versioned Hub pushes, run with the real huggingface_hub and datasets clients against tests/hub_server.py.
+
+The clients read HF_ENDPOINT and the offline switches when they are imported, so every client
+step runs in a fresh Python process with the environment the ``hub_server`` fixture set up; the
+server runs in this process, so tests can inject faults and inspect its state between steps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from ladder_hf.dataset import load_ladder_dataset
+
+REPO = "org/ladder-variants"
+
+
+def run_client(code: str, timeout: float = 180) -> dict:
+    """Run ``code`` in a fresh interpreter (it must set ``result``); return ``result`` as JSON."""
+    script = textwrap.dedent(code) + "\nimport json as _j\nprint('RESULT:' + _j.dumps(result, default=str))\n"
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout, env=dict(os.environ)
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT:")]
+    assert proc.returncode == 0 and lines, f"client failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    return json.loads(lines[-1][len("RESULT:") :])
+
+
+def write_tree(folder, n_roots: int, depth: int, prefix: str = "p") -> str:
+    """A full tree: ``n_roots`` roots, two variants per node down to ``depth``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    nodes = []
+    for r in range(n_roots):
+        root = {"id": f"{prefix}{r}", "depth": 0, "integrand": f"x**{r + 2}*sin(x)", "generator": "root"}
+        nodes.append(root)
+        frontier = [root]
+        for d in range(1, depth + 1):
+            nxt = []
+            for parent in frontier:
+                for k in range(2):
+                    node = {
+                        "id": f"{parent['id']}.{k}",
+                        "root_id": root["id"],
+                        "parent_id": parent["id"],
+                        "depth": d,
+                        "integrand": f"x**{r + 2 - d}*sin({k + 1}*x)",
+                        "kind": "easier" if k == 0 else "equivalent",
+                        "transformations": ["lower_exponent"] if k == 0 else ["change_coefficient"],
+                        "generator": "symbolic",
+                        "difficulty": float(r + 2 - d),
+                        "sympy_solvable": True,
+                        "numeric_sane": True,
+                    }
+                    nodes.append(node)
+                    nxt.append(node)
+            frontier = nxt
+    nodes.append({"id": f"{prefix}0.x", "root_id": f"{prefix}0", "depth": 1, "integrand": "x", "kept": False})
+    with open(folder / "nodes.jsonl", "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(n) + "\n" for n in nodes)
+    return str(folder)
+
+
+def local_rows(folder: str, config: str, tmp_path) -> list[dict]:
+    return load_ladder_dataset(folder, config, cache_dir=str(tmp_path / "local-cache")).to_list()
+
+
+# Prepended to every client script: push/load helpers and access to the server's control endpoints.
+PRELUDE = f"""
+import json, os, urllib.request
+from datasets import load_dataset, get_dataset_config_names
+from ladder_hf.hub import push_variants, push_versioned, PushError, TagExistsError
+REPO = {REPO!r}
+
+def control(path, payload=None):
+    req = urllib.request.Request(
+        os.environ["HF_ENDPOINT"] + "/_test/" + path,
+        data=None if payload is None else json.dumps(payload).encode(),
+        method="GET" if payload is None else "POST",
+    )
+    with urllib.request.urlopen(req) as response:
+        return json.loads(response.read())
+
+def state():
+    snap = control("state")
+    repo = snap["repos"].get("dataset:" + REPO, {{}})
+    return {{**repo, "lfs_objects": snap["lfs_objects"]}}
+
+def rows(config=None, **kwargs):
+    return load_dataset(REPO, config, split="train", **kwargs).to_list()
+
+def attempt(fn, *args, **kwargs):
+    try:
+        fn(*args, **kwargs)
+        return "pushed"
+    except Exception as err:
+        return f"{{type(err).__name__}}: {{err}}"
+"""
+
+
+def client(code: str) -> dict:
+    return run_client(PRELUDE + textwrap.dedent(code))
+
+
+def test_push_then_load_latest_and_by_tag(hub_server, tmp_path):
+    folder = write_tree(tmp_path / "v1", n_roots=2, depth=2)
+    got = client(
+        f"""
+        r = push_variants({folder!r}, REPO, "v1.0")
+        result = {{
+            "oid": r.commit_oid, "rows": r.rows, "state": state(),
+            "default": rows(), "tagged": rows(revision="v1.0"),
+            "depth_2": rows("depth_2", revision="v1.0"), "by_commit": rows("roots", revision=r.commit_oid),
+            "configs": get_dataset_config_names(REPO),
+        }}
+        """
+    )
+    assert got["state"]["tags"] == {"v1.0": got["oid"]}
+    assert got["state"]["branches"]["main"] == got["oid"]
+    assert got["state"]["commits"] == 2  # the repo's initial commit + exactly one for v1.0
+    assert got["rows"]["all"]["train"] == 2 + 4 + 8 and "depth_3" not in got["rows"]
+
+    expected = local_rows(folder, "all", tmp_path)
+    assert got["default"] == expected
+    assert got["tagged"] == expected
+    assert got["depth_2"] == local_rows(folder, "depth_2", tmp_path)
+    assert got["by_commit"] == local_rows(folder, "roots", tmp_path)
+    assert got["configs"][0] == "all"
+    assert set(got["configs"]) == {"all", "roots", "variants", "depth_1", "depth_2"}
+
+
+def test_new_version_leaves_old_tag_readable(hub_server, tmp_path):
+    v1 = write_tree(tmp_path / "v1", n_roots=2, depth=2, prefix="a")
+    v2 = write_tree(tmp_path / "v2", n_roots=3, depth=1, prefix="b")
+    got = client(
+        f"""
+        first = push_variants({v1!r}, REPO, "v1.0")
+        second = push_variants({v2!r}, REPO, "v1.1")
+        result = {{
+            "first": first.commit_oid, "second": second.commit_oid, "files": second.files, "state": state(),
+            "latest": rows(), "old": rows(revision="v1.0"), "new": rows(revision="v1.1"),
+            "configs": get_dataset_config_names(REPO),
+            "old_configs": get_dataset_config_names(REPO, revision="v1.0"),
+        }}
+        """
+    )
+    assert got["state"]["tags"] == {"v1.0": got["first"], "v1.1": got["second"]}
+    assert got["first"] != got["second"] and got["state"]["branches"]["main"] == got["second"]
+    assert got["state"]["commits"] == 3
+    assert got["old"] == local_rows(v1, "all", tmp_path)
+    assert got["new"] == got["latest"] == local_rows(v2, "all", tmp_path)
+    # v1.1 has no depth-2 rows: its commit dropped v1.0's depth_2 shards instead of leaving them stale.
+    assert "depth_2" not in got["configs"] and not any(f.startswith("depth_2/") for f in got["files"])
+    assert "depth_2" in got["old_configs"]
+    assert hub_server.server.tags(REPO) == got["state"]["tags"]  # the control endpoint tells the truth
+
+
+def test_existing_tag_is_refused_and_nothing_changes(hub_server, tmp_path):
+    v1 = write_tree(tmp_path / "v1", n_roots=1, depth=1)
+    other = write_tree(tmp_path / "other", n_roots=2, depth=2, prefix="z")
+    got = client(
+        f"""
+        first = push_variants({v1!r}, REPO, "v1.0")
+        before = state()
+        outcome = attempt(push_variants, {other!r}, REPO, "v1.0")
+        result = {{"oid": first.commit_oid, "before": before, "after": state(), "outcome": outcome,
+                   "rows": rows(revision="v1.0")}}
+        """
+    )
+    assert got["outcome"].startswith("TagExistsError") and got["oid"] in got["outcome"]
+    assert got["after"] == got["before"]  # same tags, head, commit count; not even an LFS upload
+    assert got["rows"] == local_rows(v1, "all", tmp_path)
+
+
+@pytest.mark.parametrize(("endpoint", "status"), [("commit", 500), ("lfs_upload", 403)])
+def test_failed_push_leaves_previous_version_intact(hub_server, tmp_path, endpoint, status):
+    v1 = write_tree(tmp_path / "v1", n_roots=1, depth=2, prefix="a")
+    v2 = write_tree(tmp_path / "v2", n_roots=2, depth=1, prefix="b")
+    got = client(
+        f"""
+        first = push_variants({v1!r}, REPO, "v1.0")
+        control("faults", {{{endpoint!r}: {status}}})
+        outcome = attempt(push_variants, {v2!r}, REPO, "v1.1")
+        after_failure = state()
+        latest, old = rows(), rows(revision="v1.0")
+        control("faults", {{{endpoint!r}: None}})
+        # Once the Hub works again the same push goes through as one new commit.
+        second = push_variants({v2!r}, REPO, "v1.1")
+        result = {{"first": first.commit_oid, "second": second.commit_oid, "outcome": outcome,
+                   "after_failure": after_failure, "latest": latest, "old": old, "final": state()}}
+        """
+    )
+    assert got["outcome"] != "pushed"
+    assert got["after_failure"]["tags"] == {"v1.0": got["first"]}
+    assert got["after_failure"]["branches"]["main"] == got["first"] and got["after_failure"]["commits"] == 2
+    assert got["latest"] == got["old"] == local_rows(v1, "all", tmp_path)
+    assert got["final"]["tags"] == {"v1.0": got["first"], "v1.1": got["second"]} and got["final"]["commits"] == 3
+
+
+def test_failed_tag_is_completed_by_rerun_without_second_commit(hub_server, tmp_path):
+    folder = write_tree(tmp_path / "v1", n_roots=1, depth=1)
+    got = client(
+        f"""
+        control("faults", {{"tag": 403}})
+        outcome = attempt(push_variants, {folder!r}, REPO, "v1.0")
+        untagged = state()
+        control("faults", {{"tag": None}})
+        pushed = push_variants({folder!r}, REPO, "v1.0")
+        result = {{"outcome": outcome, "untagged": untagged, "oid": pushed.commit_oid, "final": state()}}
+        """
+    )
+    assert got["outcome"].startswith("PushError") and "run the same push again" in got["outcome"]
+    head = got["untagged"]["branches"]["main"]
+    assert got["untagged"]["tags"] == {} and got["untagged"]["commits"] == 2
+    assert got["oid"] == head and got["final"]["commits"] == 2
+    assert got["final"]["tags"] == {"v1.0": head}
+
+
+def test_identical_content_cannot_become_a_second_version(hub_server, tmp_path):
+    # Same rows and same card: the second push finds nothing to commit, and tagging the first
+    # version's commit again would make two versions of one commit.
+    got = client(
+        """
+        from datasets import Dataset
+        data = {"all": Dataset.from_dict({"integrand": ["x", "x**2"]})}
+        first = push_versioned(data, REPO, "w1", "# fixed card")
+        result = {"oid": first.commit_oid, "outcome": attempt(push_versioned, data, REPO, "w2", "# fixed card"),
+                  "state": state()}
+        """
+    )
+    assert got["outcome"].startswith("TagExistsError") and "already version 'w1'" in got["outcome"]
+    assert got["state"]["tags"] == {"w1": got["oid"]} and got["state"]["commits"] == 2
+
+
+def test_push_versioned_generic_dataset_dict_and_card(hub_server):
+    got = client(
+        """
+        from datasets import Dataset, DatasetDict
+        from huggingface_hub import hf_hub_download
+        data = {
+            "mit": DatasetDict({
+                "train": Dataset.from_dict({"integrand": ["x", "x**2"], "year": [2011, 2012]}),
+                "test": Dataset.from_dict({"integrand": ["sin(x)"], "year": [2025]}),
+            }),
+            "undergrad": Dataset.from_dict({"integrand": ["exp(x)"], "year": [0]}),
+        }
+        card = "---\\nlicense: cc-by-4.0\\n---\\n# Bee problems\\n"
+        r = push_versioned(data, "org/bee", "v0.1", card, default_config="mit")
+        readme = open(hf_hub_download("org/bee", "README.md", repo_type="dataset", revision="v0.1")).read()
+        result = {
+            "test": load_dataset("org/bee", split="test", revision="v0.1").to_list(),
+            "default_train": load_dataset("org/bee", split="train").to_list(),
+            "undergrad": load_dataset("org/bee", "undergrad", split="train").to_list(),
+            "readme": readme,
+            "files": r.files,
+        }
+        """
+    )
+    assert got["test"] == [{"integrand": "sin(x)", "year": 2025}]
+    assert got["default_train"] == [{"integrand": "x", "year": 2011}, {"integrand": "x**2", "year": 2012}]
+    assert got["undergrad"] == [{"integrand": "exp(x)", "year": 0}]
+    assert "license: cc-by-4.0" in got["readme"] and "# Bee problems" in got["readme"]
+    assert "default: true" in got["readme"]
+    assert "mit/test-00000-of-00001.parquet" in got["files"]
+
+
+def test_card_has_statistics_and_attribution(hub_server, tmp_path):
+    folder = write_tree(tmp_path / "v1", n_roots=2, depth=1)
+    readme = client(
+        f"""
+        from huggingface_hub import hf_hub_download
+        push_variants({folder!r}, REPO, "v1.0")
+        result = open(hf_hub_download(REPO, "README.md", repo_type="dataset", revision="v1.0")).read()
+        """
+    )
+    assert "| 1 | 4 |" in readme  # depth 1: 4 kept variants
+    assert "| symbolic | 4 |" in readme
+    assert "| rejected | 1 |" in readme
+    assert "arXiv:2503.00735" in readme and "MIT Integration Bee" in readme
+    assert 'revision="v1.0"' in readme

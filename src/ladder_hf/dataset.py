@@ -12,9 +12,10 @@ config         rows
 ``roots``      the original problems (depth 0)
 ``variants``   every kept variant (depth >= 1): the LADDER training set
 ``depth_N``    the variants at depth N (N = 1..5)
+``rejected``   candidates quality control rejected (``rejected.jsonl``), an audit trail
 =============  ===========================================================
 
-Nodes that quality control rejected (``kept`` false) are left out unless the builder gets
+Nodes marked rejected (``kept`` false) in ``nodes.jsonl`` are left out unless the builder gets
 ``kept_only=False``.
 
 Example:
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 import datasets
 
 NODES_FILE = "nodes.jsonl"
+REJECTED_FILE = "rejected.jsonl"
 MAX_DEPTH_CONFIG = 5
 
 _CITATION = """\
@@ -70,6 +72,7 @@ FEATURES = datasets.Features(
         "temperature": datasets.Value("float32"),
         "generator": datasets.Value("string"),
         "difficulty": datasets.Value("float32"),
+        "difficulty_delta": datasets.Value("float32"),
         "sympy_solvable": datasets.Value("bool"),
         "sympy_antiderivative": datasets.Value("string"),
         "source_problem": datasets.Value("string"),
@@ -77,6 +80,7 @@ FEATURES = datasets.Features(
         # Quality control.
         "kept": datasets.Value("bool"),
         "qc_status": datasets.Value("string"),
+        "qc_reason": datasets.Value("string"),
         "numeric_sane": datasets.Value("bool"),
         "duplicate_of": datasets.Value("string"),
         "contaminated_with": datasets.Value("string"),
@@ -84,6 +88,9 @@ FEATURES = datasets.Features(
         "extra": datasets.Value("string"),
     }
 )
+
+# Bookkeeping generate_tree keeps for itself (the numeric fingerprint used for dedup): not published.
+_INTERNAL_FIELDS = frozenset({"qc_fingerprint"})
 
 _STRING_COLUMNS = [name for name, f in FEATURES.items() if isinstance(f, datasets.Value) and f.dtype == "string"]
 
@@ -95,6 +102,7 @@ class LadderConfig(datasets.BuilderConfig):
     min_depth: int | None = None
     max_depth: int | None = None
     kept_only: bool = True
+    source: str = NODES_FILE
 
 
 def _configs() -> list[LadderConfig]:
@@ -107,6 +115,14 @@ def _configs() -> list[LadderConfig]:
         LadderConfig(name=f"depth_{d}", min_depth=d, max_depth=d, description=f"Variants at depth {d}.")
         for d in range(1, MAX_DEPTH_CONFIG + 1)
     ]
+    configs.append(
+        LadderConfig(
+            name="rejected",
+            kept_only=False,
+            source=REJECTED_FILE,
+            description="Candidates quality control rejected, with qc_status/qc_reason (an audit trail).",
+        )
+    )
     return configs
 
 
@@ -148,7 +164,7 @@ def node_to_row(node: dict) -> dict:
             value = [_as_text(t) for t in value]
         elif name == "depth":
             value = None if value is None else int(value)
-        elif name in ("temperature", "difficulty"):
+        elif name in ("temperature", "difficulty", "difficulty_delta"):
             value = None if value is None or value == "" else float(value)
         elif name in ("sympy_solvable", "kept", "numeric_sane"):
             value = None if value is None else bool(value)
@@ -163,7 +179,7 @@ def node_to_row(node: dict) -> dict:
     for key in ("lower", "upper"):
         if row[key] is None:
             row[key] = ""
-    extra = {k: v for k, v in node.items() if k not in FEATURES}
+    extra = {k: v for k, v in node.items() if k not in FEATURES and k not in _INTERNAL_FIELDS}
     row["extra"] = json.dumps(extra, ensure_ascii=False, sort_keys=True, default=str) if extra else None
     return row
 
@@ -209,11 +225,14 @@ def read_nodes(folder_or_file: str) -> list[dict]:
     return list(nodes.values()) + anonymous
 
 
-def _file_digest(path: str) -> str:
+def _file_digest(*paths: str) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+    for path in paths:
+        if not os.path.exists(path):
+            continue
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
     return h.hexdigest()[:16]
 
 
@@ -240,7 +259,7 @@ class LadderDataset(datasets.GeneratorBasedBuilder):
             data_dir = os.path.abspath(os.path.expanduser(data_dir))
             nodes_path = os.path.join(data_dir, NODES_FILE)
             if hash is None and os.path.exists(nodes_path):
-                hash = _file_digest(nodes_path)
+                hash = _file_digest(nodes_path, os.path.join(data_dir, REJECTED_FILE))
         kwargs.setdefault("dataset_name", "ladder_variants")
         super().__init__(*args, data_dir=data_dir, hash=hash, **kwargs)
 
@@ -256,17 +275,19 @@ class LadderDataset(datasets.GeneratorBasedBuilder):
     def _split_generators(self, dl_manager):
         if not self.config.data_dir:
             raise ValueError("LadderDataset needs data_dir=<variants folder holding nodes.jsonl>")
-        path = os.path.join(self.config.data_dir, NODES_FILE)
-        if not os.path.exists(path):
+        if not os.path.exists(os.path.join(self.config.data_dir, NODES_FILE)):
             raise FileNotFoundError(f"no {NODES_FILE} in {self.config.data_dir!r}: is this a variants folder?")
+        path = os.path.join(self.config.data_dir, self.config.source)
         return [datasets.SplitGenerator(name=datasets.Split.TRAIN, gen_kwargs={"path": path})]
 
     def _generate_examples(self, path: str):
-        for node in read_nodes(path):
+        if not os.path.exists(path):  # a tree with nothing rejected has no rejected.jsonl
+            return
+        for i, node in enumerate(read_nodes(path)):
             row = node_to_row(node)
-            if row["id"] is None or not in_config(row, self.config):
+            if self.config.source == NODES_FILE and (row["id"] is None or not in_config(row, self.config)):
                 continue
-            yield row["id"], row
+            yield row["id"] if row["id"] is not None else f"{self.config.source}:{i}", row
 
 
 def load_ladder_dataset(folder: str, config: str = "all", cache_dir: str | None = None, **builder_kwargs):

@@ -141,3 +141,45 @@ def test_missing_folder_is_a_clear_error(tmp_path):
         load_ladder_dataset(str(tmp_path / "nowhere"), cache_dir=str(tmp_path / "cache"))
     with pytest.raises(ValueError, match="data_dir"):
         LadderDataset(cache_dir=str(tmp_path / "cache")).download_and_prepare()
+
+
+def test_build_variants_script_materialises_a_symbolic_tree(tmp_path):
+    """End to end with the real generator: dataset_scripts/build_variants.py -> nodes.jsonl -> parquet."""
+    import os
+    import subprocess
+    import sys
+
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text(
+        '{"id": "t1", "integrand": "x**3*sin(2*x) + exp(x)", "lower": "", "upper": ""}\n'
+        '{"id": "t2", "integrand": "x**2*cos(x)", "lower": "0", "upper": "1"}\n'
+    )
+    protect = tmp_path / "test_set.jsonl"  # t2 is in the "test set": it must not become a training root
+    protect.write_text('{"id": "t2", "integrand": "x**2*cos(x)", "lower": "0", "upper": "1"}\n')
+    out = tmp_path / "tree"
+    script = os.path.join(os.path.dirname(__file__), "..", "dataset_scripts", "build_variants.py")
+    args = ["--problems", str(problems), "--protect", str(protect), "--depth", "2", "--variants_per_node", "3"]
+    proc = subprocess.run(
+        [sys.executable, script, *args, "--out_dir", str(out)], capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout[proc.stdout.index("{") :])
+
+    nodes = read_nodes(str(out))
+    assert {n["root_id"] for n in nodes} == {"t1"}
+    assert summary["rows"]["roots"] == 1 and summary["rows"]["variants"] == len(nodes) - 1 > 0
+    assert summary["qc_funnel"]["kept"] == summary["rows"]["variants"]
+    ds = load_ladder_dataset(str(out), "all", cache_dir=str(tmp_path / "cache"))
+    assert sorted(ds["id"]) == sorted(n["id"] for n in nodes)
+    assert all(g == "symbolic" for g, d in zip(ds["generator"], ds["depth"], strict=True) if d > 0)
+    for name, count in summary["rows"].items():
+        path = out / "parquet" / f"{name}.parquet"
+        if count:
+            assert datasets.Dataset.from_parquet(str(path)).num_rows == count
+        else:
+            assert not path.exists()
+    # Every variant is a child of a node in the tree, one level down.
+    by_id = {r["id"]: r for r in ds}
+    for row in ds:
+        if row["depth"] > 0:
+            assert by_id[row["parent_id"]]["depth"] == row["depth"] - 1

@@ -282,3 +282,37 @@ def test_card_has_statistics_and_attribution(hub_server, tmp_path):
     assert "| rejected | 1 |" in readme
     assert "arXiv:2503.00735" in readme and "MIT Integration Bee" in readme
     assert 'revision="v1.0"' in readme
+
+
+TOY_METRIC = """
+import datasets
+import evaluate
+
+
+class ToyMetric(evaluate.Metric):
+    def _info(self):
+        features = datasets.Features({"predictions": datasets.Value("int32"), "references": datasets.Value("int32")})
+        return evaluate.MetricInfo(description="share of exact matches", citation="", inputs_description="",
+                                   features=features)
+
+    def _compute(self, predictions, references):
+        return {"matches": sum(p == r for p, r in zip(predictions, references)) / len(references)}
+"""
+
+
+@pytest.mark.slow  # importing evaluate in a fresh process takes ~20 s on 2 busy cores
+def test_evaluate_load_from_a_space(hub_server, tmp_path):
+    module = tmp_path / "toy_metric.py"
+    module.write_text(TOY_METRIC)
+    got = client(
+        f"""
+        import evaluate
+        from huggingface_hub import HfApi
+        api = HfApi()
+        api.create_repo("org/toy_metric", repo_type="space", space_sdk="gradio")
+        api.upload_file(path_or_fileobj={str(module)!r}, path_in_repo="toy_metric.py", repo_id="org/toy_metric",
+                        repo_type="space")
+        result = evaluate.load("org/toy_metric").compute(predictions=[1, 2, 3, 4], references=[1, 2, 0, 4])
+        """
+    )
+    assert got == {"matches": 0.75}

@@ -1,0 +1,390 @@
+"""LADDER GRPO recipe: data and prompt helpers, reward timing, and real training runs on the tiny model."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from datasets import Dataset
+
+from ladder_hf.grpo import (
+    RewardTimer,
+    ScriptArguments,
+    add_prompts,
+    ladder_card_section,
+    load_variant_dataset,
+    make_parser,
+    order_by_curriculum,
+)
+from ladder_hf.problems import DEFAULT_SYSTEM_PROMPT
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "recipes" / "grpo.py"
+TINY_CONFIG = ROOT / "recipes" / "configs" / "grpo_tiny.yaml"
+CPU_ACCELERATE = ROOT / "recipes" / "accelerate_configs" / "cpu.yaml"
+
+VARIANT_ROWS = [
+    {"id": "v0", "integrand": "x**2", "lower": "", "upper": "", "depth": 0, "difficulty": 3.0},
+    {"id": "v1", "integrand": "cos(x)", "lower": "0", "upper": "pi/2", "depth": 1, "difficulty": 2.0},
+    {"id": "v2", "integrand": "x", "lower": "", "upper": "", "depth": 2, "difficulty": 1.0},
+    {"id": "v3", "integrand": "exp(x)", "lower": None, "upper": None, "depth": 1, "difficulty": None},
+    {"id": "v4", "integrand": "2*x", "lower": "", "upper": "", "depth": 2, "difficulty": 0.5},
+    {"id": "v5", "integrand": "sin(x)", "lower": "", "upper": "", "depth": 1, "difficulty": 1.5},
+    {"id": "v6", "integrand": "1/x", "lower": "1", "upper": "2", "depth": 0, "difficulty": 2.5},
+    {"id": "v7", "integrand": "3*x**2", "lower": "", "upper": "", "depth": 2, "difficulty": 0.7},
+]
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> str:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return str(path)
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def test_add_prompts_builds_paper_prompt_and_keeps_reward_columns():
+    ds = add_prompts(Dataset.from_list(VARIANT_ROWS[:4]))
+    first, definite, missing_bounds = ds[0], ds[1], ds[3]
+    assert first["prompt"][0] == {"role": "system", "content": DEFAULT_SYSTEM_PROMPT}
+    assert first["prompt"][1]["content"] == "Find the indefinite integral: ∫ x**2 dx"
+    assert "pi/2" in definite["prompt"][1]["content"] and "cos(x)" in definite["prompt"][1]["content"]
+    # None bounds become "" so the reward treats the row as indefinite.
+    assert (missing_bounds["lower"], missing_bounds["upper"]) == ("", "")
+    assert {"integrand", "lower", "upper", "depth"} <= set(ds.column_names)
+
+
+def test_add_prompts_custom_system_prompt_and_template():
+    ds = add_prompts(
+        Dataset.from_list(VARIANT_ROWS[:1]), system_prompt=None, indefinite_template="Integrate {integrand}"
+    )
+    assert ds[0]["prompt"] == [{"role": "user", "content": "Integrate x**2"}]
+
+
+def test_add_prompts_rejects_rows_without_integrals():
+    with pytest.raises(ValueError, match="integrand"):
+        add_prompts(Dataset.from_list([{"question": "1+1"}]))
+
+
+def test_curriculum_orders_easy_to_hard():
+    ds = Dataset.from_list(VARIANT_ROWS)
+    assert order_by_curriculum(ds, "none")["id"] == [r["id"] for r in VARIANT_ROWS]
+    assert order_by_curriculum(ds, "depth")["depth"] == [2, 2, 2, 1, 1, 1, 0, 0]
+    by_difficulty = order_by_curriculum(ds, "difficulty")
+    assert by_difficulty["id"][:3] == ["v4", "v7", "v2"]
+    assert by_difficulty["difficulty"][-1] is None  # unknown difficulty goes last
+    both = order_by_curriculum(ds, "depth_difficulty")
+    assert both["id"][:3] == ["v4", "v7", "v2"] and both["id"][-2:] == ["v6", "v0"]
+    with pytest.raises(ValueError, match="depth"):
+        order_by_curriculum(Dataset.from_list([{"integrand": "x"}]), "depth")
+    with pytest.raises(ValueError):
+        ScriptArguments(dataset_name="x", curriculum="hardest_first")
+
+
+def test_load_variant_dataset_from_jsonl_and_parquet(tmp_path):
+    path = _write_jsonl(tmp_path / "rows.jsonl", VARIANT_ROWS)
+    from_jsonl = load_variant_dataset(path)
+    assert from_jsonl["integrand"] == [r["integrand"] for r in VARIANT_ROWS]
+    from_jsonl.to_parquet(str(tmp_path / "rows.parquet"))
+    assert load_variant_dataset(str(tmp_path / "rows.parquet"))["id"] == from_jsonl["id"]
+    with pytest.raises(ValueError, match="cannot read"):
+        (tmp_path / "rows.txt").write_text("x")
+        load_variant_dataset(str(tmp_path / "rows.txt"))
+
+
+def test_load_variant_dataset_from_variants_folder_excludes_roots(tmp_path):
+    from ladder_hf.variants import SymbolicGenerator, generate_tree
+
+    problems = [{"id": "p1", "integrand": "x**2*exp(x)", "lower": "", "upper": ""}]
+    generate_tree(
+        problems, SymbolicGenerator(seed=0), depth=1, out_dir=str(tmp_path), variants_per_node=3, progress=False
+    )
+    ds = load_variant_dataset(str(tmp_path))
+    assert len(ds) >= 1
+    assert set(ds["depth"]) == {1}  # default config `variants`: the root problem is not trained on
+    assert set(ds["root_id"]) == {"p1"}
+    assert load_variant_dataset(str(tmp_path), config="all")["depth"].count(0) == 1
+
+
+def test_model_card_section_lists_run_facts():
+    text = ladder_card_section(
+        {
+            "base_model": "HuggingFaceTB/SmolLM2-135M-Instruct",
+            "dataset": "org/variants",
+            "dataset_revision": "v1.0",
+            "reward_funcs": "integration, format",
+            "steps": 7,
+            "eval_scores": {"integration_bee/accuracy": 0.25},
+        }
+    )
+    for needle in ("SmolLM2-135M-Instruct", "org/variants", "v1.0", "integration, format", "| 7 |", "0.25"):
+        assert needle in text
+
+
+# --------------------------------------------------------------------------------------------- reward timing
+
+
+def test_reward_timer_keeps_trl_calling_convention_and_name():
+    from trl.trainer.utils import get_callable_name, is_async_callable
+
+    from ladder_hf.rewards import format_reward
+
+    timer = RewardTimer()
+    timed = timer.wrap(format_reward)
+    assert get_callable_name(timed) == "format_reward"
+    assert not is_async_callable(timed)
+    completions = [
+        [{"role": "assistant", "content": "<answer>x**2/2</answer>"}],
+        [{"role": "assistant", "content": "no"}],
+    ]
+    kwargs = {"integrand": ["x", "x"], "lower": ["", ""], "upper": ["", ""], "trainer_state": None}
+    assert timed(prompts=[[], []], completions=completions, completion_ids=None, **kwargs) == [1.0, 0.0]
+
+
+def test_reward_timer_share_counts_sync_time():
+    timer = RewardTimer()
+
+    def slow_reward(prompts, completions, **kwargs):
+        time.sleep(0.2)
+        return [0.0] * len(completions)
+
+    timed = timer.wrap(slow_reward)
+    timer.step_begin()
+    time.sleep(0.2)
+    timed(prompts=["p"], completions=["c"])
+    timer.step_end()
+    metrics = timer.flush()
+    assert 0.35 < metrics["timing/reward_share"] < 0.65
+    assert metrics["timing/reward_seconds/slow_reward"] >= 0.2
+    assert timer.flush() == {}  # flushed metrics are not reported twice
+
+
+def test_reward_timer_async_stays_async_and_overlap_counts_once():
+    from trl.trainer.utils import get_callable_name, is_async_callable
+
+    timer = RewardTimer()
+
+    async def async_a(prompts, completions, **kwargs):
+        await asyncio.sleep(0.3)
+        return [1.0] * len(completions)
+
+    async def async_b(prompts, completions, **kwargs):
+        await asyncio.sleep(0.3)
+        return [0.5] * len(completions)
+
+    wrapped = [timer.wrap(async_a), timer.wrap(async_b)]
+    assert all(is_async_callable(w) for w in wrapped)
+    assert [get_callable_name(w) for w in wrapped] == ["async_a", "async_b"]
+
+    async def run_both():  # as TRL does: asyncio.gather over the async reward functions
+        return await asyncio.gather(*(w(prompts=["p"], completions=["c"]) for w in wrapped))
+
+    timer.step_begin()
+    assert asyncio.run(run_both()) == [[1.0], [0.5]]
+    timer.step_end()
+    metrics = timer.flush()
+    # Both ran 0.3 s concurrently: 0.3 s of reward wall time, not 0.6 s.
+    assert 0.28 < metrics["timing/reward_seconds"] < 0.5
+    assert metrics["timing/reward_seconds/async_a"] >= 0.29
+
+
+# --------------------------------------------------------------------------------------------- config parsing
+
+
+def test_parser_reads_yaml_with_command_line_overrides(tmp_path):
+    script_args, training_args, model_args = make_parser().parse_args_and_config(
+        args=["--config", str(TINY_CONFIG), "--max_steps", "5", "--curriculum", "depth", "--output_dir", str(tmp_path)]
+    )
+    assert script_args.reward_funcs == ["integration", "format"]
+    assert script_args.curriculum == "depth"
+    assert training_args.max_steps == 5  # command line beats YAML (which says 2)
+    assert training_args.reward_weights == [1.0, 0.1]
+    assert model_args.model_name_or_path == "default"
+
+
+def test_parser_rejects_unknown_yaml_keys(tmp_path):
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    config["not_an_option"] = 1
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ValueError, match="not_an_option"):
+        make_parser().parse_args_and_config(args=["--config", str(path)])
+
+
+GRPO_CONFIGS = ["grpo_tiny.yaml", "smollm2_cpu.yaml", "llama3.2-3b_undergrad.yaml", "r1-distill-qwen-7b_mit.yaml"]
+
+
+@pytest.mark.parametrize("name", GRPO_CONFIGS)
+def test_shipped_configs_parse(name):
+    # GPU configs ask for bf16, which transformers refuses to validate on a CPU-only machine.
+    cpu = ["--bf16", "false", "--use_cpu", "true"]
+    script_args, training_args, model_args = make_parser().parse_args_and_config(
+        args=["--config", str(ROOT / "recipes" / "configs" / name), *cpu]
+    )
+    from ladder_hf.rewards import REWARD_FUNCS
+
+    assert script_args.reward_funcs and set(script_args.reward_funcs) <= set(REWARD_FUNCS)
+    assert training_args.reward_weights is None or len(training_args.reward_weights) == len(script_args.reward_funcs)
+    assert bool(script_args.dataset_name) != bool(script_args.problems) or name == "grpo_tiny.yaml"
+    if name.startswith(("llama", "r1")):  # the paper's settings
+        assert training_args.beta == 0.001 and training_args.use_vllm
+        assert training_args.per_device_train_batch_size * 8 == 128
+        assert model_args.model_name_or_path.startswith(("meta-llama/", "deepseek-ai/"))
+
+
+# --------------------------------------------------------------------------------------------- real runs
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_EVALUATE_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+    env["TOKENIZERS_PARALLELISM"] = "false"
+    return env
+
+
+def _config(tmp_path: Path, model_dir: str, **overrides) -> str:
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    config.update(model_name_or_path=model_dir, output_dir=str(tmp_path / "out"), **overrides)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def _run(cmd: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{cmd}\nSTDOUT:\n{proc.stdout[-4000:]}\nSTDERR:\n{proc.stderr[-8000:]}"
+    return proc
+
+
+def _state(output_dir: Path) -> dict:
+    return json.loads((output_dir / "trainer_state.json").read_text())
+
+
+@pytest.fixture
+def variants_file(tmp_path) -> str:
+    return _write_jsonl(tmp_path / "variants.jsonl", VARIANT_ROWS)
+
+
+def test_recipe_trains_two_steps_from_yaml(tmp_path, tiny_model_dir, variants_file):
+    config = _config(
+        tmp_path,
+        tiny_model_dir,
+        dataset_name=variants_file,
+        eval_set=variants_file,
+        eval_every_steps=1,
+        eval_max_problems=2,
+        eval_max_new_tokens=8,
+    )
+    out = tmp_path / "out"
+    _run([sys.executable, str(RECIPE), "--config", config])
+
+    state = _state(out)
+    assert state["global_step"] == 2
+    train_logs = [h for h in state["log_history"] if "loss" in h]
+    assert [h["step"] for h in train_logs] == [1, 2]
+    for log in train_logs:
+        # TRL's per-function reward stats and zero-variance fraction, plus our timing and held-out scores.
+        for key in (
+            "rewards/integration_reward/mean",
+            "rewards/integration_reward/std",
+            "rewards/format_reward/mean",
+            "frac_reward_zero_std",
+            "timing/step_seconds",
+            "timing/reward_seconds/integration_reward",
+            "integration_bee/accuracy",
+        ):
+            assert key in log, key
+        assert 0.0 <= log["timing/reward_share"] < 1.0
+        assert log["timing/reward_seconds"] <= log["timing/step_seconds"]
+        assert log["integration_bee/count"] == 2
+    assert (out / "model.safetensors").is_file() and (out / "checkpoint-2").is_dir()
+    card = (out / "README.md").read_text()
+    assert "## LADDER training" in card and tiny_model_dir in card and "integration, format" in card
+    assert "| optimizer steps | 2 |" in card and "integration_bee/accuracy" in card
+    # One process, 4 completions per step = 1 prompt per step over 8 rows.
+    assert train_logs[-1]["epoch"] == pytest.approx(2 / len(VARIANT_ROWS))
+
+
+@pytest.mark.slow
+def test_cli_resumes_from_last_checkpoint(tmp_path, tiny_model_dir, variants_file):
+    from ladder_hf.cli import main as cli_main
+
+    config = _config(tmp_path, tiny_model_dir, dataset_name=variants_file)
+    out = tmp_path / "out"
+    _run([sys.executable, str(RECIPE), "--config", config, "--max_steps", "1"])
+    first_history = _state(out)["log_history"][:1]
+    assert (out / "checkpoint-1").is_dir()
+
+    # Same output_dir, one more step: `ladder-hf train` picks up checkpoint-1 on its own.
+    assert cli_main(["train", "--config", config, "--max_steps", "2"]) == 0
+    resumed = _state(out)
+    assert resumed["global_step"] == 2 and (out / "checkpoint-2").is_dir()
+    # The first log entry comes from the checkpoint (its wall-clock timings match exactly); a run
+    # from scratch would have logged a fresh one.
+    assert resumed["log_history"][:1] == first_history
+    assert [h["step"] for h in resumed["log_history"] if "loss" in h] == [1, 2]
+    assert "| optimizer steps | 2 |" in (out / "README.md").read_text()
+
+
+@pytest.mark.slow
+def test_recipe_lora_and_curriculum(tmp_path, tiny_model_dir, variants_file):
+    config = _config(
+        tmp_path, tiny_model_dir, dataset_name=variants_file, max_steps=1, curriculum="depth", save_strategy="no"
+    )
+    _run([sys.executable, str(RECIPE), "--config", config, "--use_peft", "--lora_r", "4", "--lora_alpha", "8"])
+    out = tmp_path / "out"
+    adapter = json.loads((out / "adapter_config.json").read_text())
+    assert adapter["r"] == 4 and adapter["peft_type"] == "LORA"
+    assert _state(out)["global_step"] == 1
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
+def test_recipe_under_accelerate_two_cpu_processes(tmp_path, tiny_model_dir):
+    """Two gloo processes; variants grown on the fly from --problems (first process grows, the other waits)."""
+    problems = _write_jsonl(
+        tmp_path / "problems.jsonl",
+        [
+            {"id": "p1", "integrand": "x**2*exp(x)", "lower": "", "upper": ""},
+            {"id": "p2", "integrand": "x*sin(x)", "lower": "", "upper": ""},
+        ],
+    )
+    config = _config(
+        tmp_path,
+        tiny_model_dir,
+        problems=problems,
+        variant_depth=1,
+        variants_per_node=4,
+        eval_set=problems,
+        eval_max_new_tokens=8,
+    )
+    proc = _run(
+        [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--config_file",
+            str(CPU_ACCELERATE),
+            "--num_processes",
+            "2",
+            str(RECIPE),
+            "--config",
+            config,
+        ]
+    )
+    out = tmp_path / "out"
+    state = _state(out)
+    assert state["global_step"] == 2
+    train_rows = len(load_variant_dataset(str(out / "variants")))
+    # 2 processes x 4 completions = 8 completions = 2 prompts per step (1 prompt with a single process).
+    assert state["log_history"][1]["epoch"] == pytest.approx(2 * 2 / train_rows, rel=1e-3)
+    assert "timing/reward_share" in state["log_history"][1]
+    assert "integration_bee/accuracy" in (out / "README.md").read_text()
+    assert "[rank1]" not in proc.stderr or "Traceback" not in proc.stderr

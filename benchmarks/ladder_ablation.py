@@ -1,0 +1,317 @@
+"""The LADDER ablation (paper Figure 4) at CPU scale: base vs RL on the originals vs LADDER.
+
+On a held-out slice of the bundled undergraduate integrals (seeded split of roots into train and
+test), three systems are scored with the same prompt (the paper's ``<answer>`` format), the same
+sampling settings and pass@1 over several samples per problem:
+
+    base     the model as it is
+    roots    GRPO on the training problems only ("RL without variants")
+    ladder   GRPO on the variant trees of the same training problems (roots + variants)
+
+Both trained arms get the same step budget, seed, group size, completion length and rewards.
+A second, easier held-out set is scored as well: the deepest symbolic variants of the *test*
+roots (never trained on; exact duplicates of any training node removed), because a 135M model
+starts near zero on the real problems and the easy set shows whether it learned anything.
+
+Everything is checkpointed: each stage/arm writes its folder under ``--output_dir`` and is skipped
+when done, so a killed run restarts where it stopped. Results: ``results.json``, ``results.md``
+and PNG plots (``--img_dir``, default ``docs/img``).
+
+    nohup python benchmarks/ladder_ablation.py --output_dir outputs/ladder_ablation > ablation.log 2>&1 &
+
+``--quick`` runs the whole pipeline on tiny budgets (pass ``--model`` a tiny model to make it fast).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import random
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ladder_hf.demo import (
+    DemoConfig,
+    build_variants,
+    evaluate_stage,
+    is_trained,
+    materialise_dataset,
+    plot_rewards,
+    plot_tree_sizes,
+    read_reward_history,
+    split_problems,
+    train_stage,
+    tree_sizes,
+)
+from ladder_hf.problems import load_problems, read_jsonl, write_jsonl
+
+logger = logging.getLogger("ladder_ablation")
+ARMS = ("base", "roots", "ladder")
+ARM_LABELS = {"base": "base model", "roots": "RL on original problems", "ladder": "LADDER (RL on variant trees)"}
+
+
+@dataclass
+class AblationConfig(DemoConfig):
+    """Demo settings (model, budgets, prompt, rewards) plus the experiment's own."""
+
+    output_dir: str = field(default="outputs/ladder_ablation", metadata={"help": "Checkpointed run folder."})
+    img_dir: str = field(default="docs/img", metadata={"help": "Where the plots go."})
+    selection: str = field(
+        default="random", metadata={"help": "'random' or 'shortest' roots.", "choices": ["random", "shortest"]}
+    )
+    num_train_problems: int = field(default=20, metadata={"help": "Training roots."})
+    num_test_problems: int = field(default=20, metadata={"help": "Held-out roots."})
+    variant_depth: int = field(default=3, metadata={"help": "Variant tree depth (paper: 3)."})
+    max_nodes_per_root: int | None = field(default=30, metadata={"help": "Cap on kept variants per tree."})
+    max_steps: int = field(default=40, metadata={"help": "GRPO steps per trained arm (equal budgets)."})
+    easy_test_problems: int = field(default=20, metadata={"help": "Size of the easy held-out set (0: none)."})
+    arms: list[str] = field(default_factory=lambda: list(ARMS), metadata={"help": "Arms to run, in order."})
+    sympy_baseline: bool = field(default=False, metadata={"help": "Score sympy.integrate on the test sets too."})
+
+
+def easy_heldout(test: list[dict], train_nodes: list[dict], out_dir: str, config: AblationConfig) -> list[dict]:
+    """The deepest variants of the test roots, minus any integrand that also appears in a training tree."""
+    nodes = build_variants(test, [], out_dir, config)
+    seen = {str(n["integrand"]).replace(" ", "") for n in train_nodes}
+    deepest = max((n["depth"] for n in nodes), default=0)
+    candidates = [n for n in nodes if n["depth"] == deepest and n["depth"] > 0 and n.get("kept", True)]
+    fresh = [n for n in candidates if str(n["integrand"]).replace(" ", "") not in seen]
+    # One integrand once, in a seeded order.
+    unique = list({str(n["integrand"]): n for n in sorted(fresh, key=lambda n: n["id"])}.values())
+    random.Random(config.seed).shuffle(unique)
+    rows = [
+        {
+            "id": f"easy-{n['id']}",
+            "integrand": n["integrand"],
+            "lower": n.get("lower") or "",
+            "upper": n.get("upper") or "",
+        }
+        for n in unique[: config.easy_test_problems]
+    ]
+    logger.info(
+        "easy held-out: %d of %d deepest test variants (%d shared a training integrand)",
+        len(rows),
+        len(candidates),
+        len(candidates) - len(fresh),
+    )
+    return rows
+
+
+def _summary(out_dir: str) -> dict | None:
+    path = Path(out_dir) / "summary.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _evaluate(model: str, problems_path: str, out_dir: str, config: AblationConfig) -> dict:
+    done = _summary(out_dir)
+    if done is not None:
+        return done
+    return evaluate_stage(model, problems_path, out_dir, config, config.sympy_baseline)
+
+
+def _scores(summary: dict) -> dict:
+    m, k = summary["model"], summary["config"]["num_samples"]
+    return {
+        "pass@1": m["accuracy"],
+        f"pass@{k}": m.get(f"pass@{k}", m["accuracy"]),
+        "answer_rate": m["answer_rate"],
+        "problems": m["count"],
+        "samples": k,
+    }
+
+
+def plot_arms(results: dict, path: str, sets: list[tuple[str, str]]) -> str:
+    """Grouped bars: pass@1 per arm on each held-out set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arms = [a for a in ARMS if a in results["arms"] and results["arms"][a].get("eval")]
+    width = 0.8 / max(1, len(sets))
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for j, (key, label) in enumerate(sets):
+        values = [100 * results["arms"][a]["eval"].get(key, {}).get("pass@1", 0.0) for a in arms]
+        xs = [i + (j - (len(sets) - 1) / 2) * width for i in range(len(arms))]
+        ax.bar_label(ax.bar(xs, values, width, label=label), fmt="%.1f%%", fontsize=8)
+    ax.set_xticks(range(len(arms)), [ARM_LABELS[a] for a in arms], fontsize=8)
+    ax.set_ylabel("pass@1 (%)")
+    ax.set_title(f"LADDER ablation, {results['config']['model']}, {results['config']['max_steps']} GRPO steps")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_reward_curves(histories: dict[str, list[dict]], path: str) -> str:
+    """Total training reward per step, one line per trained arm."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for arm, history in histories.items():
+        if history:
+            ax.plot([r["step"] for r in history], [r["reward"] for r in history], marker=".", label=ARM_LABELS[arm])
+            key = "rewards/integration_reward/mean"
+            if any(key in r for r in history):
+                ax.plot(
+                    [r["step"] for r in history],
+                    [r.get(key) for r in history],
+                    linestyle="--",
+                    label=f"{ARM_LABELS[arm]}: verified-correct rate",
+                )
+    ax.set_xlabel("GRPO step")
+    ax.set_ylabel("mean reward")
+    ax.set_title("Training reward per step")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def render_results(results: dict) -> str:
+    c = results["config"]
+    k = c["eval_samples"]
+    sets = [("test", f"held-out undergrad ({results['sizes']['test']})")]
+    if results["sizes"].get("easy"):
+        sets.append(("easy", f"easy held-out variants ({results['sizes']['easy']})"))
+    head = "| system | " + " | ".join(f"{label} pass@1 | pass@{k} | answered" for _, label in sets) + " | train s |"
+    lines = [head, "|---|" + "---|---|---|" * len(sets) + "---|"]
+    for arm in ARMS:
+        info = results["arms"].get(arm)
+        if not info or not info.get("eval"):
+            continue
+        cells = []
+        for key, _ in sets:
+            s = info["eval"].get(key)
+            cells += (
+                ["–"] * 3
+                if s is None
+                else [f"{100 * s['pass@1']:.1f}%", f"{100 * s[f'pass@{k}']:.1f}%", f"{100 * s['answer_rate']:.1f}%"]
+            )
+        lines.append(f"| {ARM_LABELS[arm]} | " + " | ".join(cells) + f" | {info.get('train_seconds', 0):.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def run(config: AblationConfig) -> dict:
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    img = Path(config.img_dir)
+    img.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n", encoding="utf-8")
+    results_path = out / "results.json"
+    results = json.loads(results_path.read_text(encoding="utf-8")) if results_path.is_file() else {"arms": {}}
+    results["config"] = dataclasses.asdict(config)
+
+    def save() -> None:
+        results_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+
+    # Problems: seeded split; the test roots are protected from every training tree.
+    problems = out / "problems"
+    train_path, test_path, easy_path = problems / "train.jsonl", problems / "test.jsonl", problems / "test_easy.jsonl"
+    if not test_path.is_file():
+        problems.mkdir(exist_ok=True)
+        train, test = split_problems(
+            load_problems(config.problem_set),
+            config.num_train_problems,
+            config.num_test_problems,
+            config.seed,
+            config.selection,
+        )
+        write_jsonl(str(train_path), train)
+        write_jsonl(str(test_path), test)
+    train, test = read_jsonl(str(train_path)), read_jsonl(str(test_path))
+
+    began = time.perf_counter()
+    train_nodes = build_variants(train, test, str(out / "variants"), config)
+    results["variant_seconds"] = round(time.perf_counter() - began, 1)
+    if config.easy_test_problems and not easy_path.is_file():
+        write_jsonl(str(easy_path), easy_heldout(test, train_nodes, str(out / "test_variants"), config))
+    sets = {"test": str(test_path)}
+    if config.easy_test_problems and read_jsonl(str(easy_path)):
+        sets["easy"] = str(easy_path)
+    results["sizes"] = {
+        "train": len(train),
+        "test": len(test),
+        "easy": len(read_jsonl(str(easy_path))) if "easy" in sets else 0,
+    }
+    results["tree_sizes"] = tree_sizes(str(out / "variants"))
+    for slice_ in ("tree", "roots"):
+        folder = out / f"dataset_{slice_}"
+        if not (folder / "info.json").is_file():
+            info = materialise_dataset(str(out / "variants"), str(folder), slice_)
+            (folder / "info.json").write_text(json.dumps(info) + "\n", encoding="utf-8")
+        results.setdefault("datasets", {})[slice_] = json.loads((folder / "info.json").read_text(encoding="utf-8"))
+    save()
+
+    histories: dict[str, list[dict]] = {}
+    for arm in config.arms:
+        if arm not in ARMS:
+            raise ValueError(f"unknown arm {arm!r}; choose from {ARMS}")
+        info = results["arms"].setdefault(arm, {})
+        model = config.model
+        if arm != "base":
+            model_dir = str(out / "models" / arm)
+            if not is_trained(model_dir):
+                logger.info("training arm %s (%d steps)", arm, config.max_steps)
+                began = time.perf_counter()
+                train_stage(str(out / ("dataset_tree" if arm == "ladder" else "dataset_roots")), model_dir, config)
+                info["train_seconds"] = round(time.perf_counter() - began, 1)
+            histories[arm] = read_reward_history(model_dir)
+            info["rewards"] = histories[arm]
+            model = model_dir
+            save()
+        info.setdefault("eval", {})
+        for key, path in sets.items():
+            logger.info("evaluating arm %s on %s", arm, key)
+            began = time.perf_counter()
+            summary = _evaluate(model, path, str(out / "eval" / arm / key), config)
+            info["eval"][key] = _scores(summary)
+            info.setdefault("eval_seconds", {})[key] = round(time.perf_counter() - began, 1)
+            save()
+
+    labels = [("test", "held-out undergrad")] + ([("easy", "easy held-out variants")] if "easy" in sets else [])
+    plots = {
+        "accuracy": plot_arms(results, str(img / "ladder_ablation_accuracy.png"), labels),
+        "tree_sizes": plot_tree_sizes(
+            results["tree_sizes"],
+            str(img / "ladder_ablation_tree_sizes.png"),
+            title=f"Variant trees of {len(train)} training problems",
+        ),
+    }
+    if histories:
+        plots["reward"] = plot_reward_curves(histories, str(img / "ladder_ablation_reward.png"))
+        for arm, history in histories.items():
+            plot_rewards(history, str(out / f"reward_{arm}.png"), title=f"{ARM_LABELS[arm]}: reward per step")
+    results["plots"] = plots
+    save()
+    (out / "results.md").write_text(render_results(results), encoding="utf-8")
+    print(render_results(results))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    from transformers import HfArgumentParser
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    parser = HfArgumentParser(AblationConfig)
+    parser.prog = "benchmarks/ladder_ablation.py"
+    (config,) = parser.parse_args_into_dataclasses(args=list(sys.argv[1:] if argv is None else argv))
+    if config.overwrite and os.path.isdir(config.output_dir):
+        shutil.rmtree(config.output_dir)
+    run(config)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

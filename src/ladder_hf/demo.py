@@ -1,0 +1,696 @@
+"""``ladder-hf demo``: LADDER end to end on the embedded model, on a laptop CPU, in about ten minutes.
+
+The demo chains the package's public pieces, each stage writing an output folder that the matching
+command can reuse, and skipping itself when that output already exists (rerun to resume):
+
+1. pick problems: ``problems/train.jsonl`` and ``problems/test.jsonl`` (a seeded split); any command
+   takes ``--problem_set ladder_demo/problems/test.jsonl``.
+2. variant trees: ``variants/`` (``nodes.jsonl``, ``qc.json``, ...), as ``ladder-hf variants generate``
+   writes it; publish it with ``ladder-hf variants push ladder_demo/variants``.
+3. dataset: ``dataset/train.parquet``, the trees read through ``LadderDataset``;
+   ``ladder-hf train --dataset_name ladder_demo/dataset`` trains on it.
+4. evaluate the base model: ``eval_base/``, the files ``ladder-hf evaluate`` writes.
+5. GRPO training (``ladder_hf.grpo``): ``model/`` (weights, checkpoints, ``trainer_state.json``);
+   ``ladder-hf evaluate --model ladder_demo/model`` takes it.
+6. evaluate the trained model: ``eval_trained/``.
+7. report: ``report.md``, ``summary.json`` and ``plots/{reward,accuracy,tree_sizes}.png``.
+
+The stage functions (:func:`split_problems`, :func:`build_variants`, :func:`materialise_dataset`,
+:func:`evaluate_stage`, :func:`train_stage`, :func:`write_report`) are public so experiments
+(``benchmarks/ladder_ablation.py``) reuse them.
+
+Example:
+    >>> from ladder_hf.demo import main
+    >>> main(["--output_dir", "ladder_demo"])  # doctest: +SKIP
+    0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ladder_hf.problems import DEFAULT_SYSTEM_PROMPT, load_problems, read_jsonl, write_jsonl
+
+logger = logging.getLogger(__name__)
+
+# SmolLM2-135M almost never uses the answer tags with the plain instruction; a worked example of
+# the exact format, written as a tiny dialogue inside the system prompt, is what got it to emit
+# `<answer>...</answer>` at all on this CPU (see docs/results.md, "what we tried").
+FEW_SHOT_SYSTEM_PROMPT = (
+    "You integrate functions. Reply with only the antiderivative in sympy syntax inside <answer></answer> tags, "
+    "without + C.\n\n"
+    "Example 1\nUser: Find the indefinite integral: ∫ x**4 dx\nAssistant: <answer>x**5/5</answer>\n\n"
+    "Example 2\nUser: Find the indefinite integral: ∫ cos(2*x) dx\nAssistant: <answer>sin(2*x)/2</answer>"
+)
+SYSTEM_PROMPTS = {"default": DEFAULT_SYSTEM_PROMPT, "few_shot": FEW_SHOT_SYSTEM_PROMPT}
+
+STAGES = ("problems", "variants", "dataset", "eval_base", "train", "eval_trained", "report")
+CONFIG_FILE = "demo_config.json"
+# Settings that change a stage's output; a resumed run must match them.
+_OUTPUT_KEYS = (
+    "model",
+    "problem_set",
+    "num_train_problems",
+    "num_test_problems",
+    "selection",
+    "seed",
+    "generator",
+    "variant_depth",
+    "variants_per_node",
+    "max_nodes_per_root",
+    "train_on",
+    "max_steps",
+    "num_generations",
+    "prompts_per_step",
+    "max_completion_length",
+    "learning_rate",
+    "beta",
+    "temperature",
+    "reward_funcs",
+    "reward_weights",
+    "system_prompt",
+    "eval_samples",
+    "eval_max_new_tokens",
+)
+
+
+@dataclass
+class DemoConfig:
+    """Settings of ``ladder-hf demo`` (each field is a command-line flag)."""
+
+    output_dir: str = field(default="ladder_demo", metadata={"help": "Report folder; every stage writes under it."})
+    model: str = field(
+        default="default",
+        metadata={"help": "Model to train: 'default' (embedded SmolLM2-135M-Instruct), a Hub id or a local path."},
+    )
+    problem_set: str = field(
+        default="undergrad", metadata={"help": "Bundled problem set (undergrad, mit-2025, ...) or a .jsonl of rows."}
+    )
+    num_train_problems: int = field(default=3, metadata={"help": "Root problems whose variant trees are trained on."})
+    num_test_problems: int = field(default=6, metadata={"help": "Held-out problems evaluated before and after."})
+    selection: str = field(
+        default="shortest",
+        metadata={
+            "help": "'shortest': draw from the problems with the shortest integrands (a 135M model has a chance "
+            "there); 'random': from the whole set. Either way a seeded shuffle splits train and test.",
+            "choices": ["shortest", "random"],
+        },
+    )
+    seed: int = field(default=0, metadata={"help": "Seed of the split, the variant generator, training and sampling."})
+    generator: str = field(
+        default="symbolic",
+        metadata={
+            "help": "Variant writer: 'symbolic' (sympy mutations, fast, reliable) or 'model' (the paper's "
+            "model-written variants, with --variant_model; SmolLM2-135M writes few usable ones).",
+            "choices": ["symbolic", "model"],
+        },
+    )
+    variant_model: str | None = field(
+        default=None, metadata={"help": "Model that writes variants with --generator model (default: --model)."}
+    )
+    variant_depth: int = field(default=2, metadata={"help": "Levels of variants below each root."})
+    variants_per_node: int = field(default=5, metadata={"help": "Candidates requested per parent (before QC)."})
+    max_nodes_per_root: int | None = field(default=24, metadata={"help": "Cap on kept variants per tree."})
+    train_on: str = field(
+        default="tree",
+        metadata={
+            "help": "'tree' (LADDER: roots and all their variants) or 'roots' (RL on the original problems only).",
+            "choices": ["tree", "roots", "variants"],
+        },
+    )
+    max_steps: int = field(default=10, metadata={"help": "GRPO optimizer steps."})
+    num_generations: int = field(default=8, metadata={"help": "Completions per prompt (GRPO group size)."})
+    prompts_per_step: int = field(default=1, metadata={"help": "Prompts per optimizer step."})
+    max_completion_length: int = field(default=48, metadata={"help": "Token budget of a training completion."})
+    learning_rate: float = field(default=2e-5, metadata={"help": "AdamW learning rate."})
+    beta: float = field(
+        default=0.0,
+        metadata={"help": "KL coefficient (paper: 0.001). 0 skips the reference model: faster and lighter on a CPU."},
+    )
+    temperature: float = field(default=0.7, metadata={"help": "Sampling temperature in training and evaluation."})
+    reward_funcs: list[str] = field(
+        default_factory=lambda: ["integration", "format"], metadata={"help": "Reward functions by name."}
+    )
+    reward_weights: list[float] = field(
+        default_factory=lambda: [1.0, 0.2], metadata={"help": "One weight per reward function."}
+    )
+    system_prompt: str = field(
+        default="few_shot",
+        metadata={"help": "'few_shot' (format examples, default), 'default' (the package prompt) or literal text."},
+    )
+    eval_samples: int = field(default=4, metadata={"help": "Samples per held-out problem (pass@1 is their mean)."})
+    eval_max_new_tokens: int = field(default=48, metadata={"help": "Token budget of an evaluation completion."})
+    eval_batch_size: int = field(default=16, metadata={"help": "Completions per generate() call in evaluation."})
+    sympy_baseline: bool = field(default=True, metadata={"help": "Also score sympy.integrate on the held-out slice."})
+    save_steps: int = field(default=5, metadata={"help": "Checkpoint every N steps (resume after a crash)."})
+    quick: bool = field(
+        default=False, metadata={"help": "Tiny smoke run (2+2 problems, depth 1, 2 steps, 8-token completions)."}
+    )
+    overwrite: bool = field(default=False, metadata={"help": "Delete an earlier demo in output_dir and start over."})
+
+    def __post_init__(self):
+        if isinstance(self.reward_funcs, str):
+            self.reward_funcs = [n.strip() for n in self.reward_funcs.split(",") if n.strip()]
+        if self.quick:
+            self.apply_quick()
+        if len(self.reward_weights) != len(self.reward_funcs):
+            raise ValueError(f"{len(self.reward_weights)} reward_weights for {len(self.reward_funcs)} reward_funcs")
+
+    def apply_quick(self) -> None:
+        """Shrink every budget to a smoke run (seconds with a tiny model, ~2 minutes with SmolLM2)."""
+        self.num_train_problems, self.num_test_problems = 2, 2
+        self.variant_depth, self.variants_per_node, self.max_nodes_per_root = 1, 2, 4
+        self.max_steps, self.num_generations, self.prompts_per_step = 2, 2, 1
+        self.max_completion_length, self.eval_max_new_tokens = 8, 8
+        self.eval_samples, self.save_steps, self.sympy_baseline = 1, 1, False
+
+    @property
+    def prompt(self) -> str:
+        return SYSTEM_PROMPTS.get(self.system_prompt, self.system_prompt)
+
+
+# --------------------------------------------------------------------------------------------- stages
+
+
+def split_problems(
+    rows: list[dict], num_train: int, num_test: int, seed: int = 0, selection: str = "random"
+) -> tuple[list[dict], list[dict]]:
+    """Seeded, disjoint train/test split of problem rows (test first, so it does not move with ``num_train``).
+
+    Example:
+        >>> rows = [{"id": str(i), "integrand": "x**" + str(i)} for i in range(10)]
+        >>> train, test = split_problems(rows, 3, 2, seed=0)
+        >>> len(train), len(test), set(r["id"] for r in train) & set(r["id"] for r in test)
+        (3, 2, set())
+    """
+    import random
+
+    if num_train < 0 or num_test < 0:
+        raise ValueError("num_train and num_test must be >= 0")
+    if num_train + num_test > len(rows):
+        raise ValueError(f"asked for {num_train} + {num_test} problems but the set has {len(rows)}")
+    pool = sorted(rows, key=lambda r: str(r["id"]))
+    if selection == "shortest":
+        pool = sorted(pool, key=lambda r: (len(str(r["integrand"])), str(r["id"])))[: num_train + num_test]
+    elif selection != "random":
+        raise ValueError(f"selection must be 'shortest' or 'random', not {selection!r}")
+    random.Random(seed).shuffle(pool)
+    test, train = pool[:num_test], pool[num_test : num_test + num_train]
+    return [dict(r) for r in train], [dict(r) for r in test]
+
+
+def make_generator(config: DemoConfig):
+    """The variant generator the config names (symbolic by default)."""
+    from ladder_hf.variants import ModelVariantGenerator, SymbolicGenerator, TransformersBackend
+
+    if config.generator == "symbolic":
+        return SymbolicGenerator(seed=config.seed)
+    backend = TransformersBackend(config.variant_model or config.model, seed=config.seed)
+    return ModelVariantGenerator(backend, seed=config.seed)
+
+
+def build_variants(train: list[dict], test: list[dict], out_dir: str, config: DemoConfig, generator=None) -> list[dict]:
+    """Grow (or resume) the variant trees of ``train``; the held-out ``test`` problems are protected."""
+    from ladder_hf.variants import generate_tree
+
+    return generate_tree(
+        train,
+        generator if generator is not None else make_generator(config),
+        depth=config.variant_depth,
+        out_dir=out_dir,
+        protect=test or None,
+        variants_per_node=config.variants_per_node,
+        max_nodes_per_root=config.max_nodes_per_root,
+    )
+
+
+_SLICES = {"tree": "all", "roots": "roots", "variants": "variants"}
+
+
+def materialise_dataset(variants_dir: str, out_dir: str, train_on: str = "tree") -> dict:
+    """Read a variants folder through ``LadderDataset`` and write ``out_dir/train.parquet``.
+
+    Returns ``{"rows": n, "per_depth": {depth: count}}``. The folder loads with
+    ``datasets.load_dataset(out_dir)`` and is what ``ladder-hf train --dataset_name`` takes.
+    """
+    from ladder_hf.dataset import load_ladder_dataset
+
+    if train_on not in _SLICES:
+        raise ValueError(f"train_on must be one of {sorted(_SLICES)}, not {train_on!r}")
+    dataset = load_ladder_dataset(variants_dir, _SLICES[train_on])
+    os.makedirs(out_dir, exist_ok=True)
+    tmp = os.path.join(out_dir, "train.parquet.tmp")
+    dataset.to_parquet(tmp)
+    os.replace(tmp, os.path.join(out_dir, "train.parquet"))
+    per_depth = Counter(int(d) for d in dataset["depth"])
+    return {"rows": len(dataset), "per_depth": {str(k): per_depth[k] for k in sorted(per_depth)}}
+
+
+def evaluate_stage(model: str, problems_path: str, out_dir: str, config: DemoConfig, sympy_baseline: bool) -> dict:
+    """``ladder-hf evaluate`` on the held-out slice (resumable; the same files the command writes)."""
+    from ladder_hf.evaluation import evaluate_model
+
+    return evaluate_model(
+        model,
+        problem_set=problems_path,
+        output_dir=out_dir,
+        num_samples=config.eval_samples,
+        max_new_tokens=config.eval_max_new_tokens,
+        temperature=config.temperature if config.eval_samples > 1 else 0.0,
+        batch_size=config.eval_batch_size,
+        seed=config.seed,
+        system_prompt=config.prompt,
+        sympy_baseline=sympy_baseline,
+    )
+
+
+def grpo_settings(dataset_dir: str, out_dir: str, config: DemoConfig) -> dict[str, Any]:
+    """The recipe settings (``ScriptArguments`` + ``GRPOConfig`` + ``ModelConfig`` keys) of a demo training run.
+
+    Written to ``<out_dir>/grpo_config.yaml`` so ``ladder-hf train --config`` reruns or extends it.
+    """
+    import torch
+
+    return {
+        # ModelConfig
+        "model_name_or_path": config.model,
+        "dtype": "float32",
+        # ladder_hf.grpo.ScriptArguments
+        "dataset_name": dataset_dir,
+        "system_prompt": config.prompt,
+        "reward_funcs": list(config.reward_funcs),
+        # GRPOConfig
+        "output_dir": out_dir,
+        "use_cpu": not torch.cuda.is_available(),
+        "bf16": False,
+        "max_steps": config.max_steps,
+        "per_device_train_batch_size": config.num_generations * config.prompts_per_step,
+        "gradient_accumulation_steps": 1,
+        "num_generations": config.num_generations,
+        "max_completion_length": config.max_completion_length,
+        "temperature": config.temperature,
+        "learning_rate": config.learning_rate,
+        "lr_scheduler_type": "constant",
+        "beta": config.beta,
+        "reward_weights": list(config.reward_weights),
+        "logging_steps": 1,
+        "save_strategy": "steps",
+        "save_steps": config.save_steps,
+        "save_total_limit": 1,
+        "report_to": "none",
+        "seed": config.seed,
+        "data_seed": config.seed,
+        "dataloader_num_workers": 0,
+    }
+
+
+def grpo_arguments(dataset_dir: str, out_dir: str, config: DemoConfig):
+    """``(ScriptArguments, GRPOConfig, ModelConfig)`` for :func:`ladder_hf.grpo.train` from a demo config."""
+    import yaml
+
+    from ladder_hf.grpo import make_parser
+
+    settings = grpo_settings(dataset_dir, out_dir, config)
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, "grpo_config.yaml")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("# Written by `ladder-hf demo`; rerun or extend with: ladder-hf train --config " + path + "\n")
+        yaml.safe_dump(settings, f, sort_keys=False, allow_unicode=True)
+    # The recipe's own parser reads it back, so the file is checked to be a valid recipe config.
+    return make_parser().parse_args_and_config(args=["--config", path])
+
+
+def train_stage(dataset_dir: str, out_dir: str, config: DemoConfig) -> dict:
+    """GRPO with :func:`ladder_hf.grpo.train` on the materialised dataset; resumes from its last checkpoint."""
+    from ladder_hf.grpo import train
+
+    summary = train(*grpo_arguments(dataset_dir, out_dir, config))
+    return {"output_dir": summary["output_dir"], "global_step": summary["global_step"]}
+
+
+def is_trained(model_dir: str) -> bool:
+    """True when ``model_dir`` holds a finished training run (final weights and trainer state)."""
+    path = Path(model_dir)
+    has_weights = any(path.glob("*.safetensors")) or (path / "pytorch_model.bin").is_file()
+    return has_weights and (path / "trainer_state.json").is_file()
+
+
+def read_reward_history(model_dir: str) -> list[dict]:
+    """Per-step training logs (``reward``, ``rewards/<func>/mean``, ...) from ``trainer_state.json``."""
+    path = Path(model_dir) / "trainer_state.json"
+    if not path.is_file():
+        return []
+    history = json.loads(path.read_text(encoding="utf-8")).get("log_history", [])
+    return [row for row in history if "reward" in row and "step" in row]
+
+
+def tree_sizes(variants_dir: str) -> dict[str, int]:
+    """Kept nodes per depth of a variants folder (read through ``LadderDataset``)."""
+    from ladder_hf.dataset import load_ladder_dataset
+
+    depths = Counter(int(d) for d in load_ladder_dataset(variants_dir, "all")["depth"])
+    return {str(k): depths[k] for k in sorted(depths)}
+
+
+# --------------------------------------------------------------------------------------------- report
+
+
+def _score(summary: dict) -> dict:
+    model = summary.get("model", {})
+    k = summary.get("config", {}).get("num_samples", 1)
+    out = {
+        "accuracy": model.get("accuracy"),
+        "answer_rate": model.get("answer_rate"),
+        f"pass@{k}": model.get(f"pass@{k}", model.get("accuracy")),
+        "problems": model.get("count"),
+        "samples": k,
+    }
+    if summary.get("sympy"):
+        out["sympy_accuracy"] = summary["sympy"].get("accuracy")
+    return out
+
+
+def plot_rewards(history: list[dict], path: str, title: str = "GRPO reward per step") -> str:
+    """Line plot of the total reward and each reward function's mean per optimizer step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    steps = [row["step"] for row in history]
+    ax.plot(steps, [row["reward"] for row in history], marker="o", label="total (weighted)")
+    for key in sorted({k for row in history for k in row if k.startswith("rewards/") and k.endswith("/mean")}):
+        ax.plot(steps, [row.get(key) for row in history], marker=".", linestyle="--", label=key.split("/")[1])
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("mean reward")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_accuracy(scores: dict[str, dict], path: str, title: str = "Held-out slice") -> str:
+    """Grouped bars: pass@1 and answer rate per system (e.g. base vs trained)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(scores)
+    metrics = [("accuracy", "pass@1 (verified)"), ("answer_rate", "answer in tags")]
+    width = 0.8 / len(metrics)
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for j, (key, label) in enumerate(metrics):
+        values = [100 * (scores[n].get(key) or 0.0) for n in names]
+        xs = [i + (j - (len(metrics) - 1) / 2) * width for i in range(len(names))]
+        bars = ax.bar(xs, values, width, label=label)
+        ax.bar_label(bars, fmt="%.0f%%", fontsize=8)
+    ax.set_xticks(range(len(names)), names)
+    ax.set_ylabel("% of samples")
+    ax.set_ylim(0, 105)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_tree_sizes(per_depth: dict[str, int], path: str, title: str = "Variant tree sizes") -> str:
+    """Bars: kept nodes per depth (depth 0 = the original problems)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    depths = sorted(per_depth, key=int)
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    bars = ax.bar([str(d) for d in depths], [per_depth[d] for d in depths], color="tab:green")
+    ax.bar_label(bars, fontsize=8)
+    ax.set_xlabel("depth (0 = original problem)")
+    ax.set_ylabel("kept nodes")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _pct(value) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def render_report(summary: dict) -> str:
+    """The demo's markdown report from its ``summary.json`` content."""
+    c, out = summary["config"], summary["output_dir"]
+    base, trained = summary["scores"]["base"], summary["scores"]["trained"]
+    k = c["eval_samples"]
+    rewards = summary["rewards"]
+    lines = [
+        "# LADDER demo report",
+        "",
+        f"Model `{c['model']}` trained with GRPO on {c['generator']} variant trees of "
+        f"{summary['problems']['train']} `{c['problem_set']}` problems, evaluated on "
+        f"{summary['problems']['test']} held-out ones ({k} samples each, temperature "
+        f"{c['temperature'] if k > 1 else 0}, {c['eval_max_new_tokens']} new tokens).",
+        "",
+        "## Held-out accuracy",
+        "",
+        f"| system | pass@1 | pass@{k} | answered in tags |",
+        "|---|---|---|---|",
+        f"| base | {_pct(base['accuracy'])} | {_pct(base[f'pass@{k}'])} | {_pct(base['answer_rate'])} |",
+        f"| after {summary['train']['global_step']} GRPO steps | {_pct(trained['accuracy'])} "
+        f"| {_pct(trained[f'pass@{k}'])} | {_pct(trained['answer_rate'])} |",
+    ]
+    if base.get("sympy_accuracy") is not None:
+        lines.append(f"| sympy.integrate (reference) | {_pct(base['sympy_accuracy'])} | – | – |")
+    lines += [
+        "",
+        "![accuracy](plots/accuracy.png)",
+        "",
+        "## Variant trees",
+        "",
+        "| depth | kept nodes |",
+        "|---|---|",
+        *(f"| {d} | {n} |" for d, n in summary["tree_sizes"].items()),
+        "",
+        f"Training rows ({c['train_on']}): {summary['dataset']['rows']}. QC funnel: "
+        + ", ".join(f"{k_} {v}" for k_, v in summary.get("qc_funnel", {}).items()),
+        "",
+        "![tree sizes](plots/tree_sizes.png)",
+        "",
+        "## Training",
+        "",
+        f"{summary['train']['global_step']} steps, {c['prompts_per_step']} prompt(s) x {c['num_generations']} "
+        f"completions of up to {c['max_completion_length']} tokens, lr {c['learning_rate']}, beta {c['beta']}, "
+        f"rewards {c['reward_funcs']} weighted {c['reward_weights']}.",
+        "",
+    ]
+    if rewards:
+        first, last = rewards[0], rewards[-1]
+        lines += [
+            f"Mean reward: step {first['step']} {first['reward']:.3f}, step {last['step']} {last['reward']:.3f}.",
+            "",
+        ]
+    lines += [
+        "![reward per step](plots/reward.png)",
+        "",
+        "## Stage wall times",
+        "",
+        "| stage | seconds |",
+        "|---|---|",
+        *(f"| {s} | {t:.0f} |" for s, t in summary["wall_time_s"].items()),
+        "",
+        "## Reuse the outputs",
+        "",
+        "```bash",
+        f"ladder-hf variants push {out}/variants --repo <user>/<dataset> --tag v1.0   # publish the variant trees",
+        f"ladder-hf train --config {out}/model/grpo_config.yaml --max_steps 100 --output_dir {out}/model-100",
+        f"ladder-hf evaluate --model {out}/model --problem_set {out}/problems/test.jsonl   # evaluate the model",
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_report(out_dir: str, summary: dict) -> dict[str, str]:
+    """Write ``summary.json``, ``report.md`` and the three plots; return their paths."""
+    plots = os.path.join(out_dir, "plots")
+    os.makedirs(plots, exist_ok=True)
+    paths = {
+        "reward": plot_rewards(summary["rewards"], os.path.join(plots, "reward.png")),
+        "accuracy": plot_accuracy(
+            {"base": summary["scores"]["base"], "trained": summary["scores"]["trained"]},
+            os.path.join(plots, "accuracy.png"),
+        ),
+        "tree_sizes": plot_tree_sizes(summary["tree_sizes"], os.path.join(plots, "tree_sizes.png")),
+    }
+    paths["summary"] = os.path.join(out_dir, "summary.json")
+    Path(paths["summary"]).write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    paths["report"] = os.path.join(out_dir, "report.md")
+    Path(paths["report"]).write_text(render_report(summary), encoding="utf-8")
+    return paths
+
+
+# --------------------------------------------------------------------------------------------- driver
+
+
+def _check_config(out: Path, config: DemoConfig) -> None:
+    settings = {key: getattr(config, key) for key in _OUTPUT_KEYS}
+    path = out / CONFIG_FILE
+    if path.is_file():
+        before = json.loads(path.read_text(encoding="utf-8"))
+        changed = sorted(key for key in settings if before.get(key) != settings[key])
+        if changed:
+            raise ValueError(
+                f"{out} holds a demo with different settings ({', '.join(changed)}); "
+                "use another --output_dir or pass --overwrite"
+            )
+    path.write_text(json.dumps(settings, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def run_demo(config: DemoConfig) -> dict:
+    """Run (or resume) every stage of the demo; return the summary written to ``summary.json``.
+
+    Example:
+        >>> summary = run_demo(DemoConfig(output_dir="ladder_demo", quick=True))  # doctest: +SKIP
+        >>> sorted(summary["scores"])  # doctest: +SKIP
+        ['base', 'trained']
+    """
+    from tqdm.auto import tqdm
+
+    from ladder_hf.variants import read_funnel
+
+    out = Path(config.output_dir)
+    if config.overwrite and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_config(out, config)
+    paths = {
+        name: str(out / name) for name in ("problems", "variants", "dataset", "eval_base", "model", "eval_trained")
+    }
+    wall: dict[str, float] = {}
+    bar = tqdm(total=len(STAGES), desc="demo", unit="stage", position=0)
+
+    def stage(name: str):
+        bar.set_description(f"demo: {name}")
+        return time.perf_counter()
+
+    def done(name: str, began: float) -> None:
+        wall[name] = round(time.perf_counter() - began, 1)
+        bar.update(1)
+
+    began = stage("problems")
+    train_path, test_path = (
+        os.path.join(paths["problems"], "train.jsonl"),
+        os.path.join(paths["problems"], "test.jsonl"),
+    )
+    if not (os.path.isfile(train_path) and os.path.isfile(test_path)):
+        rows = load_problems(config.problem_set)
+        train, test = split_problems(
+            rows, config.num_train_problems, config.num_test_problems, config.seed, config.selection
+        )
+        os.makedirs(paths["problems"], exist_ok=True)
+        write_jsonl(test_path, test)
+        write_jsonl(train_path, train)
+    train, test = read_jsonl(train_path), read_jsonl(test_path)
+    done("problems", began)
+
+    began = stage("variants")
+    done_marker = os.path.join(paths["variants"], "DEMO_DONE")
+    if not os.path.isfile(done_marker):
+        build_variants(train, test, paths["variants"], config)
+        Path(done_marker).write_text("complete\n", encoding="utf-8")
+    done("variants", began)
+
+    began = stage("dataset")
+    dataset_info_path = os.path.join(paths["dataset"], "info.json")
+    if not os.path.isfile(dataset_info_path):
+        info = materialise_dataset(paths["variants"], paths["dataset"], config.train_on)
+        Path(dataset_info_path).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    dataset_info = json.loads(Path(dataset_info_path).read_text(encoding="utf-8"))
+    done("dataset", began)
+
+    began = stage("eval_base")
+    base = _evaluate_once(config.model, test_path, paths["eval_base"], config, config.sympy_baseline)
+    done("eval_base", began)
+
+    began = stage("train")
+    if not is_trained(paths["model"]):
+        train_stage(paths["dataset"], paths["model"], config)
+    history = read_reward_history(paths["model"])
+    done("train", began)
+
+    began = stage("eval_trained")
+    trained = _evaluate_once(paths["model"], test_path, paths["eval_trained"], config, False)
+    done("eval_trained", began)
+
+    began = stage("report")
+    summary: dict[str, Any] = {
+        "config": dataclasses.asdict(config),
+        "output_dir": str(out),
+        "problems": {
+            "train": len(train),
+            "test": len(test),
+            "train_ids": [r["id"] for r in train],
+            "test_ids": [r["id"] for r in test],
+        },
+        "tree_sizes": tree_sizes(paths["variants"]),
+        "qc_funnel": read_funnel(paths["variants"]),
+        "dataset": dataset_info,
+        "train": {"global_step": history[-1]["step"] if history else 0, "steps_logged": len(history)},
+        "rewards": history,
+        "scores": {"base": _score(base), "trained": _score(trained)},
+        # A copy: the report stage's own time is not known until the report is written.
+        "wall_time_s": dict(wall),
+    }
+    write_report(str(out), summary)
+    done("report", began)
+    bar.close()
+    return summary
+
+
+def _evaluate_once(model: str, test_path: str, out_dir: str, config: DemoConfig, sympy_baseline: bool) -> dict:
+    """Evaluate unless ``out_dir`` already holds a finished evaluation (its ``summary.json``)."""
+    path = Path(out_dir) / "summary.json"
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    return evaluate_stage(model, test_path, out_dir, config, sympy_baseline)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``ladder-hf demo [--output_dir ladder_demo] [--quick] [--generator model] ...``"""
+    from transformers import HfArgumentParser
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    parser = HfArgumentParser(DemoConfig)
+    parser.prog = "ladder-hf demo"
+    (config,) = parser.parse_args_into_dataclasses(args=list(sys.argv[1:] if argv is None else argv))
+    began = time.perf_counter()
+    summary = run_demo(config)
+    base, trained = summary["scores"]["base"], summary["scores"]["trained"]
+    print(
+        f"held-out pass@1: base {_pct(base['accuracy'])} -> trained {_pct(trained['accuracy'])} "
+        f"(answered in tags {_pct(base['answer_rate'])} -> {_pct(trained['answer_rate'])}); "
+        f"{time.perf_counter() - began:.0f} s"
+    )
+    print(f"report: {os.path.join(config.output_dir, 'report.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,157 @@
+"""``ladder-hf demo``: every stage on the tiny model with tiny budgets, the report, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from ladder_hf.demo import DemoConfig, materialise_dataset, run_demo, split_problems
+from ladder_hf.problems import read_jsonl, write_jsonl
+
+PROBLEMS = [
+    {"id": "t-01", "integrand": "x**2 + sin(x)", "lower": "", "upper": ""},
+    {"id": "t-02", "integrand": "x*exp(x)", "lower": "", "upper": ""},
+    {"id": "t-03", "integrand": "3*x**2 + cos(2*x)", "lower": "", "upper": ""},
+    {"id": "t-04", "integrand": "x**3 + 1/x", "lower": "", "upper": ""},
+    {"id": "t-05", "integrand": "exp(2*x) + x", "lower": "", "upper": ""},
+    {"id": "t-06", "integrand": "x**2", "lower": "0", "upper": "1"},
+    {"id": "t-07", "integrand": "sin(x)*cos(x)", "lower": "", "upper": ""},
+]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def problems_file(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("problems") / "problems.jsonl"
+    write_jsonl(str(path), PROBLEMS)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def quick_demo(tiny_model_dir, problems_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "ladder_demo"
+    config = DemoConfig(output_dir=str(out), model=tiny_model_dir, problem_set=problems_file, quick=True)
+    return out, config, run_demo(config)
+
+
+def test_split_is_seeded_disjoint_and_test_stable():
+    train, test = split_problems(PROBLEMS, 3, 2, seed=1)
+    again_train, _ = split_problems(PROBLEMS, 3, 2, seed=1)
+    assert [r["id"] for r in train] == [r["id"] for r in again_train]
+    assert not {r["id"] for r in train} & {r["id"] for r in test}
+    # Asking for more training problems must not move the held-out slice.
+    _, test_more = split_problems(PROBLEMS, 5, 2, seed=1)
+    assert [r["id"] for r in test_more] == [r["id"] for r in test]
+    # The seed matters: over a few seeds the held-out pair changes.
+    assert len({tuple(sorted(r["id"] for r in split_problems(PROBLEMS, 3, 2, seed=s)[1])) for s in range(5)}) > 1
+    with pytest.raises(ValueError):
+        split_problems(PROBLEMS, 6, 2)
+
+
+def test_shortest_selection_draws_from_shortest_integrands():
+    train, test = split_problems(PROBLEMS, 2, 1, seed=0, selection="shortest")
+    shortest = sorted(PROBLEMS, key=lambda r: (len(r["integrand"]), r["id"]))[:3]
+    assert {r["id"] for r in train + test} == {r["id"] for r in shortest}
+
+
+def test_quick_demo_writes_every_stage_output(quick_demo):
+    out, _, summary = quick_demo
+    for name in (
+        "problems/train.jsonl",
+        "problems/test.jsonl",
+        "variants/nodes.jsonl",
+        "dataset/train.parquet",
+        "eval_base/summary.json",
+        "eval_base/completions.jsonl",
+        "model/trainer_state.json",
+        "eval_trained/summary.json",
+        "report.md",
+        "summary.json",
+    ):
+        assert (out / name).is_file(), name
+    for plot in ("reward", "accuracy", "tree_sizes"):
+        data = (out / "plots" / f"{plot}.png").read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 1000, plot
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "plots/reward.png" in report and "Held-out accuracy" in report
+    assert json.loads((out / "summary.json").read_text(encoding="utf-8")) == json.loads(json.dumps(summary))
+
+
+def test_quick_demo_numbers_are_consistent(quick_demo):
+    out, config, summary = quick_demo
+    train, test = read_jsonl(str(out / "problems/train.jsonl")), read_jsonl(str(out / "problems/test.jsonl"))
+    assert (len(train), len(test)) == (config.num_train_problems, config.num_test_problems)
+    assert not {r["id"] for r in train} & {r["id"] for r in test}
+
+    nodes = read_jsonl(str(out / "variants/nodes.jsonl"))
+    kept = [n for n in nodes if n.get("kept", True)]
+    assert sum(summary["tree_sizes"].values()) == len(kept)
+    assert summary["tree_sizes"]["0"] == len(train)
+    assert max(int(d) for d in summary["tree_sizes"]) <= config.variant_depth
+    # train_on=tree: the dataset holds every kept node of the trees.
+    assert summary["dataset"]["rows"] == len(kept)
+    assert summary["dataset"]["per_depth"] == summary["tree_sizes"]
+
+    # One reward log per optimizer step, up to max_steps.
+    assert summary["train"]["global_step"] == config.max_steps
+    assert [r["step"] for r in summary["rewards"]] == list(range(1, config.max_steps + 1))
+    for row in summary["rewards"]:
+        assert 0.0 <= row["reward"] <= sum(config.reward_weights) + 1e-6
+
+    # Scores come from the evaluation folders, over test x samples completions.
+    for name, folder in (("base", "eval_base"), ("trained", "eval_trained")):
+        evaluation = json.loads((out / folder / "summary.json").read_text(encoding="utf-8"))
+        assert summary["scores"][name]["accuracy"] == evaluation["model"]["accuracy"]
+        # A verified answer is an answer: accuracy never exceeds the tagged-answer rate.
+        assert 0.0 <= summary["scores"][name]["accuracy"] <= summary["scores"][name]["answer_rate"]
+        completions = read_jsonl(str(out / folder / "completions.jsonl"))
+        assert len(completions) == len(test) * config.eval_samples
+        assert {c["id"] for c in completions} == {r["id"] for r in test}
+
+
+def test_trained_model_folder_is_reusable(quick_demo):
+    from ladder_hf.models import load_model_and_tokenizer
+
+    out, _, _ = quick_demo
+    model, tokenizer = load_model_and_tokenizer(str(out / "model"))
+    assert model.config.model_type == "llama" and tokenizer.pad_token is not None
+
+
+def test_rerun_skips_finished_stages_and_refuses_other_settings(quick_demo, tiny_model_dir, problems_file):
+    from ladder_hf.cli import main as cli_main
+
+    out, _, summary = quick_demo
+    weights = next((out / "model").glob("*.safetensors"))
+    stamp = weights.stat().st_mtime_ns
+    nodes_before = (out / "variants/nodes.jsonl").read_bytes()
+    argv = ["demo", "--output_dir", str(out), "--model", tiny_model_dir, "--problem_set", problems_file, "--quick"]
+    assert cli_main(argv) == 0
+    assert weights.stat().st_mtime_ns == stamp  # no retraining
+    assert (out / "variants/nodes.jsonl").read_bytes() == nodes_before
+    again = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert again["scores"] == summary["scores"] and again["rewards"] == summary["rewards"]
+    with pytest.raises(ValueError, match="different settings"):
+        run_demo(DemoConfig(output_dir=str(out), model=tiny_model_dir, problem_set=problems_file, quick=True, seed=5))
+
+
+def test_roots_slice_is_the_original_problems_only(quick_demo, tmp_path):
+    out, config, _ = quick_demo
+    info = materialise_dataset(str(out / "variants"), str(tmp_path / "roots"), train_on="roots")
+    assert info["per_depth"] == {"0": config.num_train_problems}
+    from datasets import load_dataset
+
+    rows = load_dataset(str(tmp_path / "roots"), split="train")
+    assert len(rows) == info["rows"] and set(rows["depth"]) == {0}
+    with pytest.raises(ValueError):
+        materialise_dataset(str(out / "variants"), str(tmp_path / "x"), train_on="everything")
+
+
+@pytest.mark.slow
+def test_quick_demo_on_the_embedded_model(tmp_path, problems_file):
+    """The real SmolLM2-135M through every stage (quick budgets): about two minutes on 2 cores."""
+    out = tmp_path / "demo"
+    summary = run_demo(DemoConfig(output_dir=str(out), problem_set=problems_file, quick=True))
+    assert summary["train"]["global_step"] == 2
+    assert os.path.isfile(out / "report.md")

@@ -316,3 +316,24 @@ def test_evaluate_load_from_a_space(hub_server, tmp_path):
         """
     )
     assert got == {"matches": 0.75}
+
+
+def test_variant_statistics_counts_qc_outcomes():
+    from ladder_hf.hub import variant_statistics
+
+    nodes = [
+        {"id": "r", "depth": 0, "generator": "", "kind": "root", "qc_status": "root", "contaminated_with": "r"},
+        {"id": "r.0", "depth": 1, "generator": "symbolic", "kind": "easier", "sympy_solvable": True},
+        {"id": "r.1", "depth": 2, "generator": "m/x", "kind": "equivalent", "sympy_solvable": False},
+        {"id": None, "depth": 1, "kept": False, "qc_status": "duplicate"},
+        {"id": None, "depth": 1, "kept": False, "qc_status": "not_sane"},
+        {"id": None, "depth": 1, "kept": False, "qc_status": "contaminated", "contaminated_with": "t1"},
+        {"id": None, "depth": 2, "kept": False, "qc_status": "unparsable"},
+    ]
+    stats = variant_statistics(nodes)
+    assert stats["per_depth"] == {0: 1, 1: 1, 2: 1}
+    assert stats["per_generator"] == {"m/x": 1, "root": 1, "symbolic": 1}
+    qc = stats["qc"]
+    assert (qc["nodes"], qc["kept"], qc["rejected"]) == (7, 3, 4)
+    assert (qc["duplicates"], qc["numerically_insane"], qc["contaminated"], qc["unparsable"]) == (1, 1, 1, 1)
+    assert (qc["sympy_solvable"], qc["sympy_unsolved"]) == (1, 1)

@@ -341,15 +341,24 @@ def variant_statistics(nodes: Sequence[dict]) -> dict:
     kept = [r for r in rows if r["kept"]]
 
     def count(key, source) -> dict:
-        return dict(sorted(Counter(r[key] if r[key] is not None else "unknown" for r in source).items(), key=str))
+        def label(r):
+            return r[key] or ("root" if (r["depth"] or 0) == 0 else "unknown")
 
+        return dict(sorted(Counter(label(r) for r in source).items(), key=str))
+
+    def has_status(r, status) -> bool:
+        return r["qc_status"] == status
+
+    variants = [r for r in rows if (r["depth"] or 0) > 0]
     qc = {
         "nodes": len(rows),
         "kept": len(kept),
         "rejected": len(rows) - len(kept),
-        "numerically_insane": sum(r["numeric_sane"] is False for r in rows),
-        "duplicates": sum(bool(r["duplicate_of"]) for r in rows),
-        "contaminated": sum(bool(r["contaminated_with"]) for r in rows),
+        "unparsable": sum(has_status(r, "unparsable") for r in variants),
+        "numerically_insane": sum(r["numeric_sane"] is False or has_status(r, "not_sane") for r in variants),
+        "duplicates": sum(bool(r["duplicate_of"]) or has_status(r, "duplicate") for r in variants),
+        # Roots of TTRL trees are flagged with the test problem they are; only variants count here.
+        "contaminated": sum(bool(r["contaminated_with"]) or has_status(r, "contaminated") for r in variants),
         "sympy_solvable": sum(r["sympy_solvable"] is True for r in kept),
         "sympy_unsolved": sum(r["sympy_solvable"] is False for r in kept),
     }
@@ -517,7 +526,12 @@ def push_variants(
             built[name] = ds
     stats = variant_statistics([*nodes, *rejected])
     rows = {name: ds.num_rows for name, ds in built.items()}
-    text = card or variants_card(repo_id, tag, stats, rows, read_run_summary(folder) or None)
+    summary = read_run_summary(folder)
+    run = summary.get("run")
+    if isinstance(run, dict) and isinstance(run.get("problems"), list):
+        # The root ids are in the data; the card only needs how many there were.
+        summary["run"] = {**run, "problems": len(run["problems"])}
+    text = card or variants_card(repo_id, tag, stats, rows, summary or None)
     extra = {
         "license": "apache-2.0",
         "language": ["en"],

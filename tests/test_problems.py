@@ -1,0 +1,201 @@
+"""Bundled problem sets: schema, coverage, and every shipped official answer checked by our own verifier."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ladder_hf.problems import available_sets, build_messages, get_problem, is_definite, load_problems
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD_SCRIPT = ROOT / "dataset_scripts" / "build_integration_bee.py"
+STRING_FIELDS = ("id", "problem_latex", "integrand", "lower", "upper", "answer_latex", "answer", "source", "notes")
+# Verifier outcomes that mean "this answer is not confirmed" (as opposed to a crash of the test harness).
+NOT_CONFIRMED = {"mismatch", "bad_problem", "unverifiable", "parse_error", "rejected", "timeout"}
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("build_integration_bee", BUILD_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def mit() -> list[dict]:
+    return load_problems("mit")
+
+
+@pytest.fixture(scope="module")
+def undergrad() -> list[dict]:
+    return load_problems("undergrad")
+
+
+@pytest.fixture(scope="module")
+def verdicts(mit, undergrad) -> dict:
+    """One verifier call over every bundled row: id -> VerificationResult."""
+    from ladder_hf.verifier import verify_batch
+
+    rows = mit + undergrad
+    items = [
+        {"integrand": r["integrand"], "candidate": r["answer"], "lower": r["lower"], "upper": r["upper"]} for r in rows
+    ]
+    # Generous per-item limit: the suite shares a small CPU; a fast answer is unaffected by it.
+    results = verify_batch(items, timeout=20.0)
+    return {r["id"]: res for r, res in zip(rows, results, strict=True)}
+
+
+def _check_common_schema(row: dict) -> None:
+    for field in STRING_FIELDS:
+        assert isinstance(row.get(field), str), f"{row.get('id')}: {field} must be a string"
+    assert row["integrand"].strip() and row["answer"].strip() and row["source"].strip(), row["id"]
+    assert bool(row["lower"].strip()) == bool(row["upper"].strip()), f"{row['id']}: both bounds or neither"
+    assert isinstance(row["verified"], bool), row["id"]
+    assert isinstance(row["verification_note"], str), row["id"]
+    if not row["verified"]:
+        assert len(row["verification_note"]) > 20, f"{row['id']}: an unverified row must say why"
+    else:
+        assert row["verification_note"] == "", f"{row['id']}: note only explains unverified rows"
+
+
+def test_mit_schema_and_ids(mit):
+    assert len(mit) >= 300
+    for row in mit:
+        _check_common_schema(row)
+        assert row["round"] == "qualifier"
+        assert isinstance(row["year"], int) and isinstance(row["number"], int)
+        assert row["id"] == f"mit-{row['year']}-q{row['number']:02d}"
+        assert "MIT Integration Bee" in row["source"], f"{row['id']}: attribution missing"
+        if not row["answer_latex"]:
+            # Only where the source has no official answer, and the note must say so.
+            assert "missing from the source" in row["notes"], row["id"]
+
+
+@pytest.mark.parametrize("year", [2023, 2024, 2025])
+def test_recent_qualifiers_complete(year):
+    rows = load_problems(f"mit-{year}")
+    assert sorted(r["number"] for r in rows) == list(range(1, 21))
+    assert all(r["answer_latex"] for r in rows), "official answers are required for 2023-2025"
+
+
+def test_year_coverage(mit):
+    years = {r["year"] for r in mit}
+    assert set(range(2010, 2021)) | {2022, 2023, 2024, 2025} <= years
+    for year in years:
+        numbers = sorted(r["number"] for r in mit if r["year"] == year)
+        assert numbers == list(range(1, len(numbers) + 1)), f"{year}: gap in problem numbers"
+    assert {f"mit-{y}" for y in years} <= set(available_sets())
+    assert {r["year"] for r in load_problems("mit-train")} == years - {2025}
+
+
+def test_2025_matches_the_paper_benchmark_shape():
+    rows = load_problems("mit-2025")
+    assert sum(is_definite(r) for r in rows) == 10, "the 2025 qualifier has 10 definite and 10 indefinite problems"
+
+
+def test_undergrad_schema(undergrad):
+    assert len(undergrad) >= 100
+    techniques = {r["technique"] for r in undergrad}
+    for row in undergrad:
+        _check_common_schema(row)
+        assert re.fullmatch(r"ug-\d{3}", row["id"])
+        assert not is_definite(row), "the undergraduate set is indefinite integrals"
+        assert row["verified"], "every undergraduate answer is ours and must verify"
+    for needed in ("substitution", "integration by parts", "partial fractions", "trigonometric identities"):
+        assert needed in techniques
+    assert len(techniques) >= 8
+
+
+def test_ids_unique_across_sets(mit, undergrad):
+    ids = [r["id"] for r in mit + undergrad]
+    assert len(ids) == len(set(ids))
+
+
+def test_get_problem_and_prompt():
+    row = get_problem("mit-2025-q01")
+    assert row["year"] == 2025 and row["number"] == 1
+    assert row["integrand"] in build_messages(row)[-1]["content"]
+    with pytest.raises(KeyError):
+        get_problem("mit-1999-q01")
+
+
+def test_verified_official_answers_pass_the_verifier(verdicts, mit, undergrad):
+    failures = [
+        f"{r['id']}: {verdicts[r['id']].status} {verdicts[r['id']].reason}"
+        for r in mit + undergrad
+        if r["verified"] and not verdicts[r["id"]].correct
+    ]
+    assert not failures, "\n".join(failures)
+
+
+def test_unverified_rows_really_fail_the_verifier(verdicts, mit):
+    unverified = [r for r in mit if not r["verified"]]
+    assert unverified, "the known limitations are recorded, not hidden"
+    for row in unverified:
+        result = verdicts[row["id"]]
+        assert not result.correct, f"{row['id']} now verifies: set verified=true and drop its note"
+        assert result.status in NOT_CONFIRMED, f"{row['id']}: {result.status} {result.reason}"
+
+
+def test_verifier_rejects_a_wrong_answer_for_bundled_rows():
+    # Guards against a vacuous check: a perturbed official answer must not pass.
+    from ladder_hf.verifier import verify_batch
+
+    rows = [get_problem("mit-2025-q02"), get_problem("mit-2025-q04"), get_problem("ug-029")]
+    items = [
+        {"integrand": r["integrand"], "candidate": f"({r['answer']}) + x", "lower": r["lower"], "upper": r["upper"]}
+        if not is_definite(r)
+        else {
+            "integrand": r["integrand"],
+            "candidate": f"({r['answer']}) + 1/1000",
+            "lower": r["lower"],
+            "upper": r["upper"],
+        }
+        for r in rows
+    ]
+    assert not any(res.correct for res in verify_batch(items, timeout=20.0))
+
+
+def test_build_script_local_layout(tmp_path):
+    import datasets
+
+    script = _load_script()
+    files = script.build_local(str(tmp_path), tag="v9.9")
+    assert "README.md" in files and any(f.startswith("mit/test-") for f in files)
+    card = (tmp_path / "README.md").read_text(encoding="utf-8")
+    assert "v9.9" in card and "MIT Integration Bee" in card and "orangeofcarl0-sys" in card
+    assert "config_name: undergrad" in card
+    mit = datasets.load_dataset(str(tmp_path), "mit")
+    assert mit["test"].num_rows == 20 and set(mit["test"]["year"]) == {2025}
+    assert mit["train"].num_rows == len(load_problems("mit")) - 20
+    ug = datasets.load_dataset(str(tmp_path), "undergrad")["test"]
+    assert ug.num_rows == len(load_problems("undergrad"))
+    assert ug.features["verified"].dtype == "bool"
+
+
+def test_build_script_publishes_a_tagged_version(hub_server, tmp_path):
+    env = dict(os.environ)
+    cmd = [sys.executable, str(BUILD_SCRIPT), "--repo", "bees/integration-bee", "--tag", "v1.0"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    read = (
+        "import datasets, json\n"
+        "d = datasets.load_dataset('bees/integration-bee', 'mit', revision='v1.0')\n"
+        "u = datasets.load_dataset('bees/integration-bee', 'undergrad', revision='v1.0')\n"
+        "print(json.dumps([d['test'].num_rows, d['train'].num_rows, u['test'].num_rows, d['test'][0]['id']]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", read], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    n_test, n_train, n_ug, first = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (n_test, n_train, n_ug) == (20, len(load_problems("mit")) - 20, len(load_problems("undergrad")))
+    assert first == "mit-2025-q01"
+    # A version is immutable: publishing the same tag again is refused.
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode != 0 and "TagExistsError" in again.stderr

@@ -142,8 +142,8 @@ infinite nested radical, a series or a floor function was rewritten as an equal 
 ## Sources and attribution
 
 - Problems and official answers of the MIT Integration Bee are (c) MIT Integration Bee
-  (official qualifying exams and answer sheets are posted yearly by the organisers on the MIT
-  Integration Bee pages); reproduced here for research with attribution.
+  (the organisers post the qualifying exams and answer sheets yearly on
+  https://math.mit.edu/~yyao1/integrationbee.html); reproduced here for research with attribution.
 - 2023-2025 transcriptions were taken from
   [orangeofcarl0-sys/integration-bee-benchmark](https://github.com/orangeofcarl0-sys/integration-bee-benchmark)
   (`benchmark.json`, curation CC BY 4.0) and

@@ -26,7 +26,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from build_variants import BuildVariantsConfig, build_generator
+from build_variants import BuildVariantsConfig, build_generator, split_parsable
 
 
 @dataclass
@@ -59,9 +59,16 @@ def run(cfg: BuildTTRLConfig) -> dict:
         chosen = chosen[: cfg.limit]
     if not chosen:
         raise SystemExit(f"no test problem matched {cfg.problem_ids}")
+    chosen, skipped = split_parsable(chosen)
+    protect, protect_skipped = split_parsable(protect)
     generator = build_generator(cfg)  # one generator (one loaded model) for all trees
 
-    summary: dict = {"out_dir": cfg.out_dir, "trees": {}}
+    summary: dict = {
+        "out_dir": cfg.out_dir,
+        "skipped_unparsable": [p["id"] for p in skipped],
+        "protect_skipped_unparsable": [p["id"] for p in protect_skipped],
+        "trees": {},
+    }
     started = time.perf_counter()
     for problem in chosen:
         tree_dir = os.path.join(cfg.out_dir, folder_name(problem["id"]))

@@ -89,6 +89,22 @@ def build_generator(cfg: BuildVariantsConfig):
     )
 
 
+def split_parsable(problems: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(problems the safe parser accepts, the rest). generate_tree parses every root and every
+    protected problem with the verifier's bounded grammar; a few Bee problems exceed its bounds
+    (e.g. exponents of 2024), and one such row must not abort a 300-problem run."""
+    from ladder_hf.variants import parse_integrand
+
+    ok, skipped = [], []
+    for p in problems:
+        try:
+            parse_integrand(p["integrand"])
+            ok.append(p)
+        except ValueError:
+            skipped.append(p)
+    return ok, skipped
+
+
 def materialise(out_dir: str, parquet_dir: str) -> dict[str, int]:
     """Every LadderDataset config of the tree as ``<parquet_dir>/<config>.parquet``; returns row counts."""
     from ladder_hf.dataset import config_names, load_ladder_dataset
@@ -116,6 +132,9 @@ def run(cfg: BuildVariantsConfig) -> dict:
         test_ids = {p["id"] for p in protect}
         problems = [p for p in problems if p["id"] not in test_ids]
 
+    problems, skipped = split_parsable(problems)
+    protect, protect_skipped = split_parsable(protect) if protect else (protect, [])
+
     started = time.perf_counter()
     nodes = generate_tree(
         problems,
@@ -133,6 +152,8 @@ def run(cfg: BuildVariantsConfig) -> dict:
         "out_dir": cfg.out_dir,
         "problems": len(problems),
         "protected": len(protect or []),
+        "skipped_unparsable": [p["id"] for p in skipped],
+        "protect_skipped_unparsable": [p["id"] for p in protect_skipped],
         "nodes": len(nodes),
         "qc_funnel": read_funnel(cfg.out_dir),
         "generation_seconds": round(generation_s, 1),

@@ -155,3 +155,18 @@ def test_quick_demo_on_the_embedded_model(tmp_path, problems_file):
     summary = run_demo(DemoConfig(output_dir=str(out), problem_set=problems_file, quick=True))
     assert summary["train"]["global_step"] == 2
     assert os.path.isfile(out / "report.md")
+
+
+def test_model_generator_option_builds_a_tree_with_the_given_model(tiny_model_dir, tmp_path):
+    from ladder_hf.demo import build_variants, make_generator
+    from ladder_hf.variants import ModelVariantGenerator
+
+    config = DemoConfig(model=tiny_model_dir, generator="model", quick=True, variant_sympy_timeout=0)
+    generator = make_generator(config)
+    assert isinstance(generator, ModelVariantGenerator)
+    assert generator.name == os.path.basename(tiny_model_dir.rstrip("/"))
+    nodes = build_variants(PROBLEMS[:1], PROBLEMS[1:2], str(tmp_path / "variants"), config, generator=generator)
+    # A random tiny model writes garbage: the root stays, and every kept variant passed QC.
+    assert [n["id"] for n in nodes if n["depth"] == 0] == ["t-01"]
+    funnel = json.loads((tmp_path / "variants" / "qc.json").read_text(encoding="utf-8"))
+    assert funnel["requested"] >= 1 and funnel["kept"] == sum(1 for n in nodes if n["depth"] > 0)

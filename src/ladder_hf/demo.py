@@ -121,6 +121,12 @@ class DemoConfig:
     variant_depth: int = field(default=2, metadata={"help": "Levels of variants below each root."})
     variants_per_node: int = field(default=5, metadata={"help": "Candidates requested per parent (before QC)."})
     max_nodes_per_root: int | None = field(default=24, metadata={"help": "Cap on kept variants per tree."})
+    variant_sympy_timeout: float = field(
+        default=5.0,
+        metadata={
+            "help": "Seconds sympy.integrate gets per variant for the `sympy_solvable` flag (0: skip the check)."
+        },
+    )
     train_on: str = field(
         default="tree",
         metadata={
@@ -221,8 +227,10 @@ def make_generator(config: DemoConfig):
 
 def build_variants(train: list[dict], test: list[dict], out_dir: str, config: DemoConfig, generator=None) -> list[dict]:
     """Grow (or resume) the variant trees of ``train``; the held-out ``test`` problems are protected."""
-    from ladder_hf.variants import generate_tree
+    from ladder_hf.variants import QualityConfig, generate_tree
 
+    timeout = config.variant_sympy_timeout
+    quality = QualityConfig(sympy_timeout=timeout if timeout > 0 else 5.0, check_solvable=timeout > 0)
     return generate_tree(
         train,
         generator if generator is not None else make_generator(config),
@@ -231,6 +239,7 @@ def build_variants(train: list[dict], test: list[dict], out_dir: str, config: De
         protect=test or None,
         variants_per_node=config.variants_per_node,
         max_nodes_per_root=config.max_nodes_per_root,
+        quality=quality,
     )
 
 

@@ -21,7 +21,7 @@ from .core import (
     verify_definite,
 )
 from .parsing import MathParseError, parse_math
-from .sandbox import SandboxConfig, SandboxOutcome, run_sandboxed, shutdown
+from .sandbox import SandboxConfig, SandboxOutcome, WorkerPool, run_sandboxed, shutdown
 
 __all__ = [
     "MIN_CHECKS",
@@ -29,6 +29,7 @@ __all__ = [
     "SandboxConfig",
     "SandboxOutcome",
     "VerificationResult",
+    "WorkerPool",
     "parse_math",
     "run_sandboxed",
     "shutdown",

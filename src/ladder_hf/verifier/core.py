@@ -109,7 +109,7 @@ def _sample_points(seed: int) -> np.ndarray:
 
 
 def _lambdify_numpy(expr: sympy.Expr, variable: str):
-    fn = sympy.lambdify(_real_symbol(variable), expr, modules="numpy")
+    fn = sympy.lambdify(_real_symbol(variable), expr, modules="numpy", docstring_limit=0)
     return fn
 
 
@@ -132,7 +132,7 @@ def _evaluate(fn, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _evaluate_mpmath(expr: sympy.Expr, variable: str, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Slow path for functions numpy lacks (erf, Si, Ei, ...): mpmath point by point."""
-    fn = sympy.lambdify(_real_symbol(variable), expr, modules="mpmath")
+    fn = sympy.lambdify(_real_symbol(variable), expr, modules="mpmath", docstring_limit=0)
     values = np.zeros(points.shape)
     ok = np.zeros(points.shape, dtype=bool)
     with mpmath.workdps(20):
@@ -172,8 +172,8 @@ def _confirm(f: sympy.Expr, derivative: sympy.Expr, variable: str, point: float)
     x = _real_symbol(variable)
     with mpmath.workdps(CONFIRM_DPS):
         try:
-            fx = mpmath.mpmathify(sympy.lambdify(x, f, modules="mpmath")(mpmath.mpf(point)))
-            dx = mpmath.mpmathify(sympy.lambdify(x, derivative, modules="mpmath")(mpmath.mpf(point)))
+            fx = mpmath.mpmathify(sympy.lambdify(x, f, modules="mpmath", docstring_limit=0)(mpmath.mpf(point)))
+            dx = mpmath.mpmathify(sympy.lambdify(x, derivative, modules="mpmath", docstring_limit=0)(mpmath.mpf(point)))
         except (ValueError, ZeroDivisionError, OverflowError, TypeError):
             return True, ""  # undefined at high precision: the point does not count either way
         if not (mpmath.isfinite(fx) and mpmath.isfinite(dx)):
@@ -236,7 +236,7 @@ def _reference_integral(integrand: str, lower: str, upper: str, variable: str) -
             if value.imag or not np.isfinite(value.real):
                 raise MathParseError(f"bound {text!r} is not a real number")
             bounds.append(mpmath.mpf(str(sympy.N(bound, 30))))
-    fn = sympy.lambdify(_real_symbol(variable), f, modules="mpmath")
+    fn = sympy.lambdify(_real_symbol(variable), f, modules="mpmath", docstring_limit=0)
     a, b = bounds
     with mpmath.workdps(25):
         value, error = mpmath.quad(fn, [a, b], error=True, maxdegree=8)

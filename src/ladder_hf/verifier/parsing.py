@@ -181,7 +181,7 @@ PIPE: "|"
 # set of allowed names (which depends on the variable) does not need a grammar per variable.
 _NAME_RE = re.compile(r"\\?[A-Za-z]+")
 _CONTROL_RE = re.compile(r"[^\x20-\x7e]")
-_INTEGRAL_RE = re.compile(r"\\i+nt\b|\\oint|integral|integrate|∫", re.IGNORECASE)
+_INTEGRAL_RE = re.compile(r"\\i*int(?![a-zA-Z])|\\oint|integral|integrate|∫", re.IGNORECASE)
 _PLUS_C_RE = re.compile(r"\s*\+\s*(?:C|K|c|\\mathcal\{C\}|C_\{?\d\}?|C_?\d)\s*$")
 _WRAPPER_RE = re.compile(r"\\(?:operatorname|mathrm|text|mathit|textrm)\s*\{\s*([A-Za-z]+)\s*\}")
 _BOXED_RE = re.compile(r"\\boxed\s*\{(.*)\}", re.DOTALL)

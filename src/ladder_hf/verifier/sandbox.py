@@ -1,15 +1,18 @@
 """A persistent pool of worker processes for untrusted CPU-heavy work (sympy/mpmath on model output).
 
-Each task runs in a worker process with a hard wall-clock timeout (enforced by the parent's pool
-manager, so it works from any thread: TRL runs async rewards on a background thread where
-``signal.alarm`` does nothing) and an address-space cap set with ``resource.setrlimit`` in the
-worker. A worker that times out is killed and replaced; one that dies is replaced; the caller always
-gets one :class:`SandboxOutcome` per input. The pool is `pebble <https://pypi.org/project/Pebble/>`_'s
-``ProcessPool`` (maintained, does exactly this), started with the ``forkserver`` method so workers
-are forked from a clean single-threaded server, not from a trainer process full of threads.
+Each task runs in a worker process with a hard wall-clock timeout, enforced by the calling process
+with ``selectors`` and ``kill`` (so it works from any thread: TRL runs async rewards on a background
+thread, where ``signal.alarm`` does nothing), and an address-space cap set with
+``resource.setrlimit`` inside the worker. A worker that times out is killed and replaced; one that
+dies is replaced; the caller always gets one :class:`SandboxOutcome` per input, in order.
 
-Like any multiprocessing code, scripts that call this must guard their entry point with
-``if __name__ == "__main__":``.
+Why not ``multiprocessing``/``concurrent.futures``/pebble: their ``spawn`` and ``forkserver``
+workers re-run the parent's ``__main__`` script (a training script importing torch, trl, ...: a
+gigabyte and seconds per worker, and every replacement after a timeout pays it again), and ``fork``
+copies a multi-threaded trainer. Workers here are fresh interpreters (``python -m
+ladder_hf.verifier._worker``) that import only the verifier; tasks and results travel as pickles over
+their stdin/stdout. ``fn`` must be importable by the worker: a top-level function of an importable
+module (the worker gets the parent's ``sys.path``), not one defined in ``__main__``.
 
 Example:
     >>> from ladder_hf.verifier import run_sandboxed
@@ -21,20 +24,22 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import math
-import multiprocessing
 import os
+import pickle
+import selectors
+import struct
+import subprocess
+import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import CancelledError
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
-from pebble import ProcessExpired, ProcessPool
-
 DEFAULT_TIMEOUT = 2.0
+_HEADER = struct.Struct("<Q")
+STARTUP_TIMEOUT = 120.0  # a fresh worker imports sympy/numpy/mpmath: slow on a loaded machine
 
 
 @dataclass(frozen=True)
@@ -48,7 +53,7 @@ class SandboxOutcome:
 
 @dataclass
 class SandboxConfig:
-    """Settings of the shared worker pool (read from the environment once, at first use)."""
+    """Settings of the shared worker pool (read from the environment when the pool starts)."""
 
     workers: int = 0  # 0: one per CPU core, at most 8
     memory_mb: int = 1024  # address-space cap of each worker
@@ -66,82 +71,215 @@ class SandboxConfig:
         return self.workers if self.workers > 0 else max(1, min(8, os.cpu_count() or 1))
 
 
-def _init_worker(memory_bytes: int) -> None:
-    """Runs in each worker before any task: cap memory, no core dumps, lower priority than training."""
-    import resource
-
-    if memory_bytes > 0:
-        _, hard = resource.getrlimit(resource.RLIMIT_AS)
-        limit = memory_bytes if hard == resource.RLIM_INFINITY else min(memory_bytes, hard)
-        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    with contextlib.suppress(OSError):  # not permitted in some containers
-        os.nice(5)
+def write_frame(stream, payload: bytes) -> None:
+    stream.write(_HEADER.pack(len(payload)) + payload)
+    stream.flush()
 
 
-_pool: ProcessPool | None = None
-_pool_workers = 0
-_lock = threading.Lock()
+def read_frame(stream) -> bytes | None:
+    """One length-prefixed frame, or None at end of stream."""
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        return None
+    (size,) = _HEADER.unpack(header)
+    payload = stream.read(size)
+    return payload if len(payload) == size else None
 
 
-def _context():
-    methods = multiprocessing.get_all_start_methods()
-    if "forkserver" in methods:
-        ctx = multiprocessing.get_context("forkserver")
-        # Import the verifier once in the server so each forked worker starts warm.
-        ctx.set_forkserver_preload(["ladder_hf.verifier.core"])
-        return ctx
-    return multiprocessing.get_context("spawn")
+class _Worker:
+    """One worker interpreter; ``ready`` once it has imported the verifier and said so."""
+
+    def __init__(self, config: SandboxConfig):
+        env = dict(os.environ)
+        # one thread per worker: workers are the parallelism; BLAS threads would only fight them
+        env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0")
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ladder_hf.verifier._worker", str(config.memory_mb * 1024 * 1024)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,  # a Ctrl-C meant for the trainer does not hit the workers mid-task
+        )
+        self.started = time.monotonic()
+        self.ready = False
+        self.tasks = 0
+
+    def fileno(self) -> int:
+        return self.process.stdout.fileno()
+
+    def send(self, fn: Callable, args: tuple) -> None:
+        write_frame(self.process.stdin, pickle.dumps((fn, args), protocol=pickle.HIGHEST_PROTOCOL))
+        self.tasks += 1
+
+    def receive(self):
+        frame = read_frame(self.process.stdout)
+        return None if frame is None else pickle.loads(frame)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=5)
+        for stream in (self.process.stdin, self.process.stdout):
+            with contextlib.suppress(OSError):
+                stream.close()
+
+    def exit_code(self) -> int | None:
+        try:
+            return self.process.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            return None
 
 
-def get_pool() -> tuple[ProcessPool, int]:
-    """The shared pool (created on first use, re-created if it was stopped)."""
-    global _pool, _pool_workers
-    with _lock:
-        if _pool is None or not _pool.active:
-            config = SandboxConfig.from_env()
-            _pool_workers = config.n_workers()
-            _pool = ProcessPool(
-                max_workers=_pool_workers,
-                max_tasks=config.max_tasks_per_worker,
-                initializer=_init_worker,
-                initargs=(config.memory_mb * 1024 * 1024,),
-                context=_context(),
-            )
-        return _pool, _pool_workers
+class WorkerPool:
+    """Persistent workers, one task each at a time, hard per-task timeouts. Thread-safe (batches queue)."""
+
+    def __init__(self, config: SandboxConfig | None = None):
+        self.config = config or SandboxConfig.from_env()
+        self.size = self.config.n_workers()
+        self._workers: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        self._failed_starts = 0  # consecutive workers that died or hung before becoming ready
+
+    def _fill(self) -> None:
+        self._workers = [w for w in self._workers if w.process.poll() is None]
+        while len(self._workers) < self.size:
+            self._workers.append(_Worker(self.config))
+
+    def _replace(self, worker: _Worker) -> None:
+        worker.kill()
+        self._workers.remove(worker)
+        self._workers.append(_Worker(self.config))
+
+    def run(self, fn: Callable, args_list: Sequence[tuple], timeout: float) -> list[SandboxOutcome]:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("worker pool is closed")
+            return self._run(fn, list(args_list), timeout)
+
+    def _run(self, fn: Callable, args_list: list[tuple], timeout: float) -> list[SandboxOutcome]:
+        self._fill()
+        outcomes: list[SandboxOutcome | None] = [None] * len(args_list)
+        queue = deque(range(len(args_list)))
+        busy: dict[_Worker, tuple[int, float]] = {}  # worker -> (task index, deadline)
+        selector = selectors.DefaultSelector()
+        try:
+            for worker in self._workers:
+                selector.register(worker.process.stdout, selectors.EVENT_READ, worker)
+            while queue or busy:
+                for worker in self._workers:
+                    if not queue:
+                        break
+                    if worker.ready and worker not in busy:
+                        index = queue.popleft()
+                        try:
+                            worker.send(fn, args_list[index])
+                        except (pickle.PicklingError, AttributeError, TypeError) as err:
+                            outcomes[index] = SandboxOutcome(False, error=f"cannot send task: {err}")
+                            continue
+                        except OSError:  # the worker died while idle: retry the task on its replacement
+                            queue.appendleft(index)
+                            self._swap(selector, worker)
+                            continue
+                        busy[worker] = (index, time.monotonic() + timeout)
+                now = time.monotonic()
+                deadlines = [deadline for _, deadline in busy.values()]
+                deadlines += [w.started + STARTUP_TIMEOUT for w in self._workers if not w.ready]
+                wait = max(0.0, min(deadlines) - now) if deadlines else 0.05
+                for key, _ in selector.select(timeout=min(wait, 1.0)):
+                    worker = key.data
+                    message = self._receive(worker)
+                    if worker in busy:
+                        index, _ = busy.pop(worker)
+                        if message is None:
+                            code = worker.exit_code()
+                            outcomes[index] = SandboxOutcome(False, error=f"worker died (exit code {code})")
+                            self._swap(selector, worker)
+                        else:
+                            status, payload = message
+                            ok = status == "ok"
+                            outcomes[index] = SandboxOutcome(ok, payload if ok else None, "" if ok else payload)
+                            if worker.tasks >= self.config.max_tasks_per_worker:
+                                self._swap(selector, worker)
+                    elif message == ("ready", None):
+                        worker.ready = True
+                        self._failed_starts = 0
+                    else:  # died while starting
+                        self._failed_starts += 1
+                        self._swap(selector, worker)
+                now = time.monotonic()
+                for worker, (index, deadline) in list(busy.items()):
+                    if now > deadline:
+                        busy.pop(worker)
+                        outcomes[index] = SandboxOutcome(False, error=f"timeout after {timeout:g}s")
+                        self._swap(selector, worker)
+                for worker in list(self._workers):
+                    if not worker.ready and now > worker.started + STARTUP_TIMEOUT:
+                        self._failed_starts += 1
+                        self._swap(selector, worker)
+                if queue and not busy and self._failed_starts > 3 * self.size:
+                    while queue:
+                        outcomes[queue.popleft()] = SandboxOutcome(False, error="workers failed to start")
+        finally:
+            selector.close()
+        return outcomes  # type: ignore[return-value]
+
+    @staticmethod
+    def _receive(worker: _Worker):
+        try:
+            return worker.receive()
+        except (OSError, EOFError, pickle.UnpicklingError, ValueError):
+            return None
+
+    def _swap(self, selector: selectors.BaseSelector, worker: _Worker) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            selector.unregister(worker.process.stdout)
+        self._replace(worker)
+        fresh = self._workers[-1]
+        selector.register(fresh.process.stdout, selectors.EVENT_READ, fresh)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            for worker in self._workers:
+                worker.kill()
+            self._workers = []
+
+
+_pool: WorkerPool | None = None
+_pool_lock = threading.Lock()
+
+
+def get_pool() -> WorkerPool:
+    """The shared pool (created on first use; workers start lazily and are replaced as needed)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool._closed:
+            _pool = WorkerPool()
+        return _pool
 
 
 def shutdown() -> None:
-    """Stop the worker pool (it is re-created on next use). Registered with ``atexit``."""
+    """Stop the shared worker pool (a new one starts on next use). Registered with ``atexit``."""
     global _pool
-    with _lock:
+    with _pool_lock:
         if _pool is not None:
-            _pool.stop()
-            _pool.join(timeout=5)
+            _pool.close()
             _pool = None
 
 
 atexit.register(shutdown)
 
 
-def _describe(err: BaseException, timeout: float) -> str:
-    if isinstance(err, FutureTimeout | TimeoutError):
-        return f"timeout after {timeout:g}s"
-    if isinstance(err, ProcessExpired):
-        return f"worker died (exit code {err.exitcode})"
-    if isinstance(err, MemoryError):
-        return "memory limit exceeded"
-    if isinstance(err, CancelledError):
-        return "cancelled"
-    return f"{type(err).__name__}: {str(err)[:200]}"
-
-
 def run_sandboxed(fn: Callable, args_list: Sequence[tuple], timeout: float = DEFAULT_TIMEOUT) -> list[SandboxOutcome]:
     """Run ``fn(*args)`` for each args tuple in worker processes, in parallel, with a hard timeout each.
 
-    ``fn`` must be a picklable top-level function; its return value must be picklable. Never raises
-    for a bad item and never hangs: a timed-out item is killed (its worker replaced) and reported as
-    ``SandboxOutcome(ok=False, error="timeout after 2s")``.
+    ``fn`` must be a top-level function of an importable module; arguments and return value must
+    pickle. Never raises for a bad item and never hangs: a timed-out item's worker is killed and
+    replaced and the item reported as ``SandboxOutcome(ok=False, error="timeout after 2s")``.
 
     Example:
         >>> outcomes = run_sandboxed(divmod, [(7, 2), (1, 0)])  # doctest: +SKIP
@@ -150,31 +288,4 @@ def run_sandboxed(fn: Callable, args_list: Sequence[tuple], timeout: float = DEF
     """
     if not args_list:
         return []
-    pool, workers = get_pool()
-    futures: list[Any] = []
-    for args in args_list:
-        try:
-            futures.append(pool.schedule(fn, args=tuple(args), timeout=timeout))
-        except Exception as err:  # e.g. the pool was stopped concurrently
-            futures.append(err)
-    # Safety net on top of pebble's per-task timeout: queued tasks wait for free workers, so allow for
-    # the whole queue plus slack for replacing killed workers. Reached only if the pool itself stalls.
-    waves = math.ceil(len(args_list) / max(1, workers))
-    deadline = time.monotonic() + waves * (timeout + 1.0) + 30.0
-    outcomes = []
-    for future in futures:
-        if isinstance(future, BaseException):
-            outcomes.append(SandboxOutcome(False, error=_describe(future, timeout)))
-            continue
-        try:
-            value = future.result(timeout=max(0.0, deadline - time.monotonic()))
-            outcomes.append(SandboxOutcome(True, value=value))
-        except FutureTimeout:
-            if future.done():  # pebble's own per-task timeout
-                outcomes.append(SandboxOutcome(False, error=_describe(TimeoutError(), timeout)))
-            else:
-                future.cancel()  # pebble kills the worker of a cancelled running task
-                outcomes.append(SandboxOutcome(False, error="sandbox stalled; item abandoned"))
-        except BaseException as err:
-            outcomes.append(SandboxOutcome(False, error=_describe(err, timeout)))
-    return outcomes
+    return get_pool().run(fn, args_list, timeout)

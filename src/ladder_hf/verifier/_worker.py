@@ -1,0 +1,60 @@
+"""Worker process of :mod:`ladder_hf.verifier.sandbox` (``python -m ladder_hf.verifier._worker BYTES``).
+
+Reads length-prefixed pickled ``(fn, args)`` tasks from stdin and writes pickled ``("ok", value)`` or
+``("err", description)`` to stdout, one task at a time, until stdin closes (the parent exited).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import sys
+
+
+def _limit_resources(memory_bytes: int) -> None:
+    import resource
+
+    if memory_bytes > 0:
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        limit = memory_bytes if hard == resource.RLIM_INFINITY else min(memory_bytes, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    with contextlib.suppress(OSError):
+        os.nice(5)  # training comes first
+
+
+def main() -> None:
+    memory_bytes = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    # The protocol owns the original stdout; anything a task prints (even from C) goes to stderr.
+    protocol_out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    protocol_in = sys.stdin.buffer
+
+    from ladder_hf.verifier import core  # noqa: F401  (warm: sympy, numpy, mpmath, lark)
+    from ladder_hf.verifier.parsing import parse_math
+    from ladder_hf.verifier.sandbox import read_frame, write_frame
+
+    parse_math("x")  # build the parser tables once
+    _limit_resources(memory_bytes)
+    write_frame(protocol_out, pickle.dumps(("ready", None)))
+    while True:
+        frame = read_frame(protocol_in)
+        if frame is None:
+            return
+        try:
+            fn, args = pickle.loads(frame)
+            reply = pickle.dumps(("ok", fn(*args)), protocol=pickle.HIGHEST_PROTOCOL)
+        except MemoryError:
+            reply = pickle.dumps(("err", "MemoryError: memory limit exceeded"))
+        except BaseException as err:  # report everything; the parent decides
+            try:
+                reply = pickle.dumps(("err", f"{type(err).__name__}: {str(err)[:300]}"))
+            except MemoryError:
+                reply = pickle.dumps(("err", "MemoryError"))
+        write_frame(protocol_out, reply)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,243 @@
+"""Verifier: labelled cases, parser bounds, sandbox guarantees."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+import sympy
+from verifier_cases import ADVERSARIAL, DEFINITE, INDEFINITE
+
+from ladder_hf.verifier import (
+    MIN_CHECKS,
+    MathParseError,
+    SandboxOutcome,
+    VerificationResult,
+    parse_math,
+    run_sandboxed,
+    verify_antiderivative,
+    verify_batch,
+    verify_definite,
+)
+
+x = sympy.Symbol("x")
+
+
+# ----------------------------------------------------------------------------- helpers run in workers
+# (top-level so they pickle by reference; the worker imports this module from the test folder)
+
+
+def _sleep_then(seconds: float, value):
+    time.sleep(seconds)
+    return value
+
+
+def _die(code: int):
+    os._exit(code)
+
+
+def _allocate(n_bytes: int) -> int:
+    return len(bytearray(n_bytes))
+
+
+def _raise(message: str):
+    raise ValueError(message)
+
+
+def _pid(_):
+    return os.getpid()
+
+
+# ----------------------------------------------------------------------------- labelled cases
+
+
+def test_labelled_set_is_large_enough():
+    assert len(INDEFINITE) + len(DEFINITE) + len(ADVERSARIAL) >= 150
+    assert sum(ok for *_, ok, _ in INDEFINITE) > 50 and sum(not ok for *_, ok, _ in INDEFINITE) > 50
+
+
+def test_labelled_cases_are_all_judged_right():
+    items = [{"integrand": f, "candidate": a} for f, a, _, _ in INDEFINITE]
+    items += [{"integrand": f, "lower": lo, "upper": hi, "candidate": a} for f, lo, hi, a, _, _ in DEFINITE]
+    expected = [ok for _, _, ok, _ in INDEFINITE] + [ok for *_, ok, _ in DEFINITE]
+    notes = [f"∫{f} dx ≟ {a} ({note})" for f, a, _, note in INDEFINITE]
+    notes += [f"∫_{lo}^{hi} {f} dx ≟ {a} ({note})" for f, lo, hi, a, _, note in DEFINITE]
+    results = verify_batch(items)
+    assert len(results) == len(items)
+    wrong = [
+        f"{note}: expected {ok}, got {r.correct} [{r.reason}]"
+        for note, ok, r in zip(notes, expected, results, strict=True)
+        if r.correct != ok
+    ]
+    assert not wrong, "\n".join(wrong)
+    # an accepted antiderivative always rests on several agreeing checks
+    for (_, _, ok, _), r in zip(INDEFINITE, results, strict=False):
+        if ok:
+            assert r.checks >= MIN_CHECKS
+
+
+def test_adversarial_answers_score_zero_fast_and_touch_nothing(tmp_path):
+    marker = tmp_path / "pwned"
+    answers = [a.replace("{marker}", str(marker)) for a in ADVERSARIAL]
+    start = time.monotonic()
+    results = verify_batch([{"integrand": "x**2", "candidate": a} for a in answers], timeout=2.0)
+    elapsed = time.monotonic() - start
+    assert [r.correct for r in results] == [False] * len(answers)
+    assert not marker.exists()
+    # every item is bounded by the per-item timeout; the batch is far below "timeout x items"
+    assert elapsed < 2.0 * len(answers) / 2
+    for answer in answers:  # the parser alone refuses or bounds all of them, in the main process
+        t0 = time.monotonic()
+        try:
+            parse_math(answer)
+        except MathParseError:
+            pass
+        assert time.monotonic() - t0 < 1.0, answer[:40]
+    assert not marker.exists()
+
+
+def test_reasons_are_informative():
+    assert "mismatch at x=" in verify_antiderivative("x*exp(x)", "x*exp(x)").reason
+    assert "integral" in verify_antiderivative("x", r"\int x\,dx").reason
+    assert "unknown symbol 'y'" in verify_antiderivative("x", "y").reason
+    assert verify_antiderivative("x", "").status == "no_answer"
+    result = verify_definite("sin(x)", "0", "pi", "3")
+    assert isinstance(result, VerificationResult) and not result and "mismatch" in result.reason
+
+
+def test_variable_other_than_x():
+    assert verify_antiderivative("t**2", "t^3/3", variable="t").correct
+    assert not verify_antiderivative("t**2", "x^3/3", variable="t").correct
+    assert verify_definite("exp(-t)", "0", "oo", "1", variable="t").correct
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (r"\frac{1}{2}\ln|x| + \sin^2 x + C", sympy.log(sympy.Abs(x)) / 2 + sympy.sin(x) ** 2),
+        (r"\tan^{-1}(x) + \sqrt[3]{x}", sympy.atan(x) + x ** sympy.Rational(1, 3)),
+        (r"x e^x - e^{x}", x * sympy.exp(x) - sympy.exp(x)),
+        (r"\sin x \cos x", sympy.sin(x) * sympy.cos(x)),
+        (r"\sin 2x", sympy.sin(2 * x)),
+        (r"\ln\left|\sec x + \tan x\right|", sympy.log(sympy.Abs(sympy.sec(x) + sympy.tan(x)))),
+        (r"x|x|/2", x * sympy.Abs(x) / 2),
+        (r"|\sin|x||", sympy.Abs(sympy.sin(sympy.Abs(x)))),
+        (r"\operatorname{arcsinh}(x) + \cosh^{-1} x", sympy.asinh(x) + sympy.acosh(x)),
+        (r"\dfrac{\pi}{4}", sympy.pi / 4),
+        (r"\exp(2x)\cdot 3", 3 * sympy.exp(2 * x)),
+        ("x**3/3 + sin(x)", x**3 / 3 + sympy.sin(x)),
+        ("2.5x", sympy.Rational(5, 2) * x),
+        ("1e-3", sympy.Rational(1, 1000)),
+        ("log(x, 2)", sympy.log(x) / sympy.log(2)),
+        (r"\boxed{x^2}", x**2),
+        ("−x · 2", -2 * x),
+        ("-x^2", -(x**2)),
+        ("2^-1", sympy.Rational(1, 2)),
+        ("x^x^2", x ** (x**2)),
+    ],
+)
+def test_parse_math_accepts_sympy_and_latex(text, expected):
+    assert sympy.simplify(parse_math(text) - expected) == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "empty"),
+        ("+ C", "empty"),
+        ("y", "unknown symbol"),
+        ("Integral(x, x)", "integral"),
+        (r"\int_0^1 x dx", "integral"),
+        ("10**10**10", "exponent too large"),
+        ("x**(10**5)", "exponent too large"),
+        ("(10**300)**2", "too large"),
+        ("1" * 41, "digits"),
+        ("(" * 40 + "x" + ")" * 40, "nested too deeply"),
+        ("x" * 1200, "too long"),
+        ("x" + "+x" * 500, "too long"),
+        ("x\x00", "control"),
+        ("x = 2", "unexpected character"),
+        (r"\frac{d}{dx}", "unknown symbol"),
+        (r"\alpha x", "unknown LaTeX command"),
+        ("sin(x, 2)", "one argument"),
+        ("1/0", "not a finite expression"),
+        ("x +", "syntax error"),
+    ],
+)
+def test_parse_math_rejects_with_a_reason(text, message):
+    with pytest.raises(MathParseError, match=message):
+        parse_math(text)
+
+
+def test_parse_math_uses_a_plain_symbol_and_validates_the_variable():
+    assert parse_math("t^2", variable="t").free_symbols == {sympy.Symbol("t")}
+    with pytest.raises(ValueError):
+        parse_math("x", variable="sin")
+    with pytest.raises(ValueError):
+        parse_math("x", variable="x; import os")
+
+
+# ----------------------------------------------------------------------------- sandbox
+
+
+def test_run_sandboxed_returns_values_and_errors_in_order():
+    outcomes = run_sandboxed(divmod, [(7, 2), (1, 0), (9, 4)])
+    assert outcomes[0] == SandboxOutcome(True, (3, 1), "")
+    assert not outcomes[1].ok and "ZeroDivisionError" in outcomes[1].error
+    assert outcomes[2].value == (2, 1)
+    assert run_sandboxed(divmod, []) == []
+
+
+def test_timeout_works_off_the_main_thread_and_the_worker_is_replaced():
+    box = {}
+
+    def target():
+        box["outcomes"] = run_sandboxed(_sleep_then, [(60, "late"), (0, "quick")], timeout=0.5)
+
+    start = time.monotonic()
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive()
+    assert time.monotonic() - start < 20
+    late, quick = box["outcomes"]
+    assert not late.ok and "timeout" in late.error
+    assert quick.ok and quick.value == "quick"
+    # the pool keeps working after the kill
+    assert [o.value for o in run_sandboxed(_sleep_then, [(0, i) for i in range(4)])] == [0, 1, 2, 3]
+
+
+def test_dead_worker_is_reported_and_replaced():
+    outcomes = run_sandboxed(_die, [(3,)])
+    assert not outcomes[0].ok and "died" in outcomes[0].error
+    assert run_sandboxed(_sleep_then, [(0, "alive")])[0].value == "alive"
+
+
+def test_memory_cap_stops_huge_allocations():
+    outcomes = run_sandboxed(_allocate, [(8 * 1024**3,), (1024,)])
+    assert not outcomes[0].ok
+    assert outcomes[1].ok and outcomes[1].value == 1024
+
+
+def test_exceptions_do_not_escape():
+    outcomes = run_sandboxed(_raise, [("boom",)])
+    assert not outcomes[0].ok and "boom" in outcomes[0].error
+
+
+def test_workers_are_persistent():
+    pids = {o.value for o in run_sandboxed(_pid, [(i,) for i in range(12)])}
+    again = {o.value for o in run_sandboxed(_pid, [(i,) for i in range(12)])}
+    assert os.getpid() not in pids
+    assert pids & again  # the same processes serve consecutive batches
+
+
+def test_verify_timeout_yields_a_zero_not_an_exception():
+    # x^x^...: symbolic derivative and evaluation are fine but slow; a tiny timeout must cut it off
+    tower = "^".join(["x"] * 12)
+    result = verify_antiderivative("x", tower, timeout=0.05)
+    assert not result.correct and result.status in {"timeout", "mismatch", "unverifiable"}

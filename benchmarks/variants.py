@@ -11,7 +11,7 @@ parser), the median over ``--repeats`` rounds, and the ratio. Then it builds dep
 few problems with the model generator and with the symbolic generator and prints both QC funnels
 (requested, generated, parsed, sane, unique, clean, kept).
 
-Default run (embedded SmolLM2-135M-Instruct, CPU): 16 prompts, 64 new tokens, 2 rounds; about
+Default run (embedded SmolLM2-135M-Instruct, CPU): 16 prompts, 48 new tokens, 2 rounds; about
 5-8 minutes on 2 shared cores.
 
     python benchmarks/variants.py
@@ -59,7 +59,7 @@ def main(argv=None) -> None:
     parser.add_argument("--model", default=None, help="default: the embedded SmolLM2-135M-Instruct")
     parser.add_argument("--prompts", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--variants-per-prompt", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--funnel-problems", type=int, default=3)

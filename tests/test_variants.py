@@ -444,11 +444,11 @@ def test_max_nodes_per_root(tmp_path):
     nodes = generate_tree(
         PROBLEMS[:2],
         SymbolicGenerator(seed=0),
-        3,
+        2,
         str(tmp_path),
         variants_per_node=4,
         max_nodes_per_root=5,
-        quality=FAST_QC,
+        quality=QualityConfig(check_solvable=False),
     )
     for root in ("p1", "p2"):
         assert sum(n["root_id"] == root and n["depth"] > 0 for n in nodes) == 5
@@ -488,6 +488,7 @@ def _cli(*args):
     return [sys.executable, "-m", "ladder_hf.cli", "variants", *args]
 
 
+@pytest.mark.slow
 def test_resume_after_kill(tmp_path):
     """Kill a real generation subprocess (SIGKILL) at several points; the restarted run matches."""
     problems = tmp_path / "problems.jsonl"
@@ -546,3 +547,74 @@ def test_cli_rejects_unparsable_problem(tmp_path):
 
     with pytest.raises(SystemExit, match="not a problem set"):
         main(["generate", "--problems", "__import__('os')", "--generator", "symbolic", "--out", str(tmp_path)])
+
+
+@pytest.mark.slow
+def test_model_tree_with_embedded_smollm2(tmp_path):
+    """The default path end to end: SmolLM2-135M-Instruct writes variants, QC accounts for all of them."""
+    backend = TransformersBackend(batch_size=8, seed=0)
+    gen = ModelVariantGenerator(backend, variants_per_prompt=3, max_new_tokens=48)
+    nodes = generate_tree(PROBLEMS[:2], gen, depth=1, out_dir=str(tmp_path), variants_per_node=6, quality=FAST_QC)
+    funnel = read_funnel(str(tmp_path))
+    assert funnel["requested"] == 12
+    counts = [funnel[s] for s in FUNNEL_STAGES]
+    assert counts[1:] == sorted(counts[1:], reverse=True)
+    rejected = _lines(tmp_path / "rejected.jsonl")
+    assert len(rejected) + funnel["kept"] == funnel["generated"]
+    assert sum(r["qc_status"] == "unparsable" for r in rejected) == funnel["generated"] - funnel["parsed"]
+    from ladder_hf.verifier import parse_math
+
+    for n in nodes:
+        if n["depth"] == 1:
+            parse_math(n["integrand"])
+            assert n["generator"] == "SmolLM2-135M-Instruct" and n["persona"] in PERSONAS
+
+
+@pytest.mark.slow
+def test_cli_generate_then_push_to_local_hub(hub_server, tmp_path):
+    """generate -> push (the real huggingface_hub/datasets clients, a Hub server on 127.0.0.1) -> load by tag."""
+    out = tmp_path / "tree"
+    generate_tree(PROBLEMS[:2], SymbolicGenerator(seed=0), 1, str(out), variants_per_node=3, quality=FAST_QC)
+    nodes = _lines(out / NODES_FILE)
+    env = dict(os.environ)
+    push = subprocess.run(
+        _cli("push", str(out), "--repo", "org/ladder-variants", "--tag", "v1.0"),
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert push.returncode == 0, push.stderr[-3000:]
+    script = (
+        "import json; from datasets import load_dataset\n"
+        "ds = load_dataset('org/ladder-variants', 'variants', revision='v1.0', split='train')\n"
+        "print('IDS:' + json.dumps(sorted(zip(ds['id'], ds['integrand']))))\n"
+    )
+    load = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
+    assert load.returncode == 0, load.stderr[-3000:]
+    [line] = [ln for ln in load.stdout.splitlines() if ln.startswith("IDS:")]
+    expected = sorted((n["id"], n["integrand"]) for n in nodes if n["depth"] > 0)
+    assert [tuple(r) for r in json.loads(line[4:])] == expected
+    # A tag is never moved: pushing v1.0 again fails and says so.
+    again = subprocess.run(
+        _cli("push", str(out), "--repo", "org/ladder-variants", "--tag", "v1.0"),
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert again.returncode == 1 and "v1.0" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_bundled_problems_beyond_parser_bounds_are_trusted_user_text_is_not(tmp_path):
+    from ladder_hf.problems import get_problem
+    from ladder_hf.variants.base import parse_problem_integrand
+    from ladder_hf.verifier import MathParseError
+
+    big = get_problem("mit-2025-q09")  # x**2024*(1 - x**2025)**2025: exponents beyond the grammar's bound
+    with pytest.raises(MathParseError):
+        parse_problem_integrand("x**2024*(1 - x**2026)")  # same shape, not a bundled string
+    user = {"id": "user-1", "integrand": "__import__('os').getcwd()", "lower": "", "upper": ""}
+    nodes = generate_tree(
+        [big, user], SymbolicGenerator(seed=0), 1, str(tmp_path), variants_per_node=3,
+        quality=QualityConfig(check_solvable=False),
+    )  # fmt: skip
+    assert [n["id"] for n in nodes if n["depth"] == 0] == ["mit-2025-q09"]
+    assert _json(tmp_path / "run.json")["skipped_problems"] == ["user-1"]
+    assert all(n["root_id"] == "mit-2025-q09" for n in nodes)
+    with pytest.raises(ValueError, match="protected problem 'user-1' does not parse"):
+        ContaminationGuard([user])

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import sympy
 
 
 @dataclass
@@ -52,3 +55,28 @@ def parse_integrand(text: str, variable: str = X_NAME):
     from ladder_hf.verifier import parse_math
 
     return parse_math(str(text), variable)
+
+
+@functools.cache
+def _bundled_integrands() -> frozenset[str]:
+    from ladder_hf.problems import _all_rows
+
+    return frozenset(str(r["integrand"]) for r in _all_rows())
+
+
+def parse_problem_integrand(text: str, variable: str = X_NAME):
+    """Like :func:`parse_integrand`, but trusts the integrands of the bundled problem sets.
+
+    The safe grammar bounds sizes and magnitudes, and a few Integration Bee problems exceed them
+    (exponents such as 2024). Those strings ship with the package, written by us, not by a
+    model, so when the grammar refuses one *and* it is exactly a bundled integrand, sympy parses it.
+    Anything else still raises :class:`~ladder_hf.verifier.MathParseError`.
+    """
+    try:
+        return parse_integrand(text, variable)
+    except ValueError:
+        if str(text) not in _bundled_integrands():
+            raise
+    from sympy.parsing.sympy_parser import parse_expr
+
+    return parse_expr(str(text), local_dict={variable: sympy.Symbol(variable)})

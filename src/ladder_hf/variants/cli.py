@@ -113,9 +113,13 @@ def _generate(args) -> int:
 
 
 def _push(args) -> int:
-    from ladder_hf.hub import push_variants
+    from ladder_hf.hub import PushError, TagExistsError, push_variants
 
-    result = push_variants(args.folder, args.repo, args.tag, private=args.private, endpoint=args.endpoint)
+    try:
+        result = push_variants(args.folder, args.repo, args.tag, private=args.private, endpoint=args.endpoint)
+    except (TagExistsError, PushError, ValueError) as err:
+        print(f"ladder-hf variants push: {err}", file=sys.stderr)
+        return 1
     print(result)
     return 0
 

@@ -291,12 +291,18 @@ class ContaminationGuard:
     """
 
     def __init__(self, protected: list[dict], config: QualityConfig | None = None):
-        from ladder_hf.variants.base import parse_integrand
+        from ladder_hf.variants.base import parse_problem_integrand
 
         self.config = config or QualityConfig()
         exprs, ids = [], []
         for row in protected:
-            exprs.append(parse_integrand(row["integrand"]))
+            try:
+                exprs.append(parse_problem_integrand(row["integrand"]))
+            except ValueError as err:
+                # Never protect silently less than asked for.
+                raise ValueError(
+                    f"protected problem {row.get('id', row['integrand'])!r} does not parse: {err}"
+                ) from err
             ids.append(str(row.get("id", row["integrand"])))
         profiles = profile_batch(exprs, config=self.config)
         self.problems = [

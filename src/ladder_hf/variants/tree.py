@@ -36,7 +36,7 @@ from dataclasses import asdict
 
 from tqdm.auto import tqdm
 
-from ladder_hf.variants.base import Candidate, parse_integrand
+from ladder_hf.variants.base import Candidate, parse_problem_integrand
 from ladder_hf.variants.quality import (
     ContaminationGuard,
     FingerprintIndex,
@@ -240,8 +240,22 @@ def _rejected(cand: Candidate, parent: dict, status: str, reason: str = "", **ex
 # The tree
 
 
-def _make_roots(problems: list[dict], guard: ContaminationGuard | None, config: QualityConfig) -> list[dict]:
-    exprs = [parse_integrand(p["integrand"]) for p in problems]
+def _parse_roots(problems: list[dict]) -> tuple[list[dict], list, list[dict]]:
+    """(problems that parse, their expressions, problems that do not), warning about the latter."""
+    ok, exprs, skipped = [], [], []
+    for p in problems:
+        try:
+            exprs.append(parse_problem_integrand(p["integrand"]))
+            ok.append(p)
+        except ValueError as err:
+            logger.warning("skipping problem %s: its integrand does not parse (%s)", root_id(p), err)
+            skipped.append(p)
+    return ok, exprs, skipped
+
+
+def _make_roots(
+    problems: list[dict], exprs: list, guard: ContaminationGuard | None, config: QualityConfig
+) -> list[dict]:
     intervals = [_interval(p.get("lower", ""), p.get("upper", "")) for p in problems]
     profiles = profile_batch(exprs, intervals, config)
     solvs = solvability_batch(exprs, config)
@@ -383,7 +397,11 @@ def generate_tree(
     guard = ContaminationGuard(protect, config) if protect else None
     missing = [p for p in problems if root_id(p) not in state.node_ids]
     if missing:
-        state.add_roots(_make_roots(missing, guard, config))
+        parsed, exprs, skipped = _parse_roots(missing)
+        if skipped:
+            settings["skipped_problems"] = [root_id(p) for p in skipped]
+            _write_json(run_path, settings)
+        state.add_roots(_make_roots(parsed, exprs, guard, config))
 
     index = FingerprintIndex(config.rtol)
     ids_by_fp: list[str] = []

@@ -172,6 +172,7 @@ def test_ttrl_two_problems_restores_weights_and_resumes(tmp_path, tiny_model_dir
         assert (report / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("restore", ["lora", "reload"])
 def test_other_restore_strategies_give_back_the_originals(tmp_path, tiny_model_dir, original_weights, restore):
     from ladder_hf.ttrl import read_results, run_ttrl
@@ -190,6 +191,7 @@ def test_other_restore_strategies_give_back_the_originals(tmp_path, tiny_model_d
         assert log[0]["changed"]
 
 
+@pytest.mark.slow
 def test_cli_main(tmp_path, tiny_model_dir, capsys):
     from ladder_hf.cli import main
 
@@ -200,3 +202,20 @@ def test_cli_main(tmp_path, tiny_model_dir, capsys):
     assert main(argv) == 0
     assert "pass@1 after TTRL" in capsys.readouterr().out
     assert (tmp_path / "out" / "report" / "summary.md").is_file()
+
+
+@pytest.mark.slow
+def test_model_generator_path_restores_weights(tmp_path, tiny_model_dir, original_weights):
+    """generator=model: the adapted model itself writes variants (a random tiny model writes few or
+    none that parse; then the problem is answered without training). Either way the record is
+    complete and the weights come back."""
+    from ladder_hf.ttrl import read_results, run_ttrl
+
+    overrides = ["--generator", "model", "--max_problems", "1", "--max_steps", "1", "--variant_depth", "1"]
+    ttrl_args, training_args, model_args = _args(tmp_path, tiny_model_dir, *overrides)
+    run_ttrl(ttrl_args, training_args, model_args, callbacks=_callbacks(original_weights, []))
+    (rec,) = read_results(Path(training_args.output_dir) / "results.jsonl")
+    assert rec["variants"]["generator"] == "model"
+    assert rec["restore"]["weights_equal_original"] is True
+    assert len(rec["final_samples"]) == ttrl_args.pass_at_1_samples
+    assert (Path(training_args.output_dir) / "variants" / "t-poly" / "model" / "nodes.jsonl").is_file()

@@ -505,7 +505,7 @@ def run_ttrl(
     overall = tqdm(total=len(problems), initial=len(problems) - len(todo), desc="TTRL problems", unit="problem")
     for problem in todo:
         overall.set_postfix_str(str(problem["id"]))
-        t_start = time.perf_counter()
+        t_start, cpu_start = time.perf_counter(), time.process_time()
         timings: dict[str, float] = {}
 
         t0 = time.perf_counter()
@@ -577,6 +577,9 @@ def run_ttrl(
             trainer = None
 
         timings["total_s"] = _t(t_start)
+        # CPU seconds of this process (all its threads): on a shared machine, wall time alone says
+        # more about the neighbours than about TTRL.
+        timings["process_cpu_s"] = round(time.process_time() - cpu_start, 3)
         record = _record(problem, ttrl_args, training_args, variant_rows, rewards, during, final, base, timings)
         record["restore"] = restore_info
         append_result(results_path, record)
@@ -678,6 +681,7 @@ def summarize(records: Sequence[dict], problems: Sequence[dict] | None = None) -
             **r["scores"],
             "k_during_ttrl": r["k_during_ttrl"],
             "minutes": round(r["time"]["total_s"] / 60, 2),
+            "cpu_minutes": round(r["time"].get("process_cpu_s", 0.0) / 60, 2),
         }
         for r in records
     ]
@@ -692,6 +696,7 @@ def summarize(records: Sequence[dict], problems: Sequence[dict] | None = None) -
         "labels": SCORE_LABELS,
         "mean": means,
         "minutes_per_problem": sum(r["minutes"] for r in rows) / n if n else 0.0,
+        "cpu_minutes_per_problem": sum(r["cpu_minutes"] for r in rows) / n if n else 0.0,
         "problems": rows,
     }
 
@@ -699,7 +704,8 @@ def summarize(records: Sequence[dict], problems: Sequence[dict] | None = None) -
 def summary_markdown(summary: dict) -> str:
     """The summary as a markdown table (one row per problem, then the means)."""
     L = SCORE_LABELS
-    head = ["problem", "integrand", "variants", "GRPO steps", L[BASE_PASS1], L[PASS1_AFTER], L[SOLVED_DURING], "min"]
+    head = ["problem", "integrand", "variants", "GRPO steps", L[BASE_PASS1], L[PASS1_AFTER], L[SOLVED_DURING]]
+    head += ["wall min", "CPU min"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in summary["problems"]:
         cells = [
@@ -711,12 +717,13 @@ def summary_markdown(summary: dict) -> str:
             f"{r[PASS1_AFTER]:.2f}",
             f"{'yes' if r[SOLVED_DURING] else 'no'} (k={r['k_during_ttrl']})",
             f"{r['minutes']:.1f}",
+            f"{r['cpu_minutes']:.1f}",
         ]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     m = summary["mean"]
     lines.append(
         f"| **mean over {summary['n_problems']}** | | | | {m[BASE_PASS1]:.2f} | {m[PASS1_AFTER]:.2f} | "
-        f"{m[SOLVED_DURING]:.2f} | {summary['minutes_per_problem']:.1f} |"
+        f"{m[SOLVED_DURING]:.2f} | {summary['minutes_per_problem']:.1f} | {summary['cpu_minutes_per_problem']:.1f} |"
     )
     return "\n".join(lines) + "\n"
 
@@ -801,7 +808,8 @@ def main(argv: list[str] | None = None) -> int:
     ttrl_args, training_args, model_args = parser.parse_args_and_config(sys.argv[1:] if argv is None else argv)
     summary = run_ttrl(ttrl_args, training_args, model_args)
     print(summary_markdown(summary))
-    print(json.dumps({"mean": summary["mean"], "minutes_per_problem": summary["minutes_per_problem"]}, indent=2))
+    keys = ("mean", "minutes_per_problem", "cpu_minutes_per_problem")
+    print(json.dumps({k: summary[k] for k in keys}, indent=2))
     return 0
 
 

@@ -306,7 +306,7 @@ def test_recipe_trains_two_steps_from_yaml(tmp_path, tiny_model_dir, variants_fi
         assert log["integration_bee/count"] == 2
     assert (out / "model.safetensors").is_file() and (out / "checkpoint-2").is_dir()
     card = (out / "README.md").read_text()
-    assert "## LADDER training" in card and tiny_model_dir in card and "integration, format" in card
+    assert "## LADDER training" in card and tiny_model_dir in card and "integration_reward, format_reward" in card
     assert "| optimizer steps | 2 |" in card and "integration_bee/accuracy" in card
     # One process, 4 completions per step = 1 prompt per step over 8 rows.
     assert train_logs[-1]["epoch"] == pytest.approx(2 / len(VARIANT_ROWS))

@@ -635,8 +635,11 @@ def load_eval_problems(script_args: ScriptArguments) -> list[dict]:
     return problems
 
 
-def train(script_args: ScriptArguments, training_args, model_args) -> dict[str, Any]:
-    """Run LADDER GRPO training; return a summary (steps, output_dir, eval scores, checkpoint resumed from).
+def train(script_args: ScriptArguments, training_args, model_args, reward_funcs: list | None = None) -> dict[str, Any]:
+    """Run LADDER GRPO training; return a summary (steps, output_dir, eval scores, checkpoint resumed from,
+    per-step ``(step seconds, reward seconds)``).
+
+    ``reward_funcs`` (callables in TRL's reward convention) replaces ``script_args.reward_funcs``.
 
     Example:
         >>> summary = train(script_args, training_args, model_args)  # doctest: +SKIP
@@ -644,6 +647,7 @@ def train(script_args: ScriptArguments, training_args, model_args) -> dict[str, 
     from transformers import set_seed
     from transformers.trainer_utils import get_last_checkpoint
     from trl import get_peft_config, get_quantization_config
+    from trl.trainer.utils import get_callable_name
 
     from ladder_hf.models import resolve_model_name_or_path
     from ladder_hf.rewards import get_reward_funcs
@@ -668,11 +672,13 @@ def train(script_args: ScriptArguments, training_args, model_args) -> dict[str, 
         training_args.shuffle_dataset = False
 
     timer = RewardTimer()
-    reward_funcs = [timer.wrap(f) for f in get_reward_funcs(script_args.reward_funcs)]
+    if reward_funcs is None:
+        reward_funcs = get_reward_funcs(script_args.reward_funcs)
+    reward_names = [get_callable_name(f) for f in reward_funcs]
+    reward_funcs = [timer.wrap(f) for f in reward_funcs]
     if training_args.reward_weights is not None and len(training_args.reward_weights) != len(reward_funcs):
         raise ValueError(
-            f"{len(training_args.reward_weights)} reward_weights for {len(reward_funcs)} reward_funcs "
-            f"({script_args.reward_funcs})"
+            f"{len(training_args.reward_weights)} reward_weights for {len(reward_funcs)} reward_funcs ({reward_names})"
         )
 
     model_init_kwargs = {
@@ -690,7 +696,7 @@ def train(script_args: ScriptArguments, training_args, model_args) -> dict[str, 
         "dataset_revision": script_args.dataset_revision,
         "train_rows": len(train_dataset),
         "curriculum": script_args.curriculum,
-        "reward_funcs": ", ".join(script_args.reward_funcs),
+        "reward_funcs": ", ".join(reward_names),
         "reward_weights": training_args.reward_weights,
         "beta": training_args.beta,
         "num_generations": training_args.num_generations,
@@ -762,6 +768,7 @@ def train(script_args: ScriptArguments, training_args, model_args) -> dict[str, 
         "global_step": trainer.state.global_step,
         "resumed_from": checkpoint,
         "eval_scores": eval_scores,
+        "step_timings": list(timer.history),
     }
 
 

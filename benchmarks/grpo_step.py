@@ -1,0 +1,120 @@
+"""Seconds per GRPO step and the reward share of a step, against a no-op-reward baseline in the same run.
+
+Trains the model of a recipe config (default: recipes/configs/smollm2_cpu.yaml, the embedded
+SmolLM2-135M-Instruct) for a few steps twice on the same variant rows, same seed:
+
+- ``noop``: one reward that returns zeros (what a step costs without any verification);
+- ``ladder``: the config's rewards (integration verifier + format).
+
+Per step it records the step wall time and the wall time spent inside reward functions (the same
+``RewardTimer`` that logs ``timing/reward_share`` during training) and prints medians over the
+steps after the first (the first pays for warm-up: worker pool start, allocator). Generation
+dominates a CPU step and its length varies with sampling, so compare medians, not single steps.
+
+    python benchmarks/grpo_step.py                       # 5 steps per condition, smollm2_cpu.yaml
+    python benchmarks/grpo_step.py --steps 8 --config recipes/configs/smollm2_cpu.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+
+# recipes/ is not on the path here, but keep the `evaluate` library unshadowed in any case.
+sys.path[:] = [p for p in sys.path if os.path.basename(os.path.abspath(p or os.curdir)) != "recipes"]
+
+from ladder_hf.grpo import grow_variants, make_parser, train  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def noop_reward(prompts, completions, completion_ids=None, **kwargs) -> list[float]:
+    """Baseline reward: constant zero, no parsing, no verification."""
+    return [0.0] * len(completions)
+
+
+def run(config: str, steps: int, dataset: str, output_dir: str, reward_funcs=None) -> list[tuple[float, float]]:
+    overrides = [
+        "--max_steps",
+        str(steps),
+        "--output_dir",
+        output_dir,
+        "--save_strategy",
+        "no",
+        "--eval_set",
+        "",  # held-out evaluation is not part of a training step
+        "--dataset_name",
+        dataset,
+        "--problems",
+        "",
+    ]
+    script_args, training_args, model_args = make_parser().parse_args_and_config(args=["--config", config, *overrides])
+    script_args.problems = None
+    if reward_funcs is not None:
+        training_args.reward_weights = None
+    summary = train(script_args, training_args, model_args, reward_funcs=reward_funcs)
+    return summary["step_timings"]
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=os.path.join(ROOT, "recipes", "configs", "smollm2_cpu.yaml"))
+    parser.add_argument("--steps", type=int, default=5, help="GRPO steps per condition (first one is warm-up)")
+    parser.add_argument("--problems", default="mit-2024", help="problems whose symbolic variants are trained on")
+    parser.add_argument("--workdir", default=None, help="where to keep variants and outputs (default: a temp dir)")
+    args = parser.parse_args(argv)
+
+    workdir = args.workdir or tempfile.mkdtemp(prefix="grpo-bench-")
+    variants = os.path.join(workdir, "variants")
+    start = time.perf_counter()
+    grow_variants(args.problems, variants, depth=1, variants_per_node=4, max_nodes_per_root=8)
+    print(f"variants ready in {time.perf_counter() - start:.1f}s: {variants}")
+
+    results = {}
+    for name, funcs in (("noop", [noop_reward]), ("ladder", None)):
+        timings = run(args.config, args.steps, variants, os.path.join(workdir, name), reward_funcs=funcs)
+        results[name] = timings
+
+    import torch
+
+    print()
+    print(f"config: {os.path.relpath(args.config, ROOT)}  steps per condition: {args.steps}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"torch threads {torch.get_num_threads()}"
+    )
+    header = (
+        f"{'condition':<10}{'median step s':>15}{'median reward s':>17}{'median share':>14}"
+        f"{'step-1 s':>10}{'step-1 reward s':>17}"
+    )
+    print(header)
+    print("-" * len(header))
+    medians = {}
+    for name, timings in results.items():
+        later = timings[1:] or timings
+        step_med = _median([s for s, _ in later])
+        reward_med = _median([r for _, r in later])
+        share_med = _median([r / s for s, r in later if s > 0])
+        medians[name] = step_med
+        first_step, first_reward = timings[0] if timings else (float("nan"), float("nan"))
+        print(
+            f"{name:<10}{step_med:>15.2f}{reward_med:>17.4f}{share_med:>13.2%}{first_step:>10.2f}{first_reward:>17.4f}"
+        )
+    print()
+    print(f"median step time ladder / noop: {medians['ladder'] / medians['noop']:.3f}")
+    for name, timings in results.items():
+        print(f"{name} per step (step s, reward s): " + ", ".join(f"({s:.2f}, {r:.4f})" for s, r in timings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

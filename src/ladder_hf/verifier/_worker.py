@@ -12,7 +12,7 @@ import pickle
 import sys
 
 
-def _limit_resources(memory_bytes: int) -> None:
+def _limit_resources(memory_bytes: int, nice: int) -> None:
     import resource
 
     if memory_bytes > 0:
@@ -20,12 +20,14 @@ def _limit_resources(memory_bytes: int) -> None:
         limit = memory_bytes if hard == resource.RLIM_INFINITY else min(memory_bytes, hard)
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    with contextlib.suppress(OSError):
-        os.nice(5)  # training comes first
+    if nice > 0:
+        with contextlib.suppress(OSError):
+            os.nice(nice)
 
 
 def main() -> None:
     memory_bytes = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    nice = int(sys.argv[2]) if len(sys.argv) > 2 else 0
     # The protocol owns the original stdout; anything a task prints (even from C) goes to stderr.
     protocol_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
@@ -37,7 +39,7 @@ def main() -> None:
     from ladder_hf.verifier.sandbox import read_frame, write_frame
 
     parse_math("x")  # build the parser tables once
-    _limit_resources(memory_bytes)
+    _limit_resources(memory_bytes, nice)
     write_frame(protocol_out, pickle.dumps(("ready", None)))
     while True:
         frame = read_frame(protocol_in)

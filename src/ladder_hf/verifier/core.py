@@ -22,15 +22,14 @@ relative 1e-6, and only when the quadrature's own error estimate is below that t
 from __future__ import annotations
 
 import hashlib
-import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 
 import mpmath
 import numpy as np
-import sympy
 
-from .parsing import MathParseError, parse_math
+from .numeric import Program, compile_math
+from .parsing import MathParseError
 from .sandbox import DEFAULT_TIMEOUT, run_sandboxed
 
 MIN_CHECKS = 8  # agreeing sample points required to accept an antiderivative
@@ -73,25 +72,15 @@ def _fail(status: str, reason: str, checks: int = 0) -> VerificationResult:
 # ----------------------------------------------------------------------------- worker side
 
 
-def _real_symbol(variable: str) -> sympy.Symbol:
-    return sympy.Symbol(variable, real=True)
-
-
-def _to_real(expr: sympy.Expr, variable: str) -> sympy.Expr:
-    # A real symbol lets sympy differentiate |x| as sign(x) instead of via re()/im().
-    return expr.xreplace({sympy.Symbol(variable): _real_symbol(variable)})
-
-
-@lru_cache(maxsize=512)
-def _parse_cached(text: str, variable: str) -> sympy.Expr:
-    return _to_real(parse_math(text, variable), variable)
+@lru_cache(maxsize=1024)
+def _compiled(text: str, variable: str) -> Program:
+    return compile_math(text, variable)
 
 
 def _seed(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
 
 
-@lru_cache(maxsize=64)
 def _sample_points(seed: int) -> np.ndarray:
     """256 real points over several scales, fixed per integrand (so its values are computed once)."""
     rng = np.random.default_rng(seed)
@@ -108,72 +97,26 @@ def _sample_points(seed: int) -> np.ndarray:
     )
 
 
-def _lambdify_numpy(expr: sympy.Expr, variable: str):
-    fn = sympy.lambdify(_real_symbol(variable), expr, modules="numpy", docstring_limit=0)
-    return fn
-
-
-def _evaluate(fn, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Values as float64 and a mask of points where the value is real and finite."""
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        values = np.asarray(fn(points))
-    values = np.broadcast_to(values, points.shape)
-    if np.iscomplexobj(values):
-        real, imag = values.real, values.imag
-        ok = np.isfinite(real) & np.isfinite(imag) & (np.abs(imag) <= 1e-12 * np.maximum(np.abs(real), 1.0))
-        values = real
-    else:
-        values = values.astype(np.float64, copy=False)
-        ok = np.isfinite(values)
-    ok &= np.abs(np.where(ok, values, 0.0)) < MAX_ABS_VALUE
-    return np.where(ok, values, 0.0), ok
-
-
-def _evaluate_mpmath(expr: sympy.Expr, variable: str, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Slow path for functions numpy lacks (erf, Si, Ei, ...): mpmath point by point."""
-    fn = sympy.lambdify(_real_symbol(variable), expr, modules="mpmath", docstring_limit=0)
-    values = np.zeros(points.shape)
-    ok = np.zeros(points.shape, dtype=bool)
-    with mpmath.workdps(20):
-        for i, point in enumerate(points):
-            try:
-                value = mpmath.mpmathify(fn(mpmath.mpf(float(point))))
-            except (ValueError, ZeroDivisionError, OverflowError, TypeError):
-                continue
-            if isinstance(value, mpmath.mpc):
-                if abs(value.imag) > 1e-12 * max(abs(value.real), 1):
-                    continue
-                value = value.real
-            if mpmath.isfinite(value) and abs(value) < MAX_ABS_VALUE:
-                values[i], ok[i] = float(value), True
-    return values, ok
-
-
-def _values(expr: sympy.Expr, variable: str, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        return _evaluate(_lambdify_numpy(expr, variable), points)
-    except Exception:  # numpy has no such function, or the printer produced something numpy rejects
-        return _evaluate_mpmath(expr, variable, points[:96])  # fewer points: this path is slow
+def _usable(values: np.ndarray) -> np.ndarray:
+    return np.isfinite(values) & (np.abs(values) < MAX_ABS_VALUE)
 
 
 @lru_cache(maxsize=256)
-def _integrand_values(integrand: str, variable: str) -> tuple[sympy.Expr, np.ndarray, np.ndarray, np.ndarray]:
-    f = _parse_cached(integrand, variable)
+def _integrand_values(integrand: str, variable: str) -> tuple[Program, np.ndarray, np.ndarray]:
+    f = _compiled(integrand, variable)
     points = _sample_points(_seed(integrand))
-    values, ok = _values(f, variable, points)
-    if len(values) < len(points):  # mpmath fallback evaluated a prefix only
-        points = points[: len(values)]
-    return f, points, values, ok
+    values = f.real(points)
+    keep = _usable(values)  # only where the integrand is real and finite
+    return f, points[keep], values[keep]
 
 
-def _confirm(f: sympy.Expr, derivative: sympy.Expr, variable: str, point: float) -> tuple[bool, str]:
+def _confirm(f: Program, answer: Program, point: float, variable: str) -> tuple[bool, str]:
     """High-precision re-check of one point that failed the float64 screen."""
-    x = _real_symbol(variable)
     with mpmath.workdps(CONFIRM_DPS):
+        x = mpmath.mpf(point)
         try:
-            fx = mpmath.mpmathify(sympy.lambdify(x, f, modules="mpmath", docstring_limit=0)(mpmath.mpf(point)))
-            dx = mpmath.mpmathify(sympy.lambdify(x, derivative, modules="mpmath", docstring_limit=0)(mpmath.mpf(point)))
+            fx = f.mp(x)
+            dx = answer.mp_derivative(x)
         except (ValueError, ZeroDivisionError, OverflowError, TypeError):
             return True, ""  # undefined at high precision: the point does not count either way
         if not (mpmath.isfinite(fx) and mpmath.isfinite(dx)):
@@ -186,90 +129,95 @@ def _confirm(f: sympy.Expr, derivative: sympy.Expr, variable: str, point: float)
         )
 
 
+def _parse_failure(err: MathParseError) -> VerificationResult:
+    if str(err).startswith("rejected"):
+        return _fail("rejected", str(err))
+    return _fail("parse_error", f"parse error: {err}")
+
+
 def check_antiderivative(integrand: str, candidate: str, variable: str = "x") -> VerificationResult:
     """Worker-side check of one antiderivative (runs unsandboxed: call through the public API)."""
     try:
-        f, points, f_values, f_ok = _integrand_values(integrand, variable)
+        f, points, f_values = _integrand_values(integrand, variable)
     except MathParseError as err:
         return _fail("bad_problem", f"integrand: parse error: {err}")
     try:
-        answer = _parse_cached(candidate, variable)
+        answer = _compiled(candidate, variable)
     except MathParseError as err:
-        status = "rejected" if str(err).startswith("rejected") else "parse_error"
-        return _fail(status, f"{err}" if status == "rejected" else f"parse error: {err}")
-    if answer.has(sympy.oo, -sympy.oo, sympy.zoo, sympy.nan):
+        return _parse_failure(err)
+    if answer.has_infinity:
         return _fail("rejected", "rejected: answer is not finite")
-    derivative = sympy.diff(answer, _real_symbol(variable))
-    if derivative.has(sympy.Derivative, sympy.Subs):
-        return _fail("unverifiable", "unverifiable: derivative of the answer did not evaluate")
-    answer_values, answer_ok = _values(answer, variable, points)
-    deriv_values, deriv_ok = _values(derivative, variable, points)
-    n = min(len(answer_values), len(deriv_values))
-    usable = f_ok[:n] & answer_ok[:n] & deriv_ok[:n]
-    count = int(usable.sum())
+    # a point counts where the integrand, the answer and its derivative are all real and finite
+    answer_values = answer.real(points)
+    keep = _usable(answer_values)
+    points, f_values = points[keep], f_values[keep]
+    derivative = answer.derivative(points)
+    keep = _usable(derivative)
+    points, f_values, derivative = points[keep], f_values[keep], derivative[keep]
+    count = len(points)
     if count < MIN_CHECKS:
         return _fail(
             "unverifiable", f"unverifiable: only {count} sample points where integrand and answer are both defined"
         )
-    fv, dv = f_values[:n][usable], deriv_values[:n][usable]
-    close = np.abs(dv - fv) <= FAST_RTOL * np.maximum(np.abs(fv), np.abs(dv))
-    for point in points[:n][usable][~close][:MAX_CONFIRMATIONS]:
-        agrees, reason = _confirm(f, derivative, variable, float(point))
+    close = np.abs(derivative - f_values) <= FAST_RTOL * np.maximum(np.abs(f_values), np.abs(derivative))
+    suspects = points[~close]
+    # worst disagreement first: a wrong answer is usually rejected by its first confirmation
+    order = np.argsort(-np.abs(derivative - f_values)[~close] / (np.abs(f_values[~close]) + 1e-300))
+    for point in suspects[order][:MAX_CONFIRMATIONS]:
+        agrees, reason = _confirm(f, answer, float(point), variable)
         if not agrees:
             return _fail("mismatch", reason, checks=count)
     return VerificationResult(True, f"verified at {count} points", "correct", count)
 
 
+def _bound(text: str, variable: str):
+    bound = _compiled(text, variable)
+    if bound.has_variable:
+        raise MathParseError(f"bound {text!r} depends on {variable}")
+    value = bound.mp()
+    if isinstance(value, mpmath.mpc) or mpmath.isnan(value):
+        raise MathParseError(f"bound {text!r} is not a real number")
+    return value
+
+
 @lru_cache(maxsize=128)
 def _reference_integral(integrand: str, lower: str, upper: str, variable: str) -> tuple[complex, float]:
-    """High-precision value of the definite integral and mpmath's error estimate."""
-    f = _parse_cached(integrand, variable)
-    bounds = []
-    for text in (lower, upper):
-        bound = parse_math(text, variable)
-        if bound.free_symbols:
-            raise MathParseError(f"bound {text!r} depends on {variable}")
-        if bound in (sympy.oo, -sympy.oo):
-            bounds.append(mpmath.inf if bound == sympy.oo else -mpmath.inf)
-        else:
-            value = complex(sympy.N(bound, 30))
-            if value.imag or not np.isfinite(value.real):
-                raise MathParseError(f"bound {text!r} is not a real number")
-            bounds.append(mpmath.mpf(str(sympy.N(bound, 30))))
-    fn = sympy.lambdify(_real_symbol(variable), f, modules="mpmath", docstring_limit=0)
-    a, b = bounds
+    f = _compiled(integrand, variable)
     with mpmath.workdps(25):
-        value, error = mpmath.quad(fn, [a, b], error=True, maxdegree=8)
+        a, b = _bound(lower, variable), _bound(upper, variable)
+        value, error = mpmath.quad(f.mp, [a, b], error=True, maxdegree=8)
         if error > DEFINITE_RTOL * 1e-2 * max(abs(value), 1e-3) and mpmath.isfinite(a) and mpmath.isfinite(b):
             # split the interval: kinks and near-singularities converge much better in pieces
-            value, error = mpmath.quad(fn, mpmath.linspace(a, b, 9), error=True, maxdegree=8)
+            value, error = mpmath.quad(f.mp, mpmath.linspace(a, b, 9), error=True, maxdegree=8)
         return complex(value), float(error)
 
 
 def reference_integral(integrand: str, lower: str, upper: str, variable: str = "x") -> tuple[complex, float]:
-    """Worker-side reference value (runs unsandboxed: call through :func:`verify_batch`)."""
+    """Worker-side reference value and error estimate (runs unsandboxed: call through :func:`verify_batch`)."""
     return _reference_integral(integrand, lower, upper, variable)
 
 
 def check_definite_value(candidate: str, reference: complex, error: float, variable: str = "x") -> VerificationResult:
     """Worker-side comparison of a definite-integral answer with the reference value."""
     try:
-        answer = parse_math(candidate, variable)
+        answer = _compiled(candidate, variable)
     except MathParseError as err:
-        status = "rejected" if str(err).startswith("rejected") else "parse_error"
-        return _fail(status, f"{err}" if status == "rejected" else f"parse error: {err}")
-    if answer.free_symbols:
+        return _parse_failure(err)
+    if answer.has_variable:
         return _fail("rejected", f"rejected: a definite integral's value cannot depend on {variable}")
-    value = complex(sympy.N(answer, 30))
+    with mpmath.workdps(30):
+        try:
+            value = complex(answer.mp())
+        except (ValueError, ZeroDivisionError, OverflowError, TypeError):
+            return _fail("mismatch", "answer is not a finite number")
     if not (np.isfinite(value.real) and np.isfinite(value.imag)):
         return _fail("mismatch", "answer is not a finite number")
     tolerance = DEFINITE_RTOL * max(abs(reference), abs(value)) + DEFINITE_ATOL
     if error > tolerance:
         return _fail("unverifiable", f"unverifiable: quadrature error estimate {error:.2g} exceeds tolerance")
     if abs(value - reference) <= tolerance:
-        return VerificationResult(
-            True, f"matches the integral {reference.real:.10g} to {DEFINITE_RTOL:g}", "correct", 1
-        )
+        reason = f"matches the integral {reference.real:.10g} to {DEFINITE_RTOL:g}"
+        return VerificationResult(True, reason, "correct", 1)
     return _fail("mismatch", f"mismatch: answer = {value.real:.10g}, integral = {reference.real:.10g}", 1)
 
 

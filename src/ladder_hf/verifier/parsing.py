@@ -240,13 +240,8 @@ class _ListLexer(Lexer):
 
 @lru_cache(maxsize=1)
 def _lexer() -> Lark:
-    grammar = _GRAMMAR.replace(
-        "%declare LABS RABS VAR CONST FUNC FRAC SQRT",
-        "%declare LABS RABS VAR CONST FUNC FRAC SQRT\n_lexonly: NAME PIPE",
-    )
-    grammar += "\nNAME: /\\\\?[A-Za-z]+/\n"
-    grammar = grammar.replace("?start: sum", "?start: sum | _lexonly")
-    return Lark(grammar, parser="lalr", lexer="basic")
+    # Lexer-only mode (built once, reused): NAME and PIPE exist only before the token pass below.
+    return Lark(_GRAMMAR + "\nNAME: /\\\\?[A-Za-z]+/\n", parser=None, lexer="basic")
 
 
 @lru_cache(maxsize=1)
@@ -277,6 +272,11 @@ def _normalise(text: str, variable: str) -> str:
     return text
 
 
+@lru_cache(maxsize=16)
+def _known_names(variable: str) -> tuple[str, ...]:
+    return tuple(sorted([*_FUNCTIONS, *_CONSTANTS, variable], key=len, reverse=True))
+
+
 def _split_name(name: str, variable: str, pos: Token) -> list[Token]:
     """Split a run of letters into known names, longest match first (``xsinx`` -> x sin x)."""
     tokens = []
@@ -301,7 +301,7 @@ def _split_name(name: str, variable: str, pos: Token) -> list[Token]:
         if body in ("pi", "e"):
             return [Token("CONST", body, start_pos=pos.start_pos)]
         raise MathParseError(f"unknown LaTeX command '\\{body[:20]}'")
-    known = sorted([*_FUNCTIONS, *_CONSTANTS, variable], key=len, reverse=True)
+    known = _known_names(variable)
     i = 0
     while i < len(body):
         for word in known:
@@ -502,23 +502,8 @@ class _Builder:
         return _check_number(sympy.Mul(*[self.build(c) for c in children]))
 
 
-def parse_math(text: str, variable: str = "x") -> sympy.Expr:
-    """Parse sympy syntax or common LaTeX into a sympy expression, safely and within bounds.
-
-    Only the given variable, the constants ``pi``/``e``/``E``/``oo`` and a fixed set of elementary and
-    special functions are allowed. A trailing ``+ C`` is dropped. ``log``/``\\ln``/``\\log`` are the
-    natural logarithm. The result uses a plain ``sympy.Symbol(variable)``.
-
-    Raises:
-        MathParseError: empty, too long or too deep input, unknown names or symbols, an integral,
-            malformed syntax, or numbers beyond the bounds (e.g. ``10**10**10``).
-
-    Example:
-        >>> parse_math("3x^2 e^{x}")
-        3*x**2*exp(x)
-        >>> parse_math(r"\\tan^{-1}(x) + \\sqrt[3]{x}")
-        x**(1/3) + atan(x)
-    """
+def parse_tree(text: str, variable: str = "x") -> Tree:
+    """Normalise, bound and parse ``text`` into a lark tree (no sympy involved). Raises MathParseError."""
     if not isinstance(text, str):
         raise MathParseError("expected a string")
     if not re.fullmatch(r"[A-Za-z]{1,8}", variable or "") or variable in _RESERVED:
@@ -541,6 +526,27 @@ def parse_math(text: str, variable: str = "x") -> sympy.Expr:
         raise MathParseError(f"syntax error: {type(err).__name__}") from None
     if _tree_depth(tree) > MAX_TREE_DEPTH:
         raise MathParseError(f"nested too deeply (parse tree deeper than {MAX_TREE_DEPTH})")
+    return tree
+
+
+def parse_math(text: str, variable: str = "x") -> sympy.Expr:
+    """Parse sympy syntax or common LaTeX into a sympy expression, safely and within bounds.
+
+    Only the given variable, the constants ``pi``/``e``/``E``/``oo`` and a fixed set of elementary and
+    special functions are allowed. A trailing ``+ C`` is dropped. ``log``/``\\ln``/``\\log`` are the
+    natural logarithm. The result uses a plain ``sympy.Symbol(variable)``.
+
+    Raises:
+        MathParseError: empty, too long or too deep input, unknown names or symbols, an integral,
+            malformed syntax, or numbers beyond the bounds (e.g. ``10**10**10``).
+
+    Example:
+        >>> parse_math("3x^2 e^{x}")
+        3*x**2*exp(x)
+        >>> parse_math(r"\\tan^{-1}(x) + \\sqrt[3]{x}")
+        x**(1/3) + atan(x)
+    """
+    tree = parse_tree(text, variable)
     try:
         expr = _Builder(variable).build(tree)
     except MathParseError:

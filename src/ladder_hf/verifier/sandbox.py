@@ -57,7 +57,8 @@ class SandboxConfig:
 
     workers: int = 0  # 0: one per CPU core, at most 8
     memory_mb: int = 1024  # address-space cap of each worker
-    max_tasks_per_worker: int = 2000  # recycle workers now and then: sympy's caches only grow
+    max_tasks_per_worker: int = 2000  # recycle workers now and then: caches only grow
+    nice: int = 0  # raise to let a trainer sharing the CPU go first
 
     @classmethod
     def from_env(cls) -> SandboxConfig:
@@ -65,6 +66,7 @@ class SandboxConfig:
             workers=int(os.environ.get("LADDER_HF_VERIFIER_WORKERS", 0)),
             memory_mb=int(os.environ.get("LADDER_HF_VERIFIER_MEMORY_MB", 1024)),
             max_tasks_per_worker=int(os.environ.get("LADDER_HF_VERIFIER_MAX_TASKS", 2000)),
+            nice=int(os.environ.get("LADDER_HF_VERIFIER_NICE", 0)),
         )
 
     def n_workers(self) -> int:
@@ -95,7 +97,7 @@ class _Worker:
         env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0")
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ladder_hf.verifier._worker", str(config.memory_mb * 1024 * 1024)],
+            [sys.executable, "-m", "ladder_hf.verifier._worker", str(config.memory_mb * 1024 * 1024), str(config.nice)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -242,10 +243,11 @@ def test_shipped_configs_parse(name):
 # --------------------------------------------------------------------------------------------- real runs
 
 
-def _env() -> dict[str, str]:
+def _env(offline: bool = True) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_EVALUATE_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
-    env["TOKENIZERS_PARALLELISM"] = "false"
+    if offline:
+        env.update({"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_EVALUATE_OFFLINE": "1"})
+    env.update({"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"})
     return env
 
 
@@ -257,8 +259,8 @@ def _config(tmp_path: Path, model_dir: str, **overrides) -> str:
     return str(path)
 
 
-def _run(cmd: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout)
+def _run(cmd: list[str], timeout: int = 600, offline: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=ROOT, env=_env(offline), capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"{cmd}\nSTDOUT:\n{proc.stdout[-4000:]}\nSTDERR:\n{proc.stderr[-8000:]}"
     return proc
 
@@ -388,3 +390,38 @@ def test_recipe_under_accelerate_two_cpu_processes(tmp_path, tiny_model_dir):
     assert "timing/reward_share" in state["log_history"][1]
     assert "integration_bee/accuracy" in (out / "README.md").read_text()
     assert "[rank1]" not in proc.stderr or "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_recipe_trains_on_pinned_hub_dataset_and_pushes_model(tmp_path, tiny_model_dir, hub_server):
+    """Hub dataset at a tag -> 1 step -> model + card pushed; all over HTTP to the local test Hub."""
+    publish = textwrap.dedent(
+        """
+        import json, sys
+        from datasets import Dataset
+        from huggingface_hub import HfApi
+        rows = json.loads(sys.argv[1])
+        info = Dataset.from_list(rows[:6]).push_to_hub("org/variants")
+        HfApi().create_tag("org/variants", tag="v1.0", revision=info.oid, repo_type="dataset")
+        Dataset.from_list(rows).push_to_hub("org/variants")  # main moves on to 8 rows; v1.0 keeps 6
+        """
+    )
+    _run([sys.executable, "-c", publish, json.dumps(VARIANT_ROWS)], offline=False)
+
+    config = _config(tmp_path, tiny_model_dir, dataset_name="org/variants", max_steps=1, save_strategy="no")
+    overrides = ["--dataset_revision", "v1.0", "--push_to_hub", "true", "--hub_model_id", "org/ladder-tiny"]
+    _run([sys.executable, str(RECIPE), "--config", config, *overrides], offline=False)
+
+    check = textwrap.dedent(
+        """
+        from huggingface_hub import HfApi, hf_hub_download
+        files = HfApi().list_repo_files("org/ladder-tiny")
+        print(sorted(files))
+        print(open(hf_hub_download("org/ladder-tiny", "README.md")).read())
+        """
+    )
+    pushed = _run([sys.executable, "-c", check], offline=False).stdout
+    assert "model.safetensors" in pushed and "config.json" in pushed
+    assert "| training data | org/variants |" in pushed and "| data revision | v1.0 |" in pushed
+    assert "| training rows | 6 |" in pushed  # the tag was honoured, not main
+    assert "| optimizer steps | 1 |" in pushed and "- org/variants" in pushed  # card metadata names the dataset

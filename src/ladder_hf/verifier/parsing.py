@@ -273,8 +273,10 @@ def _normalise(text: str, variable: str) -> str:
 
 
 @lru_cache(maxsize=16)
-def _known_names(variable: str) -> tuple[str, ...]:
-    return tuple(sorted([*_FUNCTIONS, *_CONSTANTS, variable], key=len, reverse=True))
+def _known_names(variable: str) -> re.Pattern:
+    # longest first, so "sinh" wins over "sin" and "exp" over "e"
+    names = sorted({*_FUNCTIONS, *_CONSTANTS, variable}, key=len, reverse=True)
+    return re.compile("|".join(re.escape(n) for n in names))
 
 
 def _split_name(name: str, variable: str, pos: Token) -> list[Token]:
@@ -304,14 +306,12 @@ def _split_name(name: str, variable: str, pos: Token) -> list[Token]:
     known = _known_names(variable)
     i = 0
     while i < len(body):
-        for word in known:
-            if body.startswith(word, i):
-                kind = "VAR" if word == variable else "FUNC" if word in _FUNCTIONS else "CONST"
-                if kind == "CONST" and word in ("e",) and variable == "e":
-                    kind = "VAR"
-                tokens.append(Token(kind, word, start_pos=pos.start_pos + i))
-                i += len(word)
-                break
+        match = known.match(body, i)
+        if match:
+            word = match.group(0)
+            kind = "VAR" if word == variable else "FUNC" if word in _FUNCTIONS else "CONST"
+            tokens.append(Token(kind, word, start_pos=pos.start_pos + i))
+            i += len(word)
         else:
             bad = re.match(r"[A-Za-z]+", body[i:]).group(0)
             if bad in ("Integral", "integrate", "int"):

@@ -74,7 +74,7 @@ class EvaluationConfig:
     num_samples: int = field(
         default=1, metadata={"help": "Samples per problem (k); >1 reports pass@k and majority vote."}
     )
-    max_new_tokens: int = field(default=320, metadata={"help": "Generation budget per completion."})
+    max_new_tokens: int = field(default=256, metadata={"help": "Generation budget per completion."})
     temperature: float | None = field(
         default=None, metadata={"help": "Sampling temperature; default: greedy for 1 sample, 0.7 for several."}
     )
@@ -82,6 +82,13 @@ class EvaluationConfig:
     batch_size: int = field(default=8, metadata={"help": "Completions generated per forward batch (transformers)."})
     backend: str = field(default="transformers", metadata={"help": "'transformers' or 'vllm' (needs vllm installed)."})
     dtype: str = field(default="auto", metadata={"help": "Model dtype: auto, float32, bfloat16, float16."})
+    num_threads: int | None = field(
+        default=None,
+        metadata={
+            "help": "CPU threads for torch (default: torch's choice). Use 1 on a shared, oversubscribed CPU: "
+            "measured here, 2 threads ran 13x slower than 1 when other jobs kept both cores busy."
+        },
+    )
     seed: int = field(default=0, metadata={"help": "Random seed for sampling."})
     system_prompt: str = field(
         default=DEFAULT_SYSTEM_PROMPT, metadata={"help": "System prompt (the paper's <answer> format by default)."}
@@ -184,14 +191,15 @@ def _record(writer, done: dict, problem: dict, sample: int, completion: str) -> 
 
 
 def _run_transformers(todo, config: EvaluationConfig, writer, done: dict, model, tokenizer) -> None:
+    import torch
     from tqdm.auto import tqdm
     from transformers import set_seed
 
     from ladder_hf.models import load_model_and_tokenizer
 
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
     if model is None:
-        import torch
-
         device = "cuda" if torch.cuda.is_available() else None
         model, tokenizer = load_model_and_tokenizer(config.model, dtype=config.dtype, device=device)
     elif tokenizer is None:

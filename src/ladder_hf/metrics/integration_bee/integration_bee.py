@@ -43,7 +43,7 @@ Args:
         "integrand" (sympy syntax in x) and optional "lower"/"upper" ("" or missing = indefinite).
     answer_format: "auto" (default; tagged answer if the text has answer tags, else the whole text),
         "tagged" (only a tagged answer counts, like the reward) or "bare" (the whole text).
-    timeout: seconds allowed to verify one answer (default 5.0).
+    timeout: seconds allowed to verify one answer (default 5.0); a timed-out check is retried once with 4x.
     k: the k values for pass@k (default: 1, powers of two below n, and n samples).
 Returns:
     accuracy: mean correctness (with k samples: the mean fraction of correct samples, i.e. pass@1).

@@ -22,6 +22,7 @@ ANSWER_FORMATS = ("auto", "tagged", "bare")
 # singularities and branch points that simple rationals (0, 1/2, 1) hit in integration answers.
 _PROBES = ("0.3183098861837907", "0.4142135623730950", "0.5772156649015329", "0.7071067811865476", "0.8862269254527580")
 _RTOL = 1e-6
+RETRY_FACTOR = 4  # a timed-out verification is retried once with this many times the time limit
 
 
 def resolve_reference(reference: str | Mapping[str, Any]) -> dict:
@@ -241,6 +242,12 @@ def score(
         for i, a in keys
     ]
     results = dict(zip(keys, verify_batch(items, timeout=timeout), strict=True)) if items else {}
+    # Time limits are wall-clock, so a loaded machine or a cold worker can time out a good answer:
+    # give timed-out answers one more try with more time before counting them wrong.
+    retry = [j for j, key in enumerate(keys) if "timeout" in results[key].reason]
+    if retry:
+        again = verify_batch([items[j] for j in retry], timeout=RETRY_FACTOR * timeout)
+        results.update({keys[j]: result for j, result in zip(retry, again, strict=True)})
     correct = [
         [a is not None and results[(i, a)].correct for a in row_answers] for i, row_answers in enumerate(answers)
     ]

@@ -92,7 +92,9 @@ def test_integration_reward_logs_metrics_and_works_off_the_main_thread():
 
 def test_async_integration_reward():
     rewards = asyncio.run(
-        async_integration_reward(prompts=["p"] * 2, completions=["<answer>sin(x)</answer>", "x"], integrand=["cos(x)"] * 2)
+        async_integration_reward(
+            prompts=["p"] * 2, completions=["<answer>sin(x)</answer>", "x"], integrand=["cos(x)"] * 2
+        )
     )
     assert rewards == [1.0, 0.0]
 

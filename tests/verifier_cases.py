@@ -179,8 +179,13 @@ INDEFINITE = [
     ("Abs(x)", "x*Abs(x)/2", True, "sympy Abs"),
     ("Abs(x)", "x^2/2", False, "wrong for x<0"),
     # heavier but legitimate
-    ("1/(x**4 + 1)", r"\frac{\sqrt{2}}{8}\ln\left(\frac{x^2+\sqrt{2}x+1}{x^2-\sqrt{2}x+1}\right)"
-     r" + \frac{\sqrt{2}}{4}\arctan(\sqrt{2}x+1) + \frac{\sqrt{2}}{4}\arctan(\sqrt{2}x-1)", True, "quartic"),
+    (
+        "1/(x**4 + 1)",
+        r"\frac{\sqrt{2}}{8}\ln\left(\frac{x^2+\sqrt{2}x+1}{x^2-\sqrt{2}x+1}\right)"
+        r" + \frac{\sqrt{2}}{4}\arctan(\sqrt{2}x+1) + \frac{\sqrt{2}}{4}\arctan(\sqrt{2}x-1)",
+        True,
+        "quartic",
+    ),
     ("1/(x**4 + 1)", r"\frac{\sqrt{2}}{8}\ln\left(\frac{x^2+\sqrt{2}x+1}{x^2-\sqrt{2}x+1}\right)", False, "half of it"),
     # answers that are constants, or not real anywhere: never accepted
     ("x", "5", False, "constant answer"),

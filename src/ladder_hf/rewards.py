@@ -18,7 +18,8 @@ import asyncio
 import re
 from collections.abc import Callable
 
-from ladder_hf.verifier import MathParseError, parse_math, verify_batch
+from ladder_hf.verifier import MathParseError, verify_batch
+from ladder_hf.verifier.numeric import compile_math
 from ladder_hf.verifier.sandbox import DEFAULT_TIMEOUT
 
 _ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.IGNORECASE | re.DOTALL)
@@ -147,7 +148,8 @@ async def async_integration_reward(prompts=None, completions=None, completion_id
 
 def format_reward(prompts=None, completions=None, completion_ids=None, **kwargs) -> list[float]:
     """1.0 when the completion ends its work with one ``<answer>...</answer>`` block whose content is a
-    parseable expression (sympy syntax or LaTeX; checked with :func:`parse_math`), else 0.0.
+    parseable expression (sympy syntax or LaTeX; the grammar and bounds of :func:`parse_math`, without
+    building sympy), else 0.0.
 
     Example:
         >>> format_reward(completions=["<answer>x^2/2</answer>", "x^2/2", "<answer>dunno</answer>"])
@@ -162,7 +164,7 @@ def format_reward(prompts=None, completions=None, completion_ids=None, **kwargs)
         score = 0.0
         if len(blocks) == 1 and blocks[0].strip():
             try:
-                parse_math(blocks[0], variable or "x")
+                compile_math(blocks[0], variable or "x")
                 score = 1.0
             except (MathParseError, ValueError):
                 score = 0.0

@@ -20,16 +20,19 @@ from .core import (
     verify_batch,
     verify_definite,
 )
+from .numeric import Program, compile_math
 from .parsing import MathParseError, parse_math
 from .sandbox import SandboxConfig, SandboxOutcome, WorkerPool, run_sandboxed, shutdown
 
 __all__ = [
     "MIN_CHECKS",
     "MathParseError",
+    "Program",
     "SandboxConfig",
     "SandboxOutcome",
     "VerificationResult",
     "WorkerPool",
+    "compile_math",
     "parse_math",
     "run_sandboxed",
     "shutdown",

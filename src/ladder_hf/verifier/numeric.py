@@ -27,13 +27,14 @@ from fractions import Fraction
 
 import mpmath
 import numpy as np
-from lark import Token, Tree
+from lark import Token
 
 from .parsing import (
     _INVERSES,
     MAX_EXPONENT,
     MAX_NUMBER_DIGITS,
     MAX_RESULT_DIGITS,
+    MAX_TREE_DEPTH,
     MathParseError,
     parse_tree,
 )
@@ -503,17 +504,33 @@ class Program:
         return mpmath.im(_eval_mp(self.node, mpmath.mpc(x, h))) / h
 
 
+def _depth(node) -> int:
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        n, depth = stack.pop()
+        deepest = max(deepest, depth)
+        for child in n[1:]:
+            if isinstance(child, tuple):
+                stack.append((child, depth + 1))
+            elif isinstance(child, list):
+                stack.extend((c, depth + 1) for c in child)
+    return deepest
+
+
 def compile_math(text: str, variable: str = "x") -> Program:
     """Parse ``text`` (same grammar and bounds as :func:`parse_math`) into a fast numeric :class:`Program`."""
-    tree = parse_tree(text, variable)
-    if not isinstance(tree, Tree):  # pragma: no cover - the grammar always yields a tree
-        raise MathParseError("not an expression")
     try:
-        node = _Compiler().build(tree)
+        node = _Compiler().build(parse_tree(text, variable))
     except MathParseError:
         raise
     except (RecursionError, OverflowError, ZeroDivisionError, TypeError, ValueError) as err:
+        if isinstance(err, ValueError) and "variable" in str(err):
+            raise
         raise MathParseError(f"could not build expression: {type(err).__name__}") from None
+    if not isinstance(node, tuple):  # pragma: no cover - every rule is compiled
+        raise MathParseError("not an expression")
+    if _depth(node) > MAX_TREE_DEPTH:
+        raise MathParseError(f"nested too deeply (expression deeper than {MAX_TREE_DEPTH})")
     kinds = list(_walk(node))
     return Program(
         node=node,

@@ -504,6 +504,14 @@ class _Builder:
 
 def parse_tree(text: str, variable: str = "x") -> Tree:
     """Normalise, bound and parse ``text`` into a lark tree (no sympy involved). Raises MathParseError."""
+    tree = _parse(text, variable, _parser())
+    if _tree_depth(tree) > MAX_TREE_DEPTH:
+        raise MathParseError(f"nested too deeply (parse tree deeper than {MAX_TREE_DEPTH})")
+    return tree
+
+
+def _parse(text: str, variable: str, parser: Lark):
+    """All bounds and the token pass, then ``parser`` (which may transform inline) on the tokens."""
     if not isinstance(text, str):
         raise MathParseError("expected a string")
     if not re.fullmatch(r"[A-Za-z]{1,8}", variable or "") or variable in _RESERVED:
@@ -517,16 +525,17 @@ def parse_tree(text: str, variable: str = "x") -> Tree:
         raise MathParseError(f"too long ({len(text)} > {MAX_LENGTH} characters)")
     tokens = _tokens(text, variable)
     try:
-        tree = _parser().parse(tokens)
+        return parser.parse(tokens)
     except UnexpectedInput as err:
         token = getattr(err, "token", None)
         where = f" near {str(token)[:20]!r}" if token is not None and str(token) else ""
         raise MathParseError(f"syntax error{where}") from None
     except LarkError as err:
+        # an inline transformer's own errors arrive wrapped by lark
+        original = getattr(err, "orig_exc", None)
+        if isinstance(original, MathParseError):
+            raise original from None
         raise MathParseError(f"syntax error: {type(err).__name__}") from None
-    if _tree_depth(tree) > MAX_TREE_DEPTH:
-        raise MathParseError(f"nested too deeply (parse tree deeper than {MAX_TREE_DEPTH})")
-    return tree
 
 
 def parse_math(text: str, variable: str = "x") -> sympy.Expr:

@@ -35,6 +35,7 @@ from .sandbox import DEFAULT_TIMEOUT, run_sandboxed
 MIN_CHECKS = 8  # agreeing sample points required to accept an antiderivative
 FAST_RTOL = 1e-8  # double-precision screen
 CONFIRM_RTOL = 1e-10  # mpmath confirmation of a screened-out point
+PROBE_POINTS = 24  # of the integrand's defined points, checked first
 GROSS_RTOL = 1e-4  # relative error that float64 rounding of a natural answer does not reach
 CONFIRM_DPS = 50
 MAX_CONFIRMATIONS = 16
@@ -130,6 +131,15 @@ def _confirm(f: Program, answer: Program, point: float, variable: str) -> tuple[
         )
 
 
+def _counted_points(answer: Program, points: np.ndarray, f_values: np.ndarray):
+    """Points where the answer and its derivative are real and finite too, with both sides' values."""
+    keep = _usable(answer.real(points))
+    points, f_values = points[keep], f_values[keep]
+    derivative = answer.derivative(points)
+    keep = _usable(derivative)
+    return points[keep], f_values[keep], derivative[keep]
+
+
 def _parse_failure(err: MathParseError) -> VerificationResult:
     if str(err).startswith("rejected"):
         return _fail("rejected", str(err))
@@ -139,7 +149,7 @@ def _parse_failure(err: MathParseError) -> VerificationResult:
 def check_antiderivative(integrand: str, candidate: str, variable: str = "x") -> VerificationResult:
     """Worker-side check of one antiderivative (runs unsandboxed: call through the public API)."""
     try:
-        f, points, f_values = _integrand_values(integrand, variable)
+        f, all_points, all_f_values = _integrand_values(integrand, variable)
     except MathParseError as err:
         return _fail("bad_problem", f"integrand: parse error: {err}")
     try:
@@ -148,27 +158,24 @@ def check_antiderivative(integrand: str, candidate: str, variable: str = "x") ->
         return _parse_failure(err)
     if answer.has_infinity:
         return _fail("rejected", "rejected: answer is not finite")
-    # a point counts where the integrand, the answer and its derivative are all real and finite
-    answer_values = answer.real(points)
-    keep = _usable(answer_values)
-    points, f_values = points[keep], f_values[keep]
-    derivative = answer.derivative(points)
-    keep = _usable(derivative)
-    points, f_values, derivative = points[keep], f_values[keep], derivative[keep]
-    count = len(points)
+    # Probe a few points first: most wrong answers are wrong everywhere, and are rejected for a
+    # fraction of the cost; everything else is then checked on the whole sample.
+    for size in (PROBE_POINTS, len(all_points)):
+        points, f_values, derivative = _counted_points(answer, all_points[:size], all_f_values[:size])
+        count = len(points)
+        error = np.abs(derivative - f_values) / np.maximum(np.maximum(np.abs(f_values), np.abs(derivative)), 1e-300)
+        if count >= MIN_CHECKS and np.mean(error > GROSS_RTOL) > 0.5:
+            # wrong at most points by far more than any rounding of a natural answer: no need for mpmath
+            worst = int(np.argmax(error))
+            return _fail(
+                "mismatch",
+                f"mismatch at {variable}={points[worst]:.6g}: derivative of answer = {derivative[worst]:.8g}, "
+                f"integrand = {f_values[worst]:.8g}",
+                checks=count,
+            )
     if count < MIN_CHECKS:
         return _fail(
             "unverifiable", f"unverifiable: only {count} sample points where integrand and answer are both defined"
-        )
-    error = np.abs(derivative - f_values) / np.maximum(np.maximum(np.abs(f_values), np.abs(derivative)), 1e-300)
-    if np.mean(error > GROSS_RTOL) > 0.5:
-        # wrong at most points by far more than any rounding of a natural answer: no need for mpmath
-        worst = int(np.argmax(error))
-        return _fail(
-            "mismatch",
-            f"mismatch at {variable}={points[worst]:.6g}: derivative of answer = {derivative[worst]:.8g}, "
-            f"integrand = {f_values[worst]:.8g}",
-            checks=count,
         )
     suspects = error > FAST_RTOL
     # worst disagreement first: a wrong answer is usually rejected by its first confirmation

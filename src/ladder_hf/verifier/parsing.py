@@ -250,8 +250,9 @@ def _parser() -> Lark:
 
 
 def _normalise(text: str, variable: str) -> str:
-    for bad, good in _UNICODE.items():
-        text = text.replace(bad, good)
+    if not text.isascii():
+        for bad, good in _UNICODE.items():
+            text = text.replace(bad, good)
     text = text.strip()
     if _CONTROL_RE.search(text):
         raise MathParseError("control or non-ASCII characters")

@@ -15,7 +15,7 @@ verifier counts (all intermediate values real and finite). ``|u|`` is evaluated 
 Example:
     >>> import numpy as np
     >>> program = compile_math(r"x^2 \\sin x")
-    >>> float(program.real(np.array([2.0]))[0]) == 4 * np.sin(2.0)
+    >>> bool(program.real(np.array([2.0]))[0] == 4 * np.sin(2.0))
     True
 """
 

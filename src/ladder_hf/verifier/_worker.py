@@ -46,7 +46,12 @@ def main() -> None:
         if frame is None:
             return
         try:
-            fn, args = pickle.loads(frame)
+            fn, args = pickle.loads(frame)  # imports fn's module on first use
+        except BaseException as err:
+            write_frame(protocol_out, pickle.dumps(("err", f"cannot load task: {type(err).__name__}: {err}"[:400])))
+            continue
+        write_frame(protocol_out, pickle.dumps(("started", None)))  # the per-task timeout starts now
+        try:
             reply = pickle.dumps(("ok", fn(*args)), protocol=pickle.HIGHEST_PROTOCOL)
         except MemoryError:
             reply = pickle.dumps(("err", "MemoryError: memory limit exceeded"))

@@ -74,18 +74,31 @@ class SandboxConfig:
 
 
 def write_frame(stream, payload: bytes) -> None:
-    stream.write(_HEADER.pack(len(payload)) + payload)
+    view = memoryview(_HEADER.pack(len(payload)) + payload)
+    while view:  # unbuffered pipes may take a large frame in pieces
+        written = stream.write(view)
+        view = view[written if written is not None else len(view) :]
     stream.flush()
+
+
+def _read_exact(stream, size: int) -> bytes | None:
+    chunks = []
+    while size:
+        chunk = stream.read(size)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
 
 
 def read_frame(stream) -> bytes | None:
     """One length-prefixed frame, or None at end of stream."""
-    header = stream.read(_HEADER.size)
-    if len(header) < _HEADER.size:
+    header = _read_exact(stream, _HEADER.size)
+    if header is None:
         return None
     (size,) = _HEADER.unpack(header)
-    payload = stream.read(size)
-    return payload if len(payload) == size else None
+    return _read_exact(stream, size)
 
 
 class _Worker:
@@ -100,6 +113,7 @@ class _Worker:
             [sys.executable, "-m", "ladder_hf.verifier._worker", str(config.memory_mb * 1024 * 1024), str(config.nice)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            bufsize=0,  # no read-ahead: each frame is read when select() says so, never hidden in a buffer
             stderr=subprocess.DEVNULL,
             env=env,
             start_new_session=True,  # a Ctrl-C meant for the trainer does not hit the workers mid-task
@@ -186,7 +200,9 @@ class WorkerPool:
                             queue.appendleft(index)
                             self._swap(selector, worker)
                             continue
-                        busy[worker] = (index, time.monotonic() + timeout)
+                        # until the worker says "started" (task unpickled, fn's module imported), the
+                        # clock is the generous startup one: a first import is not the task's time
+                        busy[worker] = (index, time.monotonic() + STARTUP_TIMEOUT)
                 now = time.monotonic()
                 deadlines = [deadline for _, deadline in busy.values()]
                 deadlines += [w.started + STARTUP_TIMEOUT for w in self._workers if not w.ready]
@@ -194,7 +210,9 @@ class WorkerPool:
                 for key, _ in selector.select(timeout=min(wait, 1.0)):
                     worker = key.data
                     message = self._receive(worker)
-                    if worker in busy:
+                    if worker in busy and message == ("started", None):
+                        busy[worker] = (busy[worker][0], time.monotonic() + timeout)
+                    elif worker in busy:
                         index, _ = busy.pop(worker)
                         if message is None:
                             code = worker.exit_code()

@@ -337,3 +337,56 @@ def test_variant_statistics_counts_qc_outcomes():
     assert (qc["nodes"], qc["kept"], qc["rejected"]) == (7, 3, 4)
     assert (qc["duplicates"], qc["numerically_insane"], qc["contaminated"], qc["unparsable"]) == (1, 1, 1, 1)
     assert (qc["sympy_solvable"], qc["sympy_unsolved"]) == (1, 1)
+
+
+def test_server_speaks_the_hub_api(hub_server):
+    """The endpoints beyond a push: trees, paths-info, ranges, branches, old revisions, errors."""
+    got = client(
+        """
+        from huggingface_hub import HfApi, HfFileSystem, hf_hub_download, snapshot_download
+        from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+        api = HfApi()
+        api.create_repo("org/files", repo_type="dataset")
+        one = api.upload_file(path_or_fileobj=b"first", path_in_repo="notes/a.txt", repo_id="org/files",
+                              repo_type="dataset")
+        api.upload_file(path_or_fileobj=bytes(range(256)) * 64, path_in_repo="blob.bin", repo_id="org/files",
+                        repo_type="dataset")
+        api.upload_file(path_or_fileobj=b"second", path_in_repo="notes/a.txt", repo_id="org/files",
+                        repo_type="dataset")
+        api.create_branch("org/files", branch="dev", revision=one.oid, repo_type="dataset")
+        tree = {e.path: type(e).__name__ for e in api.list_repo_tree("org/files", repo_type="dataset",
+                                                                         recursive=True, expand=True)}
+        info = api.get_paths_info("org/files", ["blob.bin", "notes", "missing"], repo_type="dataset")
+        with HfFileSystem().open("datasets/org/files/blob.bin", "rb", block_size=64) as f:
+            f.seek(1000)
+            window = list(f.read(5))
+        errors = []
+        for call in (
+            lambda: hf_hub_download("org/files", "nope.txt", repo_type="dataset"),
+            lambda: hf_hub_download("org/files", "notes/a.txt", repo_type="dataset", revision="v9"),
+            lambda: api.dataset_info("org/none"),
+        ):
+            try:
+                call()
+            except (EntryNotFoundError, RevisionNotFoundError, RepositoryNotFoundError) as err:
+                errors.append(type(err).__name__)
+        snap = snapshot_download("org/files", repo_type="dataset", revision="dev")
+        result = {
+            "tree": tree,
+            "info": sorted((e.path, type(e).__name__, getattr(e, "lfs", None) is not None) for e in info),
+            "window": window,
+            "old": open(hf_hub_download("org/files", "notes/a.txt", repo_type="dataset", revision=one.oid)).read(),
+            "new": open(hf_hub_download("org/files", "notes/a.txt", repo_type="dataset")).read(),
+            "dev": open(snap + "/notes/a.txt").read(),
+            "errors": errors,
+            "commits": len(api.list_repo_commits("org/files", repo_type="dataset")),
+        }
+        """
+    )
+    assert got["tree"] == {".gitattributes": "RepoFile", "blob.bin": "RepoFile", "notes": "RepoFolder",
+                           "notes/a.txt": "RepoFile"}  # fmt: skip
+    assert got["info"] == [["blob.bin", "RepoFile", True], ["notes", "RepoFolder", False]]
+    assert got["window"] == [(1000 + i) % 256 for i in range(5)]
+    assert (got["old"], got["new"], got["dev"]) == ("first", "second", "first")
+    assert got["errors"] == ["RemoteEntryNotFoundError", "RevisionNotFoundError", "RepositoryNotFoundError"]
+    assert got["commits"] == 4

@@ -14,3 +14,26 @@ Where things live:
 """
 
 __version__ = "0.1.0"
+
+# Heavy names are resolved on first access, so `import ladder_hf` (and `ladder-hf --help`)
+# does not import datasets, torch or TRL.
+_LAZY = {
+    "LadderDataset": "ladder_hf.dataset",
+    "load_ladder_dataset": "ladder_hf.dataset",
+    "verify_antiderivative": "ladder_hf.verifier",
+    "verify_definite": "ladder_hf.verifier",
+    "integration_reward": "ladder_hf.rewards",
+    "format_reward": "ladder_hf.rewards",
+    "load_default_model": "ladder_hf.models",
+    "load_problems": "ladder_hf.problems",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ladder_hf' has no attribute {name!r}")

@@ -9,9 +9,10 @@ sampling settings and pass@1 over several samples per problem:
     ladder   GRPO on the variant trees of the same training problems (roots + variants)
 
 Both trained arms get the same step budget, seed, group size, completion length and rewards.
-A second, easier held-out set is scored as well: the deepest symbolic variants of the *test*
-roots (never trained on; exact duplicates of any training node removed), because a 135M model
-starts near zero on the real problems and the easy set shows whether it learned anything.
+A second, easier held-out set is scored as well: the least difficult symbolic variants of the
+*test* roots (never trained on; any integrand that is also a training node or a few-shot example
+is removed), because a 135M model starts near zero on the real problems and the easy set shows
+whether it learned anything that transfers.
 
 Everything is checkpointed: each stage/arm writes its folder under ``--output_dir`` and is skipped
 when done, so a killed run restarts where it stopped. Results: ``results.json``, ``results.md``
@@ -28,7 +29,6 @@ import dataclasses
 import json
 import logging
 import os
-import random
 import shutil
 import sys
 import time
@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ladder_hf.demo import (
+    FEW_SHOT_EXAMPLES,
     DemoConfig,
     build_variants,
     evaluate_stage,
@@ -70,31 +71,47 @@ class AblationConfig(DemoConfig):
     max_nodes_per_root: int | None = field(default=30, metadata={"help": "Cap on kept variants per tree."})
     max_steps: int = field(default=40, metadata={"help": "GRPO steps per trained arm (equal budgets)."})
     easy_test_problems: int = field(default=20, metadata={"help": "Size of the easy held-out set (0: none)."})
+    easy_variants_per_root: int = field(
+        default=10, metadata={"help": "Variants grown per test root to draw the easy held-out set from."}
+    )
     arms: list[str] = field(default_factory=lambda: list(ARMS), metadata={"help": "Arms to run, in order."})
+    prepare_only: bool = field(
+        default=False, metadata={"help": "Stop after the split, the trees and the datasets (warm the run folder)."}
+    )
     sympy_baseline: bool = field(default=False, metadata={"help": "Score sympy.integrate on the test sets too."})
 
 
 def easy_heldout(test: list[dict], train_nodes: list[dict], out_dir: str, config: AblationConfig) -> list[dict]:
-    """The deepest variants of the test roots, minus any integrand that also appears in a training tree."""
-    nodes = build_variants(test, [], out_dir, config)
-    seen = {str(n["integrand"]).replace(" ", "") for n in train_nodes}
-    deepest = max((n["depth"] for n in nodes), default=0)
-    candidates = [n for n in nodes if n["depth"] == deepest and n["depth"] > 0 and n.get("kept", True)]
-    fresh = [n for n in candidates if str(n["integrand"]).replace(" ", "") not in seen]
-    # One integrand once, in a seeded order.
-    unique = list({str(n["integrand"]): n for n in sorted(fresh, key=lambda n: n["id"])}.values())
-    random.Random(config.seed).shuffle(unique)
+    """The least difficult variants of the *test* roots that appear nowhere in training or in the prompt.
+
+    Any integrand that is also a node of a training tree, or one of the few-shot examples, is
+    dropped (exact string, spaces ignored), so a correct answer here is transfer, not recall.
+    """
+    easy = dataclasses.replace(
+        config, variants_per_node=3, max_nodes_per_root=config.easy_variants_per_root, quick=False
+    )
+    nodes = build_variants(test, [], out_dir, easy)
+
+    def key(text) -> str:
+        return str(text).replace(" ", "")
+
+    seen = {key(n["integrand"]) for n in train_nodes} | {key(f) for f, _ in FEW_SHOT_EXAMPLES}
+    candidates = [n for n in nodes if n["depth"] > 0 and n.get("kept", True)]
+    fresh = [n for n in candidates if key(n["integrand"]) not in seen]
+    unique = list({key(n["integrand"]): n for n in sorted(fresh, key=lambda n: n["id"], reverse=True)}.values())
+    unique.sort(key=lambda n: (n.get("difficulty") if n.get("difficulty") is not None else float("inf"), n["id"]))
     rows = [
         {
             "id": f"easy-{n['id']}",
             "integrand": n["integrand"],
             "lower": n.get("lower") or "",
             "upper": n.get("upper") or "",
+            "difficulty": n.get("difficulty"),
         }
         for n in unique[: config.easy_test_problems]
     ]
     logger.info(
-        "easy held-out: %d of %d deepest test variants (%d shared a training integrand)",
+        "easy held-out: %d of %d test-tree variants (%d shared an integrand with training or the prompt)",
         len(rows),
         len(candidates),
         len(candidates) - len(fresh),
@@ -253,6 +270,8 @@ def run(config: AblationConfig) -> dict:
             (folder / "info.json").write_text(json.dumps(info) + "\n", encoding="utf-8")
         results.setdefault("datasets", {})[slice_] = json.loads((folder / "info.json").read_text(encoding="utf-8"))
     save()
+    if config.prepare_only:
+        return results
 
     histories: dict[str, list[dict]] = {}
     for arm in config.arms:

@@ -43,16 +43,70 @@ from ladder_hf.problems import DEFAULT_SYSTEM_PROMPT, load_problems, read_jsonl,
 
 logger = logging.getLogger(__name__)
 
-# SmolLM2-135M almost never uses the answer tags with the plain instruction; a worked example of
-# the exact format, written as a tiny dialogue inside the system prompt, is what got it to emit
-# `<answer>...</answer>` at all on this CPU (see docs/results.md, "what we tried").
-FEW_SHOT_SYSTEM_PROMPT = (
+# SmolLM2-135M almost never uses the answer tags when only told to (0 of 48 samples here), and a
+# worked example written inside the system prompt did not help either (0 of 24). Real few-shot
+# turns did (most samples tagged). The prompt builders of ladder_hf.grpo and ladder_hf.evaluation
+# take one system prompt, so :func:`few_shot_system_prompt` writes the example turns into it in the
+# model's own chat-template markup. See docs/results.md, "what we tried".
+FEW_SHOT_INSTRUCTION = (
     "You integrate functions. Reply with only the antiderivative in sympy syntax inside <answer></answer> tags, "
-    "without + C.\n\n"
-    "Example 1\nUser: Find the indefinite integral: ∫ x**4 dx\nAssistant: <answer>x**5/5</answer>\n\n"
-    "Example 2\nUser: Find the indefinite integral: ∫ cos(2*x) dx\nAssistant: <answer>sin(2*x)/2</answer>"
+    "without + C."
 )
-SYSTEM_PROMPTS = {"default": DEFAULT_SYSTEM_PROMPT, "few_shot": FEW_SHOT_SYSTEM_PROMPT}
+# Chosen to be unlike the easy held-out variants (no bare x**n, sin, cos, exp), so they teach the format only.
+FEW_SHOT_EXAMPLES = (("x**4", "x**5/5"), ("cos(2*x)", "sin(2*x)/2"), ("exp(3*x)", "exp(3*x)/3"))
+
+
+def few_shot_system_prompt(
+    tokenizer, instruction: str = FEW_SHOT_INSTRUCTION, examples: tuple[tuple[str, str], ...] = FEW_SHOT_EXAMPLES
+) -> str:
+    """A system prompt that the tokenizer's chat template renders exactly as a few-shot conversation.
+
+    ``[system(result), user(q)]`` renders to the same text as ``[system(instruction), user(ex1),
+    assistant(<answer>ans1</answer>), ..., user(q)]``; the example turns ride in the system prompt as
+    the template's own role markup, so any code that builds ``[system, user]`` prompts gets real
+    few-shot turns. Raises ``ValueError`` for a template that does not put the system prompt first.
+
+    Example:
+        >>> from transformers import AutoTokenizer  # doctest: +SKIP
+        >>> prompt = few_shot_system_prompt(AutoTokenizer.from_pretrained(default_model_path()))  # doctest: +SKIP
+    """
+    from ladder_hf.problems import format_problem
+
+    query, marker = "\ue000QUERY\ue000", "\ue001SYSTEM\ue001"
+    turns = [{"role": "system", "content": instruction}]
+    for integrand, answer in examples:
+        turns.append({"role": "user", "content": format_problem({"integrand": integrand, "lower": "", "upper": ""})})
+        turns.append({"role": "assistant", "content": f"<answer>{answer}</answer>"})
+
+    def render(messages: list[dict]) -> str:
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    full = render([*turns, {"role": "user", "content": query}])
+    shell = render([{"role": "system", "content": marker}, {"role": "user", "content": query}])
+    if shell.count(marker) != 1:
+        raise ValueError("this chat template does not render the system prompt once")
+    head, tail = shell.split(marker)
+    joint = tail[: tail.index(query)] + query  # system footer + user header + the question
+    if not full.startswith(head) or joint not in full:
+        raise ValueError("this chat template cannot carry few-shot turns inside the system prompt")
+    system = full[len(head) : full.rindex(joint)]
+    if render([{"role": "system", "content": system}, {"role": "user", "content": query}]) != full:
+        raise ValueError("this chat template cannot carry few-shot turns inside the system prompt")
+    return system
+
+
+def resolve_system_prompt(name_or_text: str, model: str | None = None) -> str:
+    """``few_shot`` (built for ``model``'s chat template), ``default`` (the package prompt) or literal text."""
+    if name_or_text == "default":
+        return DEFAULT_SYSTEM_PROMPT
+    if name_or_text != "few_shot":
+        return name_or_text
+    from transformers import AutoTokenizer
+
+    from ladder_hf.models import resolve_model_name_or_path
+
+    return few_shot_system_prompt(AutoTokenizer.from_pretrained(resolve_model_name_or_path(model)))
+
 
 STAGES = ("problems", "variants", "dataset", "eval_base", "train", "eval_trained", "report")
 CONFIG_FILE = "demo_config.json"
@@ -152,7 +206,10 @@ class DemoConfig:
     )
     system_prompt: str = field(
         default="few_shot",
-        metadata={"help": "'few_shot' (format examples, default), 'default' (the package prompt) or literal text."},
+        metadata={
+            "help": "'few_shot' (the package instruction plus three worked examples as real chat turns; default), "
+            "'default' (the package prompt) or literal text."
+        },
     )
     eval_samples: int = field(default=4, metadata={"help": "Samples per held-out problem (pass@1 is their mean)."})
     eval_max_new_tokens: int = field(default=48, metadata={"help": "Token budget of an evaluation completion."})
@@ -182,7 +239,10 @@ class DemoConfig:
 
     @property
     def prompt(self) -> str:
-        return SYSTEM_PROMPTS.get(self.system_prompt, self.system_prompt)
+        """The system prompt text (``few_shot`` is built once for the model's chat template)."""
+        if getattr(self, "_prompt", None) is None:
+            self._prompt = resolve_system_prompt(self.system_prompt, self.model)
+        return self._prompt
 
 
 # --------------------------------------------------------------------------------------------- stages

@@ -184,8 +184,9 @@ def generate_completions(
     return [done[(p["id"], s)] for p in problems for s in range(config.num_samples)]
 
 
-def _record(writer, done: dict, problem: dict, sample: int, completion: str) -> None:
-    row = {"id": problem["id"], "sample": sample, "completion": completion}
+def _record(writer, done: dict, problem: dict, sample: int, completion: str, seconds: float) -> None:
+    # seconds: this row's share of its batch's generation time, so resumed runs still report totals.
+    row = {"id": problem["id"], "sample": sample, "completion": completion, "seconds": round(seconds, 3)}
     writer.write(json.dumps(row, ensure_ascii=False) + "\n")
     done[(problem["id"], sample)] = row
 
@@ -216,9 +217,11 @@ def _run_transformers(todo, config: EvaluationConfig, writer, done: dict, model,
         chunk = order[start : start + config.batch_size]
         # Seed per batch from its first item so a resumed run samples the same way.
         set_seed(config.seed + chunk[0] * 1_000 + todo[chunk[0]][1])
+        began = time.perf_counter()
         completions = _generate_transformers(model, tokenizer, [messages[i] for i in chunk], config)
+        share = (time.perf_counter() - began) / len(chunk)
         for i, completion in zip(chunk, completions, strict=True):
-            _record(writer, done, todo[i][0], todo[i][1], completion)
+            _record(writer, done, todo[i][0], todo[i][1], completion, share)
         writer.flush()
         bar.update(len(chunk))
     bar.close()
@@ -241,9 +244,10 @@ def _run_vllm(todo, config: EvaluationConfig, writer, done: dict) -> None:
         include_stop_str_in_output=True,
     )
     # vLLM batches everything itself; one request per (problem, sample) keeps resume exact.
+    began = time.perf_counter()
     outputs = llm.chat([build_messages(p, system_prompt=config.system_prompt) for p, _ in todo], params, use_tqdm=True)
     for (problem, sample), output in zip(todo, outputs, strict=True):
-        _record(writer, done, problem, sample, output.outputs[0].text)
+        _record(writer, done, problem, sample, output.outputs[0].text, (time.perf_counter() - began) / len(todo))
     writer.flush()
 
 
@@ -290,7 +294,7 @@ def run_sympy_baseline(problems: Sequence[dict], out_path: Path, timeout: float 
             outcomes = run_sandboxed(
                 sympy_integrate, [(p["integrand"], p.get("lower") or "", p.get("upper") or "") for p in chunk], timeout
             )
-            seconds = round(time.perf_counter() - began, 2)
+            seconds = round((time.perf_counter() - began) / len(chunk), 3)  # this problem's share
             for problem, outcome in zip(chunk, outcomes, strict=True):
                 answer = outcome.value if outcome.ok else None
                 status = ("solved" if answer else "gave up") if outcome.ok else (outcome.error or "failed")
@@ -331,7 +335,11 @@ def _pct(value: float | None) -> str:
 def render_markdown(summary: dict, problems: Sequence[dict], per_problem: dict[str, list]) -> str:
     """The report as markdown: one overall table and one row per problem."""
     k = summary["config"]["num_samples"]
-    systems = [("model", f"{summary['config']['model']} ({summary['config']['backend']})")]
+    from ladder_hf.models import DEFAULT_MODEL_NAME, is_default_model
+
+    name = summary["config"]["model"]
+    name = f"{DEFAULT_MODEL_NAME} (embedded)" if is_default_model(name) else name
+    systems = [("model", f"{name}, {summary['config']['backend']}")]
     if summary.get("sympy"):
         systems.append(("sympy", f"sympy integrate ({summary['config']['sympy_timeout']:g} s limit)"))
     lines = [
@@ -358,6 +366,12 @@ def render_markdown(summary: dict, problems: Sequence[dict], per_problem: dict[s
             c = per_problem[key][i]
             cells.append(f"{sum(c)}/{len(c)}" if isinstance(c, list) else ("✓" if c else "✗"))
         lines.append(f"| {problem['id']} | " + " | ".join(cells) + " |")
+    if summary.get("unverifiable"):
+        lines += [
+            "",
+            "Flagged in the problem data as not verified (see their verification notes; they stay in "
+            "the denominator): " + ", ".join(summary["unverifiable"]) + ".",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -399,8 +413,8 @@ def run(config: EvaluationConfig, model=None, tokenizer=None) -> dict:
     metric = _metric()
     wall: dict[str, float] = {}
 
-    began = time.perf_counter()
     rows = generate_completions(problems, config, out / "completions.jsonl", model=model, tokenizer=tokenizer)
+    scoring_began = time.perf_counter()
     k = config.num_samples
     by_problem = [[r["completion"] for r in rows[i * k : (i + 1) * k]] for i in range(len(problems))]
     model_scores = metric.compute(
@@ -409,8 +423,11 @@ def run(config: EvaluationConfig, model=None, tokenizer=None) -> dict:
         answer_format=config.answer_format,
         timeout=config.verify_timeout,
     )
-    wall["model"] = time.perf_counter() - began
+    # Generation time is summed from the rows, so a resumed run reports the whole job, not the resume.
+    wall["model"] = sum(float(r.get("seconds", 0.0)) for r in rows) + time.perf_counter() - scoring_began
     summary: dict[str, Any] = {"config": dataclasses.asdict(config), "output_dir": str(out)}
+    # Bundled rows flag problems whose official answer could not be verified; they stay in the denominator.
+    summary["unverifiable"] = [p["id"] for p in problems if p.get("verified") is False]
     summary["model"] = _headline(model_scores, k)
     per_problem = {"model": model_scores["correct"]}
     results = [
@@ -425,15 +442,15 @@ def run(config: EvaluationConfig, model=None, tokenizer=None) -> dict:
     ]
 
     if config.sympy_baseline:
-        began = time.perf_counter()
         sympy_rows = run_sympy_baseline(problems, out / "sympy.jsonl", timeout=config.sympy_timeout)
+        scoring_began = time.perf_counter()
         sympy_scores = metric.compute(
             predictions=[r["answer"] or "" for r in sympy_rows],
             references=references,
             answer_format="bare",
             timeout=config.verify_timeout,
         )
-        wall["sympy"] = time.perf_counter() - began
+        wall["sympy"] = sum(float(r.get("seconds", 0.0)) for r in sympy_rows) + time.perf_counter() - scoring_began
         summary["sympy"] = _headline(sympy_scores, 1)
         per_problem["sympy"] = sympy_scores["correct"]
         results += [

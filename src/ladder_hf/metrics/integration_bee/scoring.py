@@ -41,6 +41,8 @@ def resolve_reference(reference: str | Mapping[str, Any]) -> dict:
             if row.get("id"):
                 return resolve_reference(str(row["id"]))
             raise ValueError(f"reference has no integrand and no id: {reference!r}")
+        if row.get("id") and not row.get("year"):
+            row.update(_bundled_year(str(row["id"])))
     elif isinstance(reference, str):
         from ladder_hf.problems import get_problem
 
@@ -51,6 +53,17 @@ def resolve_reference(reference: str | Mapping[str, Any]) -> dict:
     row["lower"] = "" if row.get("lower") is None else str(row["lower"])
     row["upper"] = "" if row.get("upper") is None else str(row["upper"])
     return row
+
+
+def _bundled_year(problem_id: str) -> dict:
+    # A dict reference with a bundled id keeps its own integrand but gets the exam year for per_year.
+    from ladder_hf.problems import get_problem
+
+    try:
+        year = get_problem(problem_id).get("year")
+    except KeyError:
+        return {}
+    return {"year": year} if year else {}
 
 
 def is_definite(row: Mapping[str, Any]) -> bool:

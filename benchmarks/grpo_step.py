@@ -13,6 +13,7 @@ dominates a CPU step and its length varies with sampling, so compare medians, no
 
     python benchmarks/grpo_step.py                       # 5 steps per condition, smollm2_cpu.yaml
     python benchmarks/grpo_step.py --steps 8 --config recipes/configs/smollm2_cpu.yaml
+    python benchmarks/grpo_step.py --steps 2 --max_completion_length 64   # extra options override the config
 """
 
 from __future__ import annotations
@@ -38,8 +39,11 @@ def noop_reward(prompts, completions, completion_ids=None, **kwargs) -> list[flo
     return [0.0] * len(completions)
 
 
-def run(config: str, steps: int, dataset: str, output_dir: str, reward_funcs=None) -> list[tuple[float, float]]:
+def run(
+    config: str, steps: int, dataset: str, output_dir: str, reward_funcs=None, extra: list[str] | None = None
+) -> list[tuple[float, float]]:
     overrides = [
+        *(extra or []),
         "--max_steps",
         str(steps),
         "--output_dir",
@@ -71,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=5, help="GRPO steps per condition (first one is warm-up)")
     parser.add_argument("--problems", default="mit-2024", help="problems whose symbolic variants are trained on")
     parser.add_argument("--workdir", default=None, help="where to keep variants and outputs (default: a temp dir)")
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)  # anything else overrides the config, e.g. --max_completion_length 64
 
     workdir = args.workdir or tempfile.mkdtemp(prefix="grpo-bench-")
     variants = os.path.join(workdir, "variants")
@@ -81,13 +85,14 @@ def main(argv: list[str] | None = None) -> int:
 
     results = {}
     for name, funcs in (("noop", [noop_reward]), ("ladder", None)):
-        timings = run(args.config, args.steps, variants, os.path.join(workdir, name), reward_funcs=funcs)
+        timings = run(args.config, args.steps, variants, os.path.join(workdir, name), reward_funcs=funcs, extra=extra)
         results[name] = timings
 
     import torch
 
     print()
-    print(f"config: {os.path.relpath(args.config, ROOT)}  steps per condition: {args.steps}")
+    print(f"config: {os.path.relpath(args.config, ROOT)} {' '.join(extra)}  steps per condition: {args.steps}")
+    print(f"load average at the end: {os.getloadavg()}")
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"torch threads {torch.get_num_threads()}"

@@ -192,6 +192,42 @@ INDEFINITE = [
     ("x", "sqrt(-1 - x^2)", False, "nowhere real: zero checks"),
     ("sqrt(-1 - x**2)", "x", False, "integrand nowhere real: zero checks"),
     ("x", "oo", False, "infinite answer"),
+    # step functions (floor, ceiling, sign) and large competition exponents
+    ("sign(x)", "Abs(x)", True, "sign integrates to |x|"),
+    ("sign(x)", "x", False, "sign: x is wrong for x<0"),
+    ("Abs(x)", "x*Abs(x)/2", True, "x|x|/2"),
+    ("Abs(x)", "sign(x)*x^2/2", True, "sign in the answer"),
+    ("Abs(x)", "x^2/2", False, "x^2/2 for |x| (wrong for x<0)"),
+    ("floor(x)", r"x\lfloor x \rfloor", True, "latex floor; piecewise constant offsets between integers"),
+    ("floor(x)", "x*ceiling(x)", False, "ceiling instead of floor"),
+    ("ceiling(x)", r"x \lceil x \rceil", True, "latex ceiling"),
+    ("x**2024", "x^2025/2025", True, "exponent above 1000"),
+    ("x**2024", "x^2025/2024", False, "exponent above 1000, wrong factor"),
+    ("x**2024", "x^2025/2025 + x^{9999}", False, "exponent above 1000, extra term"),
+    (
+        "(1 - x)**3 + (x - x**2)**3 + (x**2 - 1)**3 - 3*(1 - x)*(x - x**2)*(x**2 - 1)",
+        "0",
+        True,
+        "identically zero integrand (cancellation)",
+    ),
+    (
+        "(1 - x)**3 + (x - x**2)**3 + (x**2 - 1)**3 - 3*(1 - x)*(x - x**2)*(x**2 - 1)",
+        "x/10^9",
+        False,
+        "zero integrand, tiny slope",
+    ),
+    (
+        "(1 - x)**3 + (x - x**2)**3 + (x**2 - 1)**3 - 3*(1 - x)*(x - x**2)*(x**2 - 1) + x",
+        "x^2/2",
+        True,
+        "cancellation plus a real term",
+    ),
+    (
+        "(1 - x)**3 + (x - x**2)**3 + (x**2 - 1)**3 - 3*(1 - x)*(x - x**2)*(x**2 - 1) + x",
+        "1.001x^2/2",
+        False,
+        "cancellation plus a real term, 1e-3 off",
+    ),
 ]
 
 # (integrand, lower, upper, answer, correct?, note)
@@ -220,6 +256,22 @@ DEFINITE = [
     ("1/x", "1", "2", r"\log_{10} 2", False, "log base 10"),
     ("exp(x)", "0", "1", "e - 1", True, "e constant"),
     ("exp(x)", "0", "1", "e", False, "missing term"),
+    ("floor(x)", "0", "5", "10", True, "floor: 0+1+2+3+4"),
+    ("floor(x)", "0", "5", "12.5", False, "floor: the integral of x instead"),
+    ("floor(x)", "0", "5", "10.001", False, "floor: 1e-4 off"),
+    ("floor(ceiling(x)/2)", "0", "20", "100", True, "floor of ceiling (2025 Q11)"),
+    ("floor(ceiling(x)/2)", "0", "20", "95", False, "floor of ceiling, off by one interval"),
+    ("x - floor(x)", "0", "2.5", "1.125", True, "sawtooth, jump inside the last piece"),
+    ("x - floor(x)", "0", "2.5", "1.25", False, "sawtooth, wrong"),
+    ("ceiling(x)**2", "0", "3", "14", True, "ceiling squared"),
+    ("sign(x - 1)", "0", "3", "1", True, "sign jump at 1"),
+    ("sign(x - 1)", "0", "3", "3", False, "sign treated as 1"),
+    ("floor(2023*sin(x))", "0", "2*pi", "-pi", True, "8000 jumps (2023 Q8)"),
+    ("floor(2023*sin(x))", "0", "2*pi", "-pi - 1/1000", False, "8000 jumps, off by 1e-3"),
+    ("x**2024*(1 - x**2025)**2025", "0", "1", "1/(2025*2026)", True, "exponents above 1000 (2025 Q9)"),
+    ("x**2024*(1 - x**2025)**2025", "0", "1", "1/(2025*2027)", False, "exponents above 1000, wrong"),
+    ("cos(2019*x)**2", "-2*pi", "2*pi", "2*pi", True, "highly oscillatory"),
+    ("cos(2019*x)**2", "-2*pi", "2*pi", "2*pi + 1/100", False, "highly oscillatory, wrong"),
 ]
 
 # Answers that must score 0 quickly and touch nothing. Integrand "x**2" unless stated.

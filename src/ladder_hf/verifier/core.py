@@ -22,7 +22,7 @@ relative 1e-6, and only when the quadrature's own error estimate is below that t
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import mpmath
@@ -42,7 +42,14 @@ MAX_CONFIRMATIONS = 16
 DEFINITE_RTOL = 1e-6
 DEFINITE_ATOL = 1e-9
 MAX_ABS_VALUE = 1e150  # beyond this, float64 comparisons are meaningless
+MIN_ABS_VALUE = 1e-150  # nonzero values below this are underflow territory (x**2016 near 0.7): skipped too
 MAX_CANDIDATE_CHARS = 4000  # longer answers are rejected without entering the sandbox
+# An integrand computed by cancellation (terms of size S adding up to ~0) is only known to about
+# 1e-16 * S in float64; below NOISE_RTOL * S both sides count as zero for the screens, and the mpmath
+# confirmation then decides at 50 digits. For integrands without cancellation S = |f| and nothing changes.
+NOISE_RTOL = 1e-6
+STEP_GRID = 1 << 15  # grid that locates the jumps of floor/ceiling/sign in a definite integral
+STEP_MAX_PIECES = 200_000
 
 
 @dataclass(frozen=True)
@@ -75,8 +82,8 @@ def _fail(status: str, reason: str, checks: int = 0) -> VerificationResult:
 
 
 @lru_cache(maxsize=1024)
-def _compiled(text: str, variable: str) -> Program:
-    return compile_math(text, variable)
+def _compiled(text: str, variable: str, trusted: bool = False) -> Program:
+    return compile_math(text, variable, trusted=trusted)
 
 
 def _seed(text: str) -> int:
@@ -100,19 +107,23 @@ def _sample_points(seed: int) -> np.ndarray:
 
 
 def _usable(values: np.ndarray) -> np.ndarray:
-    return np.isfinite(values) & (np.abs(values) < MAX_ABS_VALUE)
+    size = np.abs(values)
+    return np.isfinite(values) & (size < MAX_ABS_VALUE) & ((size == 0) | (size > MIN_ABS_VALUE))
 
 
 @lru_cache(maxsize=256)
-def _integrand_values(integrand: str, variable: str) -> tuple[Program, np.ndarray, np.ndarray]:
-    f = _compiled(integrand, variable)
+def _integrand_values(integrand: str, variable: str) -> tuple[Program, np.ndarray, np.ndarray, np.ndarray]:
+    # integrands are trusted (bundled data, or variant rows already parsed): relaxed exponent bounds
+    f = _compiled(integrand, variable, True)
     points = _sample_points(_seed(integrand))
     values = f.real(points)
     keep = _usable(values)  # only where the integrand is real and finite
-    return f, points[keep], values[keep]
+    scale = f.magnitude(points[keep])
+    scale = np.where(np.isfinite(scale), np.maximum(scale, np.abs(values[keep])), np.abs(values[keep]))
+    return f, points[keep], values[keep], scale
 
 
-def _confirm(f: Program, answer: Program, point: float, variable: str) -> tuple[bool, str]:
+def _confirm(f: Program, answer: Program, point: float, variable: str, scale: float = 0.0) -> tuple[bool, str]:
     """High-precision re-check of one point that failed the float64 screen."""
     with mpmath.workdps(CONFIRM_DPS):
         x = mpmath.mpf(point)
@@ -123,7 +134,8 @@ def _confirm(f: Program, answer: Program, point: float, variable: str) -> tuple[
             return True, ""  # undefined at high precision: the point does not count either way
         if not (mpmath.isfinite(fx) and mpmath.isfinite(dx)):
             return True, ""
-        if abs(dx - fx) <= CONFIRM_RTOL * max(abs(fx), abs(dx)) + mpmath.mpf(10) ** (-CONFIRM_DPS + 5):
+        noise = mpmath.mpf(10) ** (-CONFIRM_DPS + 5) * (1 + mpmath.mpf(scale))
+        if abs(dx - fx) <= CONFIRM_RTOL * max(abs(fx), abs(dx)) + noise:
             return True, ""
         return False, (
             f"mismatch at {variable}={point:.6g}: derivative of answer = {mpmath.nstr(dx, 8)}, "
@@ -131,13 +143,13 @@ def _confirm(f: Program, answer: Program, point: float, variable: str) -> tuple[
         )
 
 
-def _counted_points(answer: Program, points: np.ndarray, f_values: np.ndarray):
+def _counted_points(answer: Program, points: np.ndarray, f_values: np.ndarray, scale: np.ndarray):
     """Points where the answer and its derivative are real and finite too, with both sides' values."""
     keep = _usable(answer.real(points))
-    points, f_values = points[keep], f_values[keep]
+    points, f_values, scale = points[keep], f_values[keep], scale[keep]
     derivative = answer.derivative(points)
     keep = _usable(derivative)
-    return points[keep], f_values[keep], derivative[keep]
+    return points[keep], f_values[keep], derivative[keep], scale[keep]
 
 
 def _parse_failure(err: MathParseError) -> VerificationResult:
@@ -149,7 +161,7 @@ def _parse_failure(err: MathParseError) -> VerificationResult:
 def check_antiderivative(integrand: str, candidate: str, variable: str = "x") -> VerificationResult:
     """Worker-side check of one antiderivative (runs unsandboxed: call through the public API)."""
     try:
-        f, all_points, all_f_values = _integrand_values(integrand, variable)
+        f, all_points, all_f_values, all_scale = _integrand_values(integrand, variable)
     except MathParseError as err:
         return _fail("bad_problem", f"integrand: parse error: {err}")
     try:
@@ -161,9 +173,12 @@ def check_antiderivative(integrand: str, candidate: str, variable: str = "x") ->
     # Probe a few points first: most wrong answers are wrong everywhere, and are rejected for a
     # fraction of the cost; everything else is then checked on the whole sample.
     for size in (PROBE_POINTS, len(all_points)):
-        points, f_values, derivative = _counted_points(answer, all_points[:size], all_f_values[:size])
+        points, f_values, derivative, scale = _counted_points(
+            answer, all_points[:size], all_f_values[:size], all_scale[:size]
+        )
         count = len(points)
-        error = np.abs(derivative - f_values) / np.maximum(np.maximum(np.abs(f_values), np.abs(derivative)), 1e-300)
+        size_ = np.maximum(np.maximum(np.abs(f_values), np.abs(derivative)), np.maximum(NOISE_RTOL * scale, 1e-300))
+        error = np.abs(derivative - f_values) / size_
         if count >= MIN_CHECKS and np.mean(error > GROSS_RTOL) > 0.5:
             # wrong at most points by far more than any rounding of a natural answer: no need for mpmath
             worst = int(np.argmax(error))
@@ -177,17 +192,17 @@ def check_antiderivative(integrand: str, candidate: str, variable: str = "x") ->
         return _fail(
             "unverifiable", f"unverifiable: only {count} sample points where integrand and answer are both defined"
         )
-    suspects = error > FAST_RTOL
+    suspects = np.flatnonzero(error > FAST_RTOL)
     # worst disagreement first: a wrong answer is usually rejected by its first confirmation
-    for point in points[suspects][np.argsort(-error[suspects])][:MAX_CONFIRMATIONS]:
-        agrees, reason = _confirm(f, answer, float(point), variable)
+    for k in suspects[np.argsort(-error[suspects])][:MAX_CONFIRMATIONS]:
+        agrees, reason = _confirm(f, answer, float(points[k]), variable, float(scale[k]))
         if not agrees:
             return _fail("mismatch", reason, checks=count)
     return VerificationResult(True, f"verified at {count} points", "correct", count)
 
 
 def _bound(text: str, variable: str):
-    bound = _compiled(text, variable)
+    bound = _compiled(text, variable, True)
     if bound.has_variable:
         raise MathParseError(f"bound {text!r} depends on {variable}")
     value = bound.mp()
@@ -196,24 +211,135 @@ def _bound(text: str, variable: str):
     return value
 
 
+def _nan_equal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a == b) | (np.isnan(a) & np.isnan(b))
+
+
+def _same_steps(f: Program, x: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    return np.all(_nan_equal(f.step_values(x), reference), axis=0)
+
+
+def _step_jumps(f: Program, a: float, b: float) -> np.ndarray:
+    """Points in (a, b) where a floor/ceiling/sign sub-expression of ``f`` changes value.
+
+    Changes are found on a fine grid and each is located by vectorised bisection to float64 resolution
+    (nested step functions work too: bisection only asks "same values as at the left end?").
+    """
+    grid = np.linspace(a, b, STEP_GRID + 1)
+    values = f.step_values(grid)
+    cells = np.flatnonzero(~np.all(_nan_equal(values[:, 1:], values[:, :-1]), axis=0))
+    lo, hi, left = grid[cells], grid[cells + 1], values[:, cells]
+    for _ in range(64):
+        mid = 0.5 * (lo + hi)
+        same = _same_steps(f, mid, left)
+        lo, hi = np.where(same, mid, lo), np.where(same, hi, mid)
+    return hi
+
+
+def _step_integral(f: Program, a: float, b: float, pieces: int = 0) -> tuple[float, float]:
+    """Integral of a piecewise-smooth integrand over [a, b] split at its jumps (Gauss-Legendre per piece).
+
+    With ``pieces`` the interval is also cut into that many equal parts (for highly oscillatory
+    integrands, where one adaptive rule over the whole interval does not converge).
+
+    Error estimate: the difference of 12- and 24-node rules summed over pieces, plus, for any piece
+    where the step values are still not constant after a few subdivisions, its width times the largest
+    value seen (so an unresolved jump makes the reference ``unverifiable``, never wrong).
+    """
+    jumps = _step_jumps(f, a, b) if f.steps else np.empty(0)
+    edges = np.unique(np.concatenate([np.linspace(a, b, max(pieces, 1) + 1), jumps]))
+    lo, hi = edges[:-1], edges[1:]
+    rules = [np.polynomial.legendre.leggauss(n) for n in (12, 24)]
+    total, error = 0.0, 0.0
+    for round_ in range(6):
+        if len(lo) > STEP_MAX_PIECES:
+            return float("nan"), float("inf")
+        half, centre = 0.5 * (hi - lo), 0.5 * (hi + lo)
+        estimates = []
+        for nodes, weights in rules:
+            x = (centre[:, None] + half[:, None] * nodes[None, :]).ravel()
+            values = f.real(x).reshape(len(lo), len(nodes))
+            estimates.append(half * (values @ weights))
+        steps = f.step_values(x).reshape(len(f.steps), len(lo), len(nodes))
+        constant = np.all(_nan_equal(steps, steps[:, :, :1]), axis=(0, 2))
+        if not np.all(np.isfinite(values[constant])):
+            return float("nan"), float("inf")
+        total += float(np.sum(estimates[1][constant]))
+        error += float(np.sum(np.abs(estimates[1][constant] - estimates[0][constant])))
+        if np.all(constant):
+            return total, error + 1e-14 * abs(total)
+        # pieces that still contain a jump: split each in 16 and try again
+        lo, hi = lo[~constant], hi[~constant]
+        if round_ == 5:
+            break
+        cuts = lo[:, None] + (hi - lo)[:, None] * np.linspace(0, 1, 17)[None, :]
+        lo, hi = cuts[:, :-1].ravel(), cuts[:, 1:].ravel()
+    with np.errstate(all="ignore"):
+        biggest = np.nanmax(np.abs(values[~constant]), axis=1)
+    return total, error + float(np.sum((hi - lo) * np.where(np.isfinite(biggest), biggest, np.inf)))
+
+
 @lru_cache(maxsize=128)
-def _reference_integral(integrand: str, lower: str, upper: str, variable: str) -> tuple[complex, float]:
-    f = _compiled(integrand, variable)
+def _reference_integral(integrand: str, lower: str, upper: str, variable: str) -> tuple[complex, float, float]:
+    f = _compiled(integrand, variable, True)
     with mpmath.workdps(25):
         a, b = _bound(lower, variable), _bound(upper, variable)
+        value, error = _quadrature(f, a, b)
+        return value, error, _absolute_tolerance(f, a, b, value)
+
+
+def _absolute_tolerance(f: Program, a, b, value: complex) -> float:
+    """Absolute part of the definite tolerance: DEFINITE_ATOL, scaled down for integrals of small functions.
+
+    It only matters when the integral is near 0 (|value| < DEFINITE_ATOL / DEFINITE_RTOL). A fixed 1e-9
+    would then accept 1/(2025*2027) for 1/(2025*2026) (both about 2.4e-7), so it is capped at
+    DEFINITE_ATOL times the integral of |f| (cancellation to 0 of large values keeps the full 1e-9).
+    """
+    if abs(value) >= DEFINITE_ATOL / DEFINITE_RTOL:
+        return DEFINITE_ATOL
+    magnitude = replace(f, node=("abs", f.node))
+    try:
+        if mpmath.isfinite(a) and mpmath.isfinite(b):
+            l1, _ = _step_integral(magnitude, float(min(a, b)), float(max(a, b)), pieces=64)
+        else:
+            l1 = float(mpmath.quad(magnitude.mp, [a, b], maxdegree=6))
+    except (ValueError, ZeroDivisionError, OverflowError, TypeError):
+        return DEFINITE_ATOL
+    if not np.isfinite(l1):
+        return DEFINITE_ATOL
+    return DEFINITE_ATOL * min(1.0, abs(l1))
+
+
+def _quadrature(f: Program, a, b) -> tuple[complex, float]:
+    with mpmath.workdps(25):
+        if f.steps and mpmath.isfinite(a) and mpmath.isfinite(b) and a < b:
+            # mpmath.quad assumes a smooth integrand: integrate between the jumps instead
+            value, error = _step_integral(f, float(a), float(b))
+            if np.isfinite(value):
+                return complex(value), float(error)
         value, error = mpmath.quad(f.mp, [a, b], error=True, maxdegree=8)
         if error > DEFINITE_RTOL * 1e-2 * max(abs(value), 1e-3) and mpmath.isfinite(a) and mpmath.isfinite(b):
             # split the interval: kinks and near-singularities converge much better in pieces
             value, error = mpmath.quad(f.mp, mpmath.linspace(a, b, 9), error=True, maxdegree=8)
+            if error > DEFINITE_RTOL * 1e-2 * max(abs(value), 1e-3):
+                # highly oscillatory (sin(2019 x) over a few periods of 2 pi): many small Gauss-Legendre pieces
+                fine, fine_error = _step_integral(f, float(a), float(b), pieces=STEP_GRID // 2)
+                if np.isfinite(fine) and fine_error < error:
+                    return complex(fine), float(fine_error)
         return complex(value), float(error)
 
 
-def reference_integral(integrand: str, lower: str, upper: str, variable: str = "x") -> tuple[complex, float]:
-    """Worker-side reference value and error estimate (runs unsandboxed: call through :func:`verify_batch`)."""
+def reference_integral(integrand: str, lower: str, upper: str, variable: str = "x") -> tuple[complex, float, float]:
+    """Worker-side reference value, its error estimate and the absolute tolerance to judge answers with.
+
+    Runs unsandboxed: call through :func:`verify_batch`.
+    """
     return _reference_integral(integrand, lower, upper, variable)
 
 
-def check_definite_value(candidate: str, reference: complex, error: float, variable: str = "x") -> VerificationResult:
+def check_definite_value(
+    candidate: str, reference: complex, error: float, variable: str = "x", atol: float = DEFINITE_ATOL
+) -> VerificationResult:
     """Worker-side comparison of a definite-integral answer with the reference value."""
     try:
         answer = _compiled(candidate, variable)
@@ -228,7 +354,7 @@ def check_definite_value(candidate: str, reference: complex, error: float, varia
             return _fail("mismatch", "answer is not a finite number")
     if not (np.isfinite(value.real) and np.isfinite(value.imag)):
         return _fail("mismatch", "answer is not a finite number")
-    tolerance = DEFINITE_RTOL * max(abs(reference), abs(value)) + DEFINITE_ATOL
+    tolerance = DEFINITE_RTOL * max(abs(reference), abs(value)) + atol
     if error > tolerance:
         return _fail("unverifiable", f"unverifiable: quadrature error estimate {error:.2g} exceeds tolerance")
     if abs(value - reference) <= tolerance:
@@ -303,7 +429,7 @@ def verify_batch(items: list[dict], timeout: float = DEFAULT_TIMEOUT) -> list[Ve
                 else:
                     results[i] = _fail("unverifiable", f"unverifiable: reference integral failed ({error})")
             else:
-                pending.append((i, (candidate, ref.value[0], ref.value[1], variable)))
+                pending.append((i, (candidate, ref.value[0], ref.value[1], variable, ref.value[2])))
         outcomes = run_sandboxed(check_definite_value, [a for _, a in pending], timeout)
         for (i, _), outcome in zip(pending, outcomes, strict=True):
             results[i] = outcome.value if outcome.ok else _sandbox_failure(outcome.error)

@@ -31,10 +31,11 @@ from lark import Token
 
 from .parsing import (
     _INVERSES,
-    MAX_EXPONENT,
     MAX_NUMBER_DIGITS,
-    MAX_RESULT_DIGITS,
     MAX_TREE_DEPTH,
+    STRICT,
+    TRUSTED,
+    Bounds,
     MathParseError,
     parse_tree,
 )
@@ -61,15 +62,20 @@ _CANONICAL = {
     "arcoth": "acoth",
     "ln": "log",
     "abs": "Abs",
+    "ceil": "ceiling",
+    "sgn": "sign",
 }
+# Piecewise-constant functions: derivative 0 where they are continuous; definite integrals over them
+# are split at their jumps (see :func:`step_nodes`).
+STEP_FUNCTIONS = {"floor", "ceiling", "sign"}
 
 
 def _digits(q: Fraction) -> float:
     return max(math.log10(abs(q.numerator) + 1), math.log10(q.denominator + 1))
 
 
-def _checked(q: Fraction) -> Fraction:
-    if _digits(q) > MAX_RESULT_DIGITS:
+def _checked(q: Fraction, bounds: Bounds = STRICT) -> Fraction:
+    if _digits(q) > bounds.max_result_digits:
         raise MathParseError("number too large")
     return q
 
@@ -82,11 +88,11 @@ def _is_num(node) -> bool:
     return node[0] == "num"
 
 
-def _add(terms):
+def _add(terms, bounds: Bounds = STRICT):
     nums = [t[1] for t in terms if _is_num(t)]
     rest = [t for t in terms if not _is_num(t)]
     if nums:
-        total = _checked(sum(nums, Fraction(0)))
+        total = _checked(sum(nums, Fraction(0)), bounds)
         if not rest:
             return ("num", total)
         if total:
@@ -94,13 +100,13 @@ def _add(terms):
     return rest[0] if len(rest) == 1 else ("add", rest)
 
 
-def _mul(factors):
+def _mul(factors, bounds: Bounds = STRICT):
     nums = [f[1] for f in factors if _is_num(f)]
     rest = [f for f in factors if not _is_num(f)]
     if nums:
         product = Fraction(1)
         for n in nums:
-            product = _checked(product * n)
+            product = _checked(product * n, bounds)
         if not rest or product == 0:
             return ("num", product)
         if product != 1:
@@ -120,15 +126,15 @@ def _inv(a):
     return ("inv", a)
 
 
-def _pow(base, exponent):
+def _pow(base, exponent, bounds: Bounds = STRICT):
     # same bounds as parse_math, checked before anything is computed
     if _is_num(exponent):
         e = exponent[1]
-        if abs(e) > MAX_EXPONENT:
-            raise MathParseError(f"exponent too large (|{e}| > {MAX_EXPONENT})")
+        if abs(e) > bounds.max_exponent:
+            raise MathParseError(f"exponent too large (|{e}| > {bounds.max_exponent})")
         if _is_num(base):
             b = base[1]
-            if _digits(b) * float(abs(e)) > MAX_RESULT_DIGITS:
+            if _digits(b) * float(abs(e)) > bounds.max_result_digits:
                 raise MathParseError("number too large")
             if e.denominator == 1:
                 if b == 0 and e < 0:
@@ -137,8 +143,19 @@ def _pow(base, exponent):
     return ("pow", base, exponent)
 
 
+def _step_exact(name: str, q: Fraction) -> Fraction:
+    if name == "floor":
+        return Fraction(math.floor(q))
+    if name == "ceiling":
+        return Fraction(math.ceil(q))
+    return Fraction((q > 0) - (q < 0))
+
+
 class _Compiler:
     """lark tree -> expression nodes (mirrors parsing._Builder, without sympy)."""
+
+    def __init__(self, bounds: Bounds = STRICT):
+        self.bounds = bounds
 
     def build(self, node):
         if isinstance(node, Token):
@@ -150,7 +167,7 @@ class _Compiler:
         mantissa, _, exponent = text.lower().partition("e")
         if len(mantissa.replace(".", "")) > MAX_NUMBER_DIGITS or len(exponent.lstrip("+-")) > 3:
             raise MathParseError(f"number literal longer than {MAX_NUMBER_DIGITS} digits")
-        if exponent and abs(int(exponent)) > MAX_RESULT_DIGITS // 2:
+        if exponent and abs(int(exponent)) > self.bounds.max_result_digits // 2:
             raise MathParseError("number too large")
         return ("num", Fraction(mantissa.rstrip(".") or "0") * Fraction(10) ** int(exponent or 0))
 
@@ -170,7 +187,7 @@ class _Compiler:
             term = self.build(child)
             terms.append(_neg(term) if negate else term)
             negate = False
-        return _add(terms)
+        return _add(terms, self.bounds)
 
     def _product(self, children):
         factors, invert = [], False
@@ -181,7 +198,7 @@ class _Compiler:
             value = self.build(child)
             factors.append(_inv(value) if invert else value)
             invert = False
-        return _mul(factors)
+        return _mul(factors, self.bounds)
 
     def _signed(self, children):
         sign, value = children
@@ -190,7 +207,7 @@ class _Compiler:
 
     def _power(self, children):
         base, _, exponent = children
-        return _pow(self.build(base), self.build(exponent))
+        return _pow(self.build(base), self.build(exponent), self.bounds)
 
     def _abs(self, children):
         a = self.build(children[1])
@@ -198,17 +215,17 @@ class _Compiler:
 
     def _frac(self, children):
         _, num, den = children
-        return _mul([self.build(num), _inv(self.build(den))])
+        return _mul([self.build(num), _inv(self.build(den))], self.bounds)
 
     def _sqrt(self, children):
-        return _pow(self.build(children[1]), ("num", Fraction(1, 2)))
+        return _pow(self.build(children[1]), ("num", Fraction(1, 2)), self.bounds)
 
     def _root(self, children):
         _, index, radicand = children
         index = self.build(index)
-        if not (_is_num(index) and index[1].denominator == 1 and 2 <= index[1] <= MAX_EXPONENT):
+        if not (_is_num(index) and index[1].denominator == 1 and 2 <= index[1] <= self.bounds.max_exponent):
             raise MathParseError("root index must be an integer >= 2")
-        return _pow(self.build(radicand), ("num", Fraction(1, int(index[1]))))
+        return _pow(self.build(radicand), ("num", Fraction(1, int(index[1]))), self.bounds)
 
     def _apply(self, name, sub, fpow, args):
         exponent = self.build(fpow.children[1]) if fpow is not None else None
@@ -223,16 +240,18 @@ class _Compiler:
             value = ("logb", args[0], args[1])
         elif len(args) == 1:
             if name == "sqrt":
-                value = _pow(args[0], ("num", Fraction(1, 2)))
+                value = _pow(args[0], ("num", Fraction(1, 2)), self.bounds)
             elif name == "cbrt":
-                value = _pow(args[0], ("num", Fraction(1, 3)))
+                value = _pow(args[0], ("num", Fraction(1, 3)), self.bounds)
             elif name == "Abs":
                 value = ("abs", args[0])
+            elif name in STEP_FUNCTIONS and _is_num(args[0]):
+                value = ("num", _step_exact(name, args[0][1]))
             else:
                 value = ("fn", name, args[0])
         else:
             raise MathParseError(f"{name} takes one argument")
-        return _pow(value, exponent) if exponent is not None else value
+        return _pow(value, exponent, self.bounds) if exponent is not None else value
 
     def _call(self, children):
         name, sub, fpow, *args = children
@@ -243,7 +262,7 @@ class _Compiler:
         return self._apply(str(name), sub, fpow, [self.build(arg)])
 
     def _bare_arg(self, children):
-        return _mul([self.build(c) for c in children])
+        return _mul([self.build(c) for c in children], self.bounds)
 
 
 def _walk(node):
@@ -369,6 +388,21 @@ _NP = {
 }
 _NP.update({name: _np_special(name) for name in _SPECIAL})
 
+
+def _np_step(fn):
+    # Of the real part: under a complex step the imaginary part is the derivative's carrier, and a
+    # step function's derivative is 0 wherever it is continuous. Non-real arguments were already
+    # rejected by the real pass (NaN), which runs first.
+    def apply(a):
+        if np.iscomplexobj(a):
+            return fn(a.real) + 0j
+        return fn(a)
+
+    return apply
+
+
+_NP.update({"floor": _np_step(np.floor), "ceiling": _np_step(np.ceil), "sign": _np_step(np.sign)})
+
 _MP = {
     "sin": mpmath.sin,
     "cos": mpmath.cos,
@@ -398,6 +432,20 @@ _MP = {
     "log": mpmath.log,
 }
 _MP.update({name: (lambda a, name=name: _mp_special(name, a)) for name in _SPECIAL})
+
+
+def _mp_step(fn):
+    def apply(a):
+        if isinstance(a, mpmath.mpc):
+            if abs(a.imag) > mpmath.mpf(10) ** -20 * (1 + abs(a.real)):
+                raise ValueError("step function of a non-real number")
+            return mpmath.mpc(fn(a.real), 0)
+        return fn(a)
+
+    return apply
+
+
+_MP.update({"floor": _mp_step(mpmath.floor), "ceiling": _mp_step(mpmath.ceil), "sign": _mp_step(mpmath.sign)})
 
 
 def _eval_np(node, x, complex_step: bool):
@@ -473,6 +521,30 @@ def _eval_mp(node, x):
     return _MP[node[1]](_eval_mp(node[2], x))
 
 
+def _eval_magnitude(node, x):
+    """Size of the terms that are added to get ``node``'s value: the scale of its rounding error.
+
+    ``(1-x)**3 + (x-x**2)**3 + ...`` can be identically zero yet computed as a cancellation of terms of
+    size 1e12; its float64 values are then rounding noise of that size times 1e-16, not "nonzero".
+    """
+    kind = node[0]
+    if kind == "add":
+        total = _eval_magnitude(node[1][0], x)
+        for term in node[1][1:]:
+            total = total + _eval_magnitude(term, x)
+        return total
+    if kind == "mul":
+        total = _eval_magnitude(node[1][0], x)
+        for factor in node[1][1:]:
+            total = total * _eval_magnitude(factor, x)
+        return total
+    if kind == "neg":
+        return _eval_magnitude(node[1], x)
+    if kind == "pow" and _is_num(node[2]) and node[2][1].denominator == 1 and node[2][1] > 0:
+        return _ipow(_eval_magnitude(node[1], x), int(node[2][1]))
+    return np.abs(_eval_np(node, x, False))
+
+
 @dataclass(frozen=True)
 class Program:
     """A compiled expression in one variable."""
@@ -481,6 +553,7 @@ class Program:
     has_variable: bool
     has_infinity: bool
     special: bool  # uses a function numpy lacks (slower)
+    steps: tuple = ()  # floor/ceiling/sign sub-expressions (where the value can jump)
 
     def real(self, x: np.ndarray) -> np.ndarray:
         """float64 values (NaN where not real or undefined)."""
@@ -493,6 +566,17 @@ class Program:
         with np.errstate(all="ignore"):
             values = np.broadcast_to(np.asarray(_eval_np(self.node, z, True), dtype=np.complex128), x.shape)
         return values.imag / COMPLEX_STEP
+
+    def magnitude(self, x: np.ndarray) -> np.ndarray:
+        """Scale of the rounding error of :meth:`real` (sum of the absolute values of added terms)."""
+        with np.errstate(all="ignore"):
+            return np.broadcast_to(np.asarray(_eval_magnitude(self.node, x), dtype=np.float64), x.shape)
+
+    def step_values(self, x: np.ndarray) -> np.ndarray:
+        """Values of the step sub-expressions (floor, ceiling, sign) at ``x``: shape (len(steps), len(x))."""
+        with np.errstate(all="ignore"):
+            rows = [np.broadcast_to(np.asarray(_eval_np(n, x, False), dtype=np.float64), x.shape) for n in self.steps]
+        return np.array(rows).reshape(len(self.steps), len(x))
 
     def mp(self, x=None):
         """mpmath value at ``x`` (uses the current mpmath precision)."""
@@ -517,10 +601,13 @@ def _depth(node) -> int:
     return deepest
 
 
-def compile_math(text: str, variable: str = "x") -> Program:
-    """Parse ``text`` (same grammar and bounds as :func:`parse_math`) into a fast numeric :class:`Program`."""
+def compile_math(text: str, variable: str = "x", *, trusted: bool = False) -> Program:
+    """Parse ``text`` (same grammar and bounds as :func:`parse_math`) into a fast numeric :class:`Program`.
+
+    ``trusted=True`` applies the relaxed exponent bounds meant for integrands from our own data.
+    """
     try:
-        node = _Compiler().build(parse_tree(text, variable))
+        node = _Compiler(TRUSTED if trusted else STRICT).build(parse_tree(text, variable))
     except MathParseError:
         raise
     except (RecursionError, OverflowError, ZeroDivisionError, TypeError, ValueError) as err:
@@ -537,4 +624,5 @@ def compile_math(text: str, variable: str = "x") -> Program:
         has_variable=any(n[0] == "var" for n in kinds),
         has_infinity=any(n == ("const", "oo") for n in kinds),
         special=any(n[0] == "fn" and n[1] in _SPECIAL for n in kinds),
+        steps=tuple({repr(n): n for n in kinds if n[0] == "fn" and n[1] in STEP_FUNCTIONS}.values()),
     )

@@ -260,6 +260,9 @@ def sample_answers(model, tokenizer, problem: dict, n: int, max_new_tokens: int,
                 num_return_sequences=n,
                 pad_token_id=tokenizer.pad_token_id,
                 use_cache=True,
+                # Nothing after the answer block is scored: stop there and save the tokens.
+                stop_strings=["</answer>", "</ANSWER>"],
+                tokenizer=tokenizer,
             )
     finally:
         model.train(was_training)

@@ -246,7 +246,7 @@ _LOAD_BY_NAME = """
     bee = evaluate.load("integration_bee")
     out = bee.compute(predictions=["<answer>x**3/3</answer>", "<answer>x**3</answer>"],
                       references=[{"integrand": "x**2"}, {"integrand": "x**2"}])
-    print(json.dumps({"cls": type(bee).__name__, "correct": out["correct"]}))
+    print(json.dumps({"cls": type(bee).__name__, "correct": out["correct"], "reasons": out["reasons"]}))
 """
 
 
@@ -264,7 +264,7 @@ def test_bare_name_after_explicit_registration_offline_other_cwd(tmp_path):
     proc = _python(_LOAD_BY_NAME, cwd, env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result == {"cls": "IntegrationBee", "correct": [True, False]}
+    assert (result["cls"], result["correct"]) == ("IntegrationBee", [True, False]), result
 
 
 def test_bare_name_fails_without_registration(tmp_path):
@@ -346,3 +346,28 @@ def test_load_by_path(tmp_path):
     out = bee.compute(predictions=["-cos(x)"], references=[{"integrand": "sin(x)"}])
     assert out["correct"] == [True]
     assert "2503.00735" in bee.citation
+
+
+def test_installed_package_registers_on_import_then_bare_name_works_anywhere(tmp_path):
+    """After installation, the first `import ladder_hf` (any `ladder-hf` command does it) registers the
+    metric; a later process that never imports ladder_hf loads it by bare name, offline, from another cwd."""
+    cache, cwd = tmp_path / "modules", tmp_path / "elsewhere"
+    cwd.mkdir()
+    env = _env(cache, tmp_path)
+    first = subprocess.run(
+        [sys.executable, "-m", "ladder_hf.cli", "--version"], cwd=cwd, env=env, capture_output=True, text=True
+    )
+    assert first.returncode == 0, first.stderr
+    proc = _python(_LOAD_BY_NAME, cwd, env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["correct"] == [True, False], result
+
+
+def test_registration_on_import_can_be_disabled(tmp_path):
+    cache, cwd = tmp_path / "modules", tmp_path / "elsewhere"
+    cwd.mkdir()
+    env = {**_env(cache, tmp_path), "LADDER_HF_NO_METRIC_REGISTRATION": "1"}
+    proc = _python("import ladder_hf", cwd, env)
+    assert proc.returncode == 0, proc.stderr
+    assert not cache.exists() or not list(cache.rglob("integration_bee.py"))

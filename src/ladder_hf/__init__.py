@@ -13,6 +13,8 @@ Where things live:
     ladder_hf.models        the embedded default model (SmolLM2-135M-Instruct)
 """
 
+import os
+
 __version__ = "0.1.0"
 
 # Heavy names are resolved on first access, so `import ladder_hf` (and `ladder-hf --help`)
@@ -29,6 +31,14 @@ _LAZY = {
 }
 
 __all__ = ["__version__", *_LAZY]
+
+# Make `evaluate.load("integration_bee")` resolve by bare name for every later process: evaluate has
+# no plugin hook, so a three-line shim goes into its modules cache (one stat when already there;
+# never raises). See ladder_hf/metrics/__init__.py.
+if os.environ.get("LADDER_HF_NO_METRIC_REGISTRATION") != "1":
+    from ladder_hf.metrics import ensure_registered as _ensure_registered
+
+    _ensure_registered()
 
 
 def __getattr__(name: str):

@@ -242,3 +242,35 @@ def test_verify_timeout_yields_a_zero_not_an_exception():
     tower = "^".join(["x"] * 12)
     result = verify_antiderivative("x", tower, timeout=0.05)
     assert not result.correct and result.status in {"timeout", "mismatch", "unverifiable"}
+
+
+def _die_on(value, bad):
+    if value == bad:
+        os._exit(3)
+    return value
+
+
+def test_chunked_tasks_keep_a_clock_each_and_survive_a_timeout_or_a_death_mid_chunk():
+    # 40 tasks go out in chunks of several per worker; the slow one and the fatal one are in the middle
+    # of a chunk: each is reported alone, and the rest of its chunk still runs (on other workers)
+    run_sandboxed(_sleep_then, [(0, i) for i in range(8)], timeout=60)  # warm: imports this module
+    args = [(0.01, i) for i in range(40)]
+    args[17] = (60, "slow")
+    outcomes = run_sandboxed(_sleep_then, args, timeout=1.0)
+    assert [o.value for i, o in enumerate(outcomes) if i != 17] == [i for i in range(40) if i != 17]
+    assert not outcomes[17].ok and "timeout" in outcomes[17].error
+    died = run_sandboxed(_die_on, [(i, 23) for i in range(40)])
+    assert not died[23].ok and "died" in died[23].error
+    assert [o.value for i, o in enumerate(died) if i != 23] == [i for i in range(40) if i != 23]
+
+
+def test_integrands_get_relaxed_bounds_answers_do_not():
+    # competition integrands have exponents like 2024 (trusted); model answers stay bounded
+    assert verify_antiderivative("x**2024", "x**2025/2025").correct
+    assert verify_definite("x**2024*(1 - x**2025)**2025", "0", "1", "1/(2025*2026)").correct
+    with pytest.raises(MathParseError):
+        parse_math("x**6000")
+    assert parse_math("x**6000", trusted=True) == sympy.Symbol("x") ** 6000
+    assert verify_antiderivative("x", "x**6000").status == "parse_error"
+    with pytest.raises(MathParseError):
+        parse_math("x**20000", trusted=True)

@@ -1,7 +1,9 @@
 """Worker process of :mod:`ladder_hf.verifier.sandbox` (``python -m ladder_hf.verifier._worker BYTES``).
 
-Reads length-prefixed pickled ``(fn, args)`` tasks from stdin and writes pickled ``("ok", value)`` or
-``("err", description)`` to stdout, one task at a time, until stdin closes (the parent exited).
+Reads length-prefixed pickled ``(fn, [args, ...])`` chunks from stdin, answers ``("started", None)``
+once the chunk is loaded, then one pickled ``("ok", value)`` or ``("err", description)`` per task, in
+order, as each finishes, until stdin closes (the parent exited). A chunk saves a round trip per task;
+the per-result frames let the parent time each task separately.
 """
 
 from __future__ import annotations
@@ -34,11 +36,15 @@ def main() -> None:
     sys.stdout = sys.stderr
     protocol_in = sys.stdin.buffer
 
-    from ladder_hf.verifier import core  # noqa: F401  (warm: sympy, numpy, mpmath, lark)
+    from ladder_hf.verifier import core  # warm: sympy, numpy, mpmath, lark
     from ladder_hf.verifier.parsing import parse_math
     from ladder_hf.verifier.sandbox import read_frame, write_frame
 
     parse_math("x")  # build the parser tables once
+    # ... and the compiling parsers (strict and trusted bounds) and the numeric paths, so the first
+    # batch does not pay for them
+    core.check_antiderivative("x", "x**2/2")
+    core.reference_integral("x", "0", "1")
     _limit_resources(memory_bytes, nice)
     write_frame(protocol_out, pickle.dumps(("ready", None)))
     while True:
@@ -46,21 +52,26 @@ def main() -> None:
         if frame is None:
             return
         try:
-            fn, args = pickle.loads(frame)  # imports fn's module on first use
+            fn, chunk = pickle.loads(frame)  # imports fn's module on first use
         except BaseException as err:
             write_frame(protocol_out, pickle.dumps(("err", f"cannot load task: {type(err).__name__}: {err}"[:400])))
             continue
-        write_frame(protocol_out, pickle.dumps(("started", None)))  # the per-task timeout starts now
+        # the per-task timeout starts now; each result written restarts it for the next task of the chunk
+        write_frame(protocol_out, pickle.dumps(("started", None)))
+        for args in chunk:
+            write_frame(protocol_out, _run_one(fn, args))
+
+
+def _run_one(fn, args) -> bytes:
+    try:
+        return pickle.dumps(("ok", fn(*args)), protocol=pickle.HIGHEST_PROTOCOL)
+    except MemoryError:
+        return pickle.dumps(("err", "MemoryError: memory limit exceeded"))
+    except BaseException as err:  # report everything; the parent decides
         try:
-            reply = pickle.dumps(("ok", fn(*args)), protocol=pickle.HIGHEST_PROTOCOL)
+            return pickle.dumps(("err", f"{type(err).__name__}: {str(err)[:300]}"))
         except MemoryError:
-            reply = pickle.dumps(("err", "MemoryError: memory limit exceeded"))
-        except BaseException as err:  # report everything; the parent decides
-            try:
-                reply = pickle.dumps(("err", f"{type(err).__name__}: {str(err)[:300]}"))
-            except MemoryError:
-                reply = pickle.dumps(("err", "MemoryError"))
-        write_frame(protocol_out, reply)
+            return pickle.dumps(("err", "MemoryError"))
 
 
 if __name__ == "__main__":

@@ -2,21 +2,24 @@
 
 How an indefinite answer ``F`` for an integrand ``f`` is judged (all of it inside a sandboxed worker):
 
-1. both are parsed with :func:`parse_math` (bounded grammar; anything else is rejected);
-2. ``F'`` is computed symbolically (cheap: answers are bounded in size);
+1. both are compiled from the bounded grammar (:func:`compile_math`; the integrand is trusted input and
+   gets the relaxed exponent bound, the answer the strict bounds);
+2. ``F'`` is computed by the complex step, exact to rounding;
 3. ``f`` and ``F'`` are evaluated with numpy at a fixed pool of 256 random real points spread over
    several scales; a point counts only where the integrand, the answer and its derivative are all
    real and finite (other points are skipped, i.e. resampled from the pool, never counted);
-4. every counted point must agree to a relative 1e-8; a disagreeing point is re-evaluated with
-   mpmath at 30 digits (floating-point cancellation is not a wrong answer) and must agree to 1e-10;
+4. every counted point must agree to a relative 1e-8 (values below 1e-6 of the integrand's rounding
+   scale count as zero, for integrands computed by cancellation); a disagreeing point is re-evaluated
+   with mpmath at 50 digits (floating-point cancellation is not a wrong answer) and must agree to 1e-10;
 5. at least :data:`MIN_CHECKS` points must be counted: never accept on zero (or few) checks.
 
 Comparing derivatives makes the answer correct up to an additive constant, and also up to a
 different constant on each side of a singularity or branch cut. ``log(x)`` and ``log(|x|)`` are both
 accepted for ``1/x``: where ``log(x)`` is not real (``x < 0``) the point is skipped for that answer.
 
-Definite answers are compared with ``mpmath.quad`` of the integrand (infinite bounds supported) to a
-relative 1e-6, and only when the quadrature's own error estimate is below that tolerance.
+Definite answers are compared with a reference value of the integral (``mpmath.quad``, infinite bounds
+supported; integrands with floor/ceiling/sign are split at their jumps) to a relative 1e-6, and only
+when the reference's own error estimate is below that tolerance.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import numpy as np
 
 from .numeric import Program, compile_math
 from .parsing import MathParseError
-from .sandbox import DEFAULT_TIMEOUT, run_sandboxed
+from .sandbox import DEFAULT_TIMEOUT, get_pool, run_sandboxed
 
 MIN_CHECKS = 8  # agreeing sample points required to accept an antiderivative
 FAST_RTOL = 1e-8  # double-precision screen
@@ -112,15 +115,21 @@ def _usable(values: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=256)
-def _integrand_values(integrand: str, variable: str) -> tuple[Program, np.ndarray, np.ndarray, np.ndarray]:
+def _integrand_values(integrand: str, variable: str) -> tuple[Program, np.ndarray, np.ndarray]:
     # integrands are trusted (bundled data, or variant rows already parsed): relaxed exponent bounds
     f = _compiled(integrand, variable, True)
     points = _sample_points(_seed(integrand))
     values = f.real(points)
     keep = _usable(values)  # only where the integrand is real and finite
-    scale = f.magnitude(points[keep])
-    scale = np.where(np.isfinite(scale), np.maximum(scale, np.abs(values[keep])), np.abs(values[keep]))
-    return f, points[keep], values[keep], scale
+    return f, points[keep], values[keep]
+
+
+@lru_cache(maxsize=256)
+def _integrand_scale(integrand: str, variable: str) -> np.ndarray:
+    """Rounding-error scale of the integrand at its sample points (only needed when a point disagrees)."""
+    f, points, values = _integrand_values(integrand, variable)
+    scale = f.magnitude(points)
+    return np.where(np.isfinite(scale), np.maximum(scale, np.abs(values)), np.abs(values))
 
 
 def _confirm(f: Program, answer: Program, point: float, variable: str, scale: float = 0.0) -> tuple[bool, str]:
@@ -143,13 +152,20 @@ def _confirm(f: Program, answer: Program, point: float, variable: str, scale: fl
         )
 
 
-def _counted_points(answer: Program, points: np.ndarray, f_values: np.ndarray, scale: np.ndarray):
-    """Points where the answer and its derivative are real and finite too, with both sides' values."""
-    keep = _usable(answer.real(points))
-    points, f_values, scale = points[keep], f_values[keep], scale[keep]
-    derivative = answer.derivative(points)
+def _counted_points(answer: Program, points: np.ndarray, f_values: np.ndarray):
+    """Points where the answer and its derivative are real and finite too: their indices, both sides' values."""
+    index = np.flatnonzero(_usable(answer.real(points)))
+    derivative = answer.derivative(points[index])
     keep = _usable(derivative)
-    return points[keep], f_values[keep], derivative[keep], scale[keep]
+    index = index[keep]
+    return index, f_values[index], derivative[keep]
+
+
+def _relative_errors(f_values: np.ndarray, derivative: np.ndarray, scale) -> np.ndarray:
+    size = np.maximum(np.maximum(np.abs(f_values), np.abs(derivative)), 1e-300)
+    if scale is not None:
+        size = np.maximum(size, NOISE_RTOL * scale)
+    return np.abs(derivative - f_values) / size
 
 
 def _parse_failure(err: MathParseError) -> VerificationResult:
@@ -161,7 +177,7 @@ def _parse_failure(err: MathParseError) -> VerificationResult:
 def check_antiderivative(integrand: str, candidate: str, variable: str = "x") -> VerificationResult:
     """Worker-side check of one antiderivative (runs unsandboxed: call through the public API)."""
     try:
-        f, all_points, all_f_values, all_scale = _integrand_values(integrand, variable)
+        f, all_points, all_f_values = _integrand_values(integrand, variable)
     except MathParseError as err:
         return _fail("bad_problem", f"integrand: parse error: {err}")
     try:
@@ -173,19 +189,21 @@ def check_antiderivative(integrand: str, candidate: str, variable: str = "x") ->
     # Probe a few points first: most wrong answers are wrong everywhere, and are rejected for a
     # fraction of the cost; everything else is then checked on the whole sample.
     for size in (PROBE_POINTS, len(all_points)):
-        points, f_values, derivative, scale = _counted_points(
-            answer, all_points[:size], all_f_values[:size], all_scale[:size]
-        )
-        count = len(points)
-        size_ = np.maximum(np.maximum(np.abs(f_values), np.abs(derivative)), np.maximum(NOISE_RTOL * scale, 1e-300))
-        error = np.abs(derivative - f_values) / size_
+        index, f_values, derivative = _counted_points(answer, all_points[:size], all_f_values[:size])
+        count, scale = len(index), None
+        error = _relative_errors(f_values, derivative, None)
+        if np.any(error > FAST_RTOL):
+            # some disagreement: judge it against the integrand's rounding scale (cancellation), lazily
+            # computed since most answers never need it
+            scale = _integrand_scale(integrand, variable)[index]
+            error = _relative_errors(f_values, derivative, scale)
         if count >= MIN_CHECKS and np.mean(error > GROSS_RTOL) > 0.5:
             # wrong at most points by far more than any rounding of a natural answer: no need for mpmath
             worst = int(np.argmax(error))
             return _fail(
                 "mismatch",
-                f"mismatch at {variable}={points[worst]:.6g}: derivative of answer = {derivative[worst]:.8g}, "
-                f"integrand = {f_values[worst]:.8g}",
+                f"mismatch at {variable}={all_points[index[worst]]:.6g}: derivative of answer = "
+                f"{derivative[worst]:.8g}, integrand = {f_values[worst]:.8g}",
                 checks=count,
             )
     if count < MIN_CHECKS:
@@ -195,7 +213,7 @@ def check_antiderivative(integrand: str, candidate: str, variable: str = "x") ->
     suspects = np.flatnonzero(error > FAST_RTOL)
     # worst disagreement first: a wrong answer is usually rejected by its first confirmation
     for k in suspects[np.argsort(-error[suspects])][:MAX_CONFIRMATIONS]:
-        agrees, reason = _confirm(f, answer, float(points[k]), variable, float(scale[k]))
+        agrees, reason = _confirm(f, answer, float(all_points[index[k]]), variable, float(scale[k]))
         if not agrees:
             return _fail("mismatch", reason, checks=count)
     return VerificationResult(True, f"verified at {count} points", "correct", count)
@@ -363,6 +381,13 @@ def check_definite_value(
     return _fail("mismatch", f"mismatch: answer = {value.real:.10g}, integral = {reference.real:.10g}", 1)
 
 
+def _task(kind: str, args: tuple):
+    """One worker task of :func:`verify_batch` (so one pass can mix checks and reference integrals)."""
+    if kind == "reference":
+        return reference_integral(*args)
+    return check_antiderivative(*args)
+
+
 # ----------------------------------------------------------------------------- public API
 
 
@@ -409,16 +434,22 @@ def verify_batch(items: list[dict], timeout: float = DEFAULT_TIMEOUT) -> list[Ve
             key = (str(integrand), str(item["lower"]), str(item["upper"]), variable)
             definite.append((i, key, str(candidate), variable))
 
-    # identical answers to the same problem (common within a GRPO group) are checked once
-    unique = list(dict.fromkeys(args for _, args in indefinite))
-    outcomes = dict(zip(unique, run_sandboxed(check_antiderivative, unique, timeout), strict=True))
+    # identical answers to the same problem (common within a GRPO group) are checked once; definite
+    # problems' reference values (once per distinct problem) are computed in the same pass, first,
+    # since they are the slow tasks
+    # grouped by integrand, so a chunk of work mostly reuses one worker's cached integrand values
+    unique = sorted(dict.fromkeys(args for _, args in indefinite), key=lambda args: (args[2], args[0]))
+    keys = list(dict.fromkeys(key for _, key, _, _ in definite))
+    tasks = [("reference", key) for key in keys] + [("antiderivative", args) for args in unique]
+    limits = [2 * timeout] * len(keys) + [timeout] * len(unique)
+    done = get_pool().run(_task, tasks, timeout, timeouts=limits) if tasks else []
+    references = dict(zip(keys, done[: len(keys)], strict=True))
+    outcomes = dict(zip(unique, done[len(keys) :], strict=True))
     for i, args in indefinite:
         outcome = outcomes[args]
         results[i] = outcome.value if outcome.ok else _sandbox_failure(outcome.error)
 
     if definite:
-        keys = list(dict.fromkeys(key for _, key, _, _ in definite))
-        references = dict(zip(keys, run_sandboxed(reference_integral, keys, 2 * timeout), strict=True))
         pending = []
         for i, key, candidate, variable in definite:
             ref = references[key]

@@ -27,7 +27,7 @@ from fractions import Fraction
 
 import mpmath
 import numpy as np
-from lark import Token
+from lark import Lark, Token, Transformer
 
 from .parsing import (
     _INVERSES,
@@ -37,7 +37,8 @@ from .parsing import (
     TRUSTED,
     Bounds,
     MathParseError,
-    parse_tree,
+    _compile_grammar,
+    _parse,
 )
 
 COMPLEX_STEP = 1e-30
@@ -263,6 +264,76 @@ class _Compiler:
 
     def _bare_arg(self, children):
         return _mul([self.build(c) for c in children], self.bounds)
+
+
+class _PrebuiltCompiler(_Compiler):
+    """_Compiler whose children arrive already compiled (tuples); ``sub``/``fpow`` stay small trees."""
+
+    def build(self, node):
+        return node if isinstance(node, tuple) else super().build(node)
+
+
+class _InlineCompiler(Transformer):
+    """Runs the compiler from lark's LALR parser as it reduces: no parse tree and no second walk.
+
+    A separate object rather than a _Compiler subclass: lark looks callbacks up by rule name, and the
+    grammar's inlined helper rules (``_signed``) must not hit the compiler's private methods.
+    """
+
+    def __init__(self, bounds: Bounds):
+        super().__init__()
+        self._c = _PrebuiltCompiler(bounds)
+
+    def number(self, c):
+        return self._c._number(c)
+
+    def var(self, c):
+        return self._c._var(c)
+
+    def const(self, c):
+        return self._c._const(c)
+
+    def sum(self, c):
+        return self._c._sum(c)
+
+    def product(self, c):
+        return self._c._product(c)
+
+    def signed(self, c):
+        return self._c._signed(c)
+
+    def power(self, c):
+        return self._c._power(c)
+
+    def abs(self, c):
+        return self._c._abs(c)
+
+    def frac(self, c):
+        return self._c._frac(c)
+
+    def sqrt(self, c):
+        return self._c._sqrt(c)
+
+    def root(self, c):
+        return self._c._root(c)
+
+    def call(self, c):
+        return self._c._call(c)
+
+    def bare_call(self, c):
+        return self._c._bare_call(c)
+
+    def bare_arg(self, c):
+        return self._c._bare_arg(c)
+
+
+_INLINE_PARSERS: dict[Bounds, Lark] = {}
+
+
+def _inline_parser(bounds: Bounds) -> Lark:
+    if bounds not in _INLINE_PARSERS:
+        _INLINE_PARSERS[bounds] = _compile_grammar(_InlineCompiler(bounds))
+    return _INLINE_PARSERS[bounds]
 
 
 def _walk(node):
@@ -607,7 +678,9 @@ def compile_math(text: str, variable: str = "x", *, trusted: bool = False) -> Pr
     ``trusted=True`` applies the relaxed exponent bounds meant for integrands from our own data.
     """
     try:
-        node = _Compiler(TRUSTED if trusted else STRICT).build(parse_tree(text, variable))
+        # lark reduces straight into expression nodes; the depth bound is checked on the result below
+        # (building is iterative, so deep input cannot exhaust the stack before that check)
+        node = _parse(text, variable, _inline_parser(TRUSTED if trusted else STRICT))
     except MathParseError:
         raise
     except (RecursionError, OverflowError, ZeroDivisionError, TypeError, ValueError) as err:

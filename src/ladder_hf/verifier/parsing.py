@@ -275,7 +275,12 @@ def _lexer() -> Lark:
 
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
-    return Lark(_GRAMMAR, parser="lalr", lexer=_ListLexer)
+    return _compile_grammar(None)
+
+
+def _compile_grammar(transformer) -> Lark:
+    """The LALR parser over our token list; with ``transformer`` it builds values while parsing."""
+    return Lark(_GRAMMAR, parser="lalr", lexer=_ListLexer, transformer=transformer)
 
 
 def _normalise(text: str, variable: str) -> str:

@@ -59,6 +59,7 @@ class SandboxConfig:
     memory_mb: int = 1024  # address-space cap of each worker
     max_tasks_per_worker: int = 2000  # recycle workers now and then: caches only grow
     nice: int = 0  # raise to let a trainer sharing the CPU go first
+    chunk_size: int = 32  # most tasks sent to a worker in one frame
 
     @classmethod
     def from_env(cls) -> SandboxConfig:
@@ -67,6 +68,7 @@ class SandboxConfig:
             memory_mb=int(os.environ.get("LADDER_HF_VERIFIER_MEMORY_MB", 1024)),
             max_tasks_per_worker=int(os.environ.get("LADDER_HF_VERIFIER_MAX_TASKS", 2000)),
             nice=int(os.environ.get("LADDER_HF_VERIFIER_NICE", 0)),
+            chunk_size=max(1, int(os.environ.get("LADDER_HF_VERIFIER_CHUNK", 32))),
         )
 
     def n_workers(self) -> int:
@@ -125,9 +127,9 @@ class _Worker:
     def fileno(self) -> int:
         return self.process.stdout.fileno()
 
-    def send(self, fn: Callable, args: tuple) -> None:
-        write_frame(self.process.stdin, pickle.dumps((fn, args), protocol=pickle.HIGHEST_PROTOCOL))
-        self.tasks += 1
+    def send(self, fn: Callable, chunk: list[tuple]) -> None:
+        write_frame(self.process.stdin, pickle.dumps((fn, chunk), protocol=pickle.HIGHEST_PROTOCOL))
+        self.tasks += len(chunk)
 
     def receive(self):
         frame = read_frame(self.process.stdout)
@@ -147,6 +149,14 @@ class _Worker:
             return self.process.wait(timeout=1)
         except subprocess.TimeoutExpired:
             return None
+
+
+def _pickle_problem(fn: Callable, args: tuple) -> str:
+    try:
+        pickle.dumps((fn, [args]), protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, AttributeError, TypeError) as err:
+        return str(err) or type(err).__name__
+    return ""
 
 
 class WorkerPool:
@@ -170,17 +180,28 @@ class WorkerPool:
         self._workers.remove(worker)
         self._workers.append(_Worker(self.config))
 
-    def run(self, fn: Callable, args_list: Sequence[tuple], timeout: float) -> list[SandboxOutcome]:
+    def run(
+        self, fn: Callable, args_list: Sequence[tuple], timeout: float, timeouts: Sequence[float] | None = None
+    ) -> list[SandboxOutcome]:
+        """Run ``fn(*args)`` for each item; ``timeouts`` (one per item) overrides ``timeout`` item by item."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("worker pool is closed")
-            return self._run(fn, list(args_list), timeout)
+            limits = list(timeouts) if timeouts is not None else [timeout] * len(args_list)
+            return self._run(fn, list(args_list), limits)
 
-    def _run(self, fn: Callable, args_list: list[tuple], timeout: float) -> list[SandboxOutcome]:
+    def _chunk_size(self, remaining: int) -> int:
+        # several chunks per worker, so a slow item does not hold up a long tail; capped so a killed
+        # worker (timeout) sends little work back to the queue
+        return max(1, min(self.config.chunk_size, remaining // (2 * self.size)))
+
+    def _run(self, fn: Callable, args_list: list[tuple], limits: list[float]) -> list[SandboxOutcome]:
         self._fill()
         outcomes: list[SandboxOutcome | None] = [None] * len(args_list)
         queue = deque(range(len(args_list)))
-        busy: dict[_Worker, tuple[int, float]] = {}  # worker -> (task index, deadline)
+        # worker -> [indices still to be answered, deadline, started]; tasks go out in chunks (one
+        # frame, one round trip) and come back one frame each, so every task still has its own clock
+        busy: dict[_Worker, list] = {}
         selector = selectors.DefaultSelector()
         try:
             for worker in self._workers:
@@ -190,38 +211,64 @@ class WorkerPool:
                     if not queue:
                         break
                     if worker.ready and worker not in busy:
-                        index = queue.popleft()
+                        chunk = [queue.popleft() for _ in range(self._chunk_size(len(queue)))]
                         try:
-                            worker.send(fn, args_list[index])
+                            worker.send(fn, [args_list[i] for i in chunk])
                         except (pickle.PicklingError, AttributeError, TypeError) as err:
-                            outcomes[index] = SandboxOutcome(False, error=f"cannot send task: {err}")
+                            # report the unpicklable tasks; the others go back to the queue
+                            retry = []
+                            for index in chunk:
+                                problem = _pickle_problem(fn, args_list[index])
+                                if problem:
+                                    outcomes[index] = SandboxOutcome(False, error=f"cannot send task: {problem}")
+                                else:
+                                    retry.append(index)
+                            if len(retry) == len(chunk):  # pragma: no cover - the chunk failed as a whole only
+                                for index in retry:
+                                    outcomes[index] = SandboxOutcome(False, error=f"cannot send task: {err}")
+                            else:
+                                queue.extendleft(reversed(retry))
                             continue
-                        except OSError:  # the worker died while idle: retry the task on its replacement
-                            queue.appendleft(index)
+                        except OSError:  # the worker died while idle: retry the tasks on its replacement
+                            queue.extendleft(reversed(chunk))
                             self._swap(selector, worker)
                             continue
-                        # until the worker says "started" (task unpickled, fn's module imported), the
+                        # until the worker says "started" (chunk unpickled, fn's module imported), the
                         # clock is the generous startup one: a first import is not the task's time
-                        busy[worker] = (index, time.monotonic() + STARTUP_TIMEOUT)
+                        busy[worker] = [deque(chunk), time.monotonic() + STARTUP_TIMEOUT, False]
                 now = time.monotonic()
-                deadlines = [deadline for _, deadline in busy.values()]
+                deadlines = [state[1] for state in busy.values()]
                 deadlines += [w.started + STARTUP_TIMEOUT for w in self._workers if not w.ready]
                 wait = max(0.0, min(deadlines) - now) if deadlines else 0.05
                 for key, _ in selector.select(timeout=min(wait, 1.0)):
                     worker = key.data
                     message = self._receive(worker)
-                    if worker in busy and message == ("started", None):
-                        busy[worker] = (busy[worker][0], time.monotonic() + timeout)
-                    elif worker in busy:
-                        index, _ = busy.pop(worker)
+                    state = busy.get(worker)
+                    if state is not None and message == ("started", None) and not state[2]:
+                        state[1], state[2] = time.monotonic() + limits[state[0][0]], True
+                    elif state is not None:
+                        pending = state[0]
                         if message is None:
                             code = worker.exit_code()
-                            outcomes[index] = SandboxOutcome(False, error=f"worker died (exit code {code})")
+                            outcomes[pending.popleft()] = SandboxOutcome(False, error=f"worker died (exit code {code})")
+                            queue.extendleft(reversed(pending))  # the rest of its chunk goes to others
+                            busy.pop(worker)
                             self._swap(selector, worker)
+                            continue
+                        status, payload = message
+                        ok = status == "ok"
+                        if not state[2]:  # the chunk could not even be loaded: the same error for each task
+                            for index in pending:
+                                outcomes[index] = SandboxOutcome(False, error=payload)
+                            pending.clear()
                         else:
-                            status, payload = message
-                            ok = status == "ok"
-                            outcomes[index] = SandboxOutcome(ok, payload if ok else None, "" if ok else payload)
+                            outcomes[pending.popleft()] = SandboxOutcome(
+                                ok, payload if ok else None, "" if ok else payload
+                            )
+                            if pending:  # the next task's clock
+                                state[1] = time.monotonic() + limits[pending[0]]
+                        if not pending:
+                            busy.pop(worker)
                             if worker.tasks >= self.config.max_tasks_per_worker:
                                 self._swap(selector, worker)
                     elif message == ("ready", None):
@@ -231,10 +278,12 @@ class WorkerPool:
                         self._failed_starts += 1
                         self._swap(selector, worker)
                 now = time.monotonic()
-                for worker, (index, deadline) in list(busy.items()):
+                for worker, (pending, deadline, _) in list(busy.items()):
                     if now > deadline:
                         busy.pop(worker)
-                        outcomes[index] = SandboxOutcome(False, error=f"timeout after {timeout:g}s")
+                        index = pending.popleft()
+                        outcomes[index] = SandboxOutcome(False, error=f"timeout after {limits[index]:g}s")
+                        queue.extendleft(reversed(pending))
                         self._swap(selector, worker)
                 for worker in list(self._workers):
                     if not worker.ready and now > worker.started + STARTUP_TIMEOUT:

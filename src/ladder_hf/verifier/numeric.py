@@ -170,7 +170,9 @@ class _Compiler:
             raise MathParseError(f"number literal longer than {MAX_NUMBER_DIGITS} digits")
         if exponent and abs(int(exponent)) > self.bounds.max_result_digits // 2:
             raise MathParseError("number too large")
-        return ("num", Fraction(mantissa.rstrip(".") or "0") * Fraction(10) ** int(exponent or 0))
+        digits = mantissa.rstrip(".") or "0"
+        value = Fraction(int(digits)) if digits.isdigit() else Fraction(digits)  # int: skips Fraction's regex
+        return ("num", value * Fraction(10) ** int(exponent) if exponent else value)
 
     def _var(self, children):
         return ("var",)

@@ -27,7 +27,7 @@ from functools import lru_cache
 
 import sympy
 from lark import Lark, Token, Tree
-from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedInput
+from lark.exceptions import LarkError, UnexpectedInput
 from lark.lexer import Lexer
 
 # Bounds. Answers to integration problems are short; anything beyond these is either garbage or an attack.
@@ -366,11 +366,39 @@ _CLOSERS = {"RPAR", "RSQB", "RBRACE", "RABS"}
 _OPEN_CONTEXT = {"ADDOP", "MULOP", "DIVOP", "POWOP", "FUNC", "FRAC", "SQRT", "COMMA", "UNDERSCORE", *_OPENERS}
 
 
+@lru_cache(maxsize=1)
+def _scanner() -> tuple[re.Pattern, frozenset]:
+    """One regex over lark's own terminals, in the order lark's basic lexer tries them.
+
+    lark's lexer does the same alternation but builds richer tokens (line/column bookkeeping); this is
+    the hot path of every answer, and the parser only needs each token's type and text.
+    """
+    lexer = _lexer()
+    terminals = sorted(
+        lexer.terminals, key=lambda t: (-t.priority, -t.pattern.max_width, -len(t.pattern.value), t.name)
+    )
+    pattern = re.compile("|".join(f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in terminals))
+    return pattern, frozenset(lexer.ignore_tokens)
+
+
+def _scan(text: str) -> list[Token]:
+    pattern, ignore = _scanner()
+    tokens, pos, end = [], 0, len(text)
+    while pos < end:
+        match = pattern.match(text, pos)
+        if match is None:
+            raise MathParseError(f"unexpected character {text[pos]!r} at {pos}")
+        kind = match.lastgroup
+        if kind not in ignore:
+            tokens.append(Token(kind, match.group(), start_pos=pos))
+        pos = match.end()
+        if len(tokens) > 4 * MAX_TOKENS:  # names split into more tokens below; bounded here already
+            raise MathParseError(f"too long (more than {MAX_TOKENS} tokens)")
+    return tokens
+
+
 def _tokens(text: str, variable: str) -> list[Token]:
-    try:
-        raw = list(_lexer().lex(text))
-    except UnexpectedCharacters as err:
-        raise MathParseError(f"unexpected character {text[err.pos_in_stream]!r} at {err.pos_in_stream}") from None
+    raw = _scan(text)
     out: list[Token] = []
     for tok in raw:
         if tok.type == "NAME":

@@ -140,6 +140,10 @@ def test_extract_variants_tags_lists_and_garbage():
     assert extract_variants("<variant>x**2</variant> and <VARIANT> ∫ sin(x) dx </VARIANT>") == ["x**2", "sin(x)"]
     assert extract_variants("Here:\n1. x*exp(x)\n2) `cos(x)`\n- $x**3$ dx") == ["x*exp(x)", "cos(x)", "x**3"]
     assert extract_variants("I cannot help with that.") == []
+    assert extract_variants("Sure!\n<variant>x*sin(x) + 2\n\nThis is it.\n<variant>cos(x)") == [
+        "x*sin(x) + 2",
+        "cos(x)",
+    ]
     assert extract_variants("<variant>a</variant><variant>b</variant><variant>c</variant>", limit=2) == ["a", "b"]
 
 
@@ -601,13 +605,21 @@ def test_cli_generate_then_push_to_local_hub(hub_server, tmp_path):
 
 
 def test_bundled_problems_beyond_parser_bounds_are_trusted_user_text_is_not(tmp_path):
-    from ladder_hf.problems import get_problem
-    from ladder_hf.variants.base import parse_problem_integrand
+    from ladder_hf.problems import _all_rows, get_problem
+    from ladder_hf.variants.base import parse_integrand, parse_problem_integrand
     from ladder_hf.verifier import MathParseError
 
-    big = get_problem("mit-2025-q09")  # x**2024*(1 - x**2025)**2025: exponents beyond the grammar's bound
+    beyond = []
+    for row in _all_rows():
+        try:
+            parse_integrand(row["integrand"])
+        except MathParseError:
+            beyond.append(row["integrand"])
+    for text in beyond:  # bundled strings the grammar refuses (e.g. a Sum) still parse: they are ours
+        assert parse_problem_integrand(text) is not None
     with pytest.raises(MathParseError):
-        parse_problem_integrand("x**2024*(1 - x**2026)")  # same shape, not a bundled string
+        parse_problem_integrand("x**60000*sin(x)")  # not a bundled string: the grammar's bounds apply
+    big = get_problem("mit-2025-q09")
     user = {"id": "user-1", "integrand": "__import__('os').getcwd()", "lower": "", "upper": ""}
     nodes = generate_tree(
         [big, user], SymbolicGenerator(seed=0), 1, str(tmp_path), variants_per_node=3,

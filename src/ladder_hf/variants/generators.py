@@ -48,7 +48,8 @@ GOALS = {
     "harder": "harder than this one",
 }
 
-_TAG = re.compile(r"<variant>(.*?)</variant>", re.IGNORECASE | re.DOTALL)
+# A closing tag, or for an unclosed tag (weak models, or output cut at max_new_tokens) the line's end.
+_TAG = re.compile(r"<variant>(.*?)(?:</variant>|\n|$)", re.IGNORECASE)
 _LIST_PREFIX = re.compile(r"^\s*(?:[-*•]|\d+[.)]|variant\s*\d*\s*:)\s*", re.IGNORECASE)
 
 

@@ -65,6 +65,31 @@ def run(
     return summary["step_timings"]
 
 
+def time_answered_rewards(variants: str, batch: int, repeats: int = 5) -> list[float]:
+    """Seconds the config's rewards take on one step's worth of completions that all carry an answer.
+
+    A small model rarely writes an <answer> block in a short CPU run, so the training steps above may
+    never reach the verifier; this times the verifier path itself: half the answers are the rows'
+    sympy antiderivatives (correct), half are wrong.
+    """
+    from ladder_hf.grpo import load_variants_folder
+    from ladder_hf.rewards import format_reward, integration_reward
+
+    rows = [r for r in load_variants_folder(variants) if r.get("sympy_antiderivative") and not r["lower"]][:batch]
+    rows = (rows * batch)[:batch]
+    answers = [r["sympy_antiderivative"] if i % 2 == 0 else "x**2 + 1" for i, r in enumerate(rows)]
+    completions = [[{"role": "assistant", "content": f"Let me think.\n<answer>{a}</answer>"}] for a in answers]
+    columns = {key: [r[key] for r in rows] for key in ("integrand", "lower", "upper")}
+    timings = []
+    for _ in range(repeats + 1):  # the first call starts the verifier's worker pool
+        start = time.perf_counter()
+        correct = integration_reward(prompts=[[]] * batch, completions=completions, **columns)
+        format_reward(prompts=[[]] * batch, completions=completions, **columns)
+        timings.append(time.perf_counter() - start)
+    print(f"answered-completion check: {sum(correct):.0f}/{batch} verified correct (expected {(batch + 1) // 2})")
+    return timings
+
+
 def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -75,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=5, help="GRPO steps per condition (first one is warm-up)")
     parser.add_argument("--problems", default="mit-2024", help="problems whose symbolic variants are trained on")
     parser.add_argument("--workdir", default=None, help="where to keep variants and outputs (default: a temp dir)")
+    parser.add_argument("--answered-batch", type=int, default=8, help="completions per step for the verifier timing")
+    parser.add_argument("--skip-training", action="store_true", help="only time the rewards on answered completions")
     args, extra = parser.parse_known_args(argv)  # anything else overrides the config, e.g. --max_completion_length 64
 
     workdir = args.workdir or tempfile.mkdtemp(prefix="grpo-bench-")
@@ -82,6 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     grow_variants(args.problems, variants, depth=1, variants_per_node=4, max_nodes_per_root=8)
     print(f"variants ready in {time.perf_counter() - start:.1f}s: {variants}")
+
+    answered = time_answered_rewards(variants, args.answered_batch)
+    print(
+        f"rewards on {args.answered_batch} answered completions: first call {answered[0]:.3f}s (pool start), "
+        f"median of the next {len(answered) - 1}: {_median(answered[1:]):.3f}s"
+    )
+    if args.skip_training:
+        return 0
 
     results = {}
     for name, funcs in (("noop", [noop_reward]), ("ladder", None)):
@@ -116,6 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     print()
     print(f"median step time ladder / noop: {medians['ladder'] / medians['noop']:.3f}")
+    print(
+        f"answered-completion reward time / median noop step: {_median(answered[1:]) / medians['noop']:.2%} "
+        "(the share if every completion carried an answer)"
+    )
     for name, timings in results.items():
         print(f"{name} per step (step s, reward s): " + ", ".join(f"({s:.2f}, {r:.4f})" for s, r in timings))
     return 0

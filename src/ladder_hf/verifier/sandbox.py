@@ -39,6 +39,7 @@ from typing import Any
 
 DEFAULT_TIMEOUT = 2.0
 _HEADER = struct.Struct("<Q")
+SLOW_TASK_SECONDS = 0.1  # tasks slower than this on average are sent one at a time
 STARTUP_TIMEOUT = 120.0  # a fresh worker imports sympy/numpy/mpmath: slow on a loaded machine
 
 
@@ -190,18 +191,28 @@ class WorkerPool:
             limits = list(timeouts) if timeouts is not None else [timeout] * len(args_list)
             return self._run(fn, list(args_list), limits)
 
-    def _chunk_size(self, remaining: int) -> int:
-        # several chunks per worker, so a slow item does not hold up a long tail; capped so a killed
-        # worker (timeout) sends little work back to the queue
-        return max(1, min(self.config.chunk_size, remaining // (2 * self.size)))
+    def _chunk_size(self, remaining: int, mean_seconds: float | None) -> int:
+        # Chunks save a round trip per task, which matters for sub-millisecond tasks (answer checks) and
+        # not at all for slow ones (sympy integrate), where balancing the workers matters more. Until a
+        # task of this batch has been timed, chunks stay small. Always several chunks per worker, so
+        # one slow task does not hold up a long tail, and a killed worker sends little work back.
+        if mean_seconds is None:
+            size = min(4, self.config.chunk_size)
+        elif mean_seconds > SLOW_TASK_SECONDS:
+            size = 1
+        else:
+            size = self.config.chunk_size
+        return max(1, min(size, remaining // (2 * self.size)))
 
     def _run(self, fn: Callable, args_list: list[tuple], limits: list[float]) -> list[SandboxOutcome]:
         self._fill()
         outcomes: list[SandboxOutcome | None] = [None] * len(args_list)
         queue = deque(range(len(args_list)))
-        # worker -> [indices still to be answered, deadline, started]; tasks go out in chunks (one
-        # frame, one round trip) and come back one frame each, so every task still has its own clock
+        # worker -> [indices still to be answered, deadline, started, when the current task's clock
+        # started]; tasks go out in chunks (one frame, one round trip) and come back one frame each, so
+        # every task still has its own clock
         busy: dict[_Worker, list] = {}
+        timed = [0.0, 0]  # seconds and count of the tasks answered so far (sets the chunk size)
         selector = selectors.DefaultSelector()
         try:
             for worker in self._workers:
@@ -211,7 +222,8 @@ class WorkerPool:
                     if not queue:
                         break
                     if worker.ready and worker not in busy:
-                        chunk = [queue.popleft() for _ in range(self._chunk_size(len(queue)))]
+                        mean = timed[0] / timed[1] if timed[1] else None
+                        chunk = [queue.popleft() for _ in range(self._chunk_size(len(queue), mean))]
                         try:
                             worker.send(fn, [args_list[i] for i in chunk])
                         except (pickle.PicklingError, AttributeError, TypeError) as err:
@@ -235,7 +247,7 @@ class WorkerPool:
                             continue
                         # until the worker says "started" (chunk unpickled, fn's module imported), the
                         # clock is the generous startup one: a first import is not the task's time
-                        busy[worker] = [deque(chunk), time.monotonic() + STARTUP_TIMEOUT, False]
+                        busy[worker] = [deque(chunk), time.monotonic() + STARTUP_TIMEOUT, False, 0.0]
                 now = time.monotonic()
                 deadlines = [state[1] for state in busy.values()]
                 deadlines += [w.started + STARTUP_TIMEOUT for w in self._workers if not w.ready]
@@ -245,7 +257,8 @@ class WorkerPool:
                     message = self._receive(worker)
                     state = busy.get(worker)
                     if state is not None and message == ("started", None) and not state[2]:
-                        state[1], state[2] = time.monotonic() + limits[state[0][0]], True
+                        state[3] = time.monotonic()
+                        state[1], state[2] = state[3] + limits[state[0][0]], True
                     elif state is not None:
                         pending = state[0]
                         if message is None:
@@ -265,8 +278,12 @@ class WorkerPool:
                             outcomes[pending.popleft()] = SandboxOutcome(
                                 ok, payload if ok else None, "" if ok else payload
                             )
+                            now = time.monotonic()
+                            timed[0] += now - state[3]
+                            timed[1] += 1
+                            state[3] = now
                             if pending:  # the next task's clock
-                                state[1] = time.monotonic() + limits[pending[0]]
+                                state[1] = now + limits[pending[0]]
                         if not pending:
                             busy.pop(worker)
                             if worker.tasks >= self.config.max_tasks_per_worker:
@@ -278,7 +295,7 @@ class WorkerPool:
                         self._failed_starts += 1
                         self._swap(selector, worker)
                 now = time.monotonic()
-                for worker, (pending, deadline, _) in list(busy.items()):
+                for worker, (pending, deadline, _, _) in list(busy.items()):
                     if now > deadline:
                         busy.pop(worker)
                         index = pending.popleft()

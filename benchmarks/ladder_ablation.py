@@ -226,11 +226,19 @@ def run(config: AblationConfig) -> dict:
     img = Path(config.img_dir)
     img.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n", encoding="utf-8")
-    results_path = out / "results.json"
-    results = json.loads(results_path.read_text(encoding="utf-8")) if results_path.is_file() else {"arms": {}}
-    results["config"] = dataclasses.asdict(config)
+    results_path, arms_dir = out / "results.json", out / "arms"
+    arms_dir.mkdir(exist_ok=True)
+    results: dict = {"config": dataclasses.asdict(config), "arms": {}}
 
-    def save() -> None:
+    def save(arm: str | None = None, info: dict | None = None) -> None:
+        # One file per arm, so arms can run in separate processes; results.json gathers them.
+        if arm is not None:
+            (arms_dir / f"{arm}.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        results["arms"] = {
+            a: json.loads((arms_dir / f"{a}.json").read_text(encoding="utf-8"))
+            for a in ARMS
+            if (arms_dir / f"{a}.json").is_file()
+        }
         results_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 
     # Problems: seeded split; the test roots are protected from every training tree.
@@ -277,7 +285,8 @@ def run(config: AblationConfig) -> dict:
     for arm in config.arms:
         if arm not in ARMS:
             raise ValueError(f"unknown arm {arm!r}; choose from {ARMS}")
-        info = results["arms"].setdefault(arm, {})
+        arm_path = arms_dir / f"{arm}.json"
+        info = json.loads(arm_path.read_text(encoding="utf-8")) if arm_path.is_file() else {}
         model = config.model
         if arm != "base":
             model_dir = str(out / "models" / arm)
@@ -289,7 +298,7 @@ def run(config: AblationConfig) -> dict:
             histories[arm] = read_reward_history(model_dir)
             info["rewards"] = histories[arm]
             model = model_dir
-            save()
+            save(arm, info)
         info.setdefault("eval", {})
         for key, path in sets.items():
             logger.info("evaluating arm %s on %s", arm, key)
@@ -297,7 +306,10 @@ def run(config: AblationConfig) -> dict:
             summary = _evaluate(model, path, str(out / "eval" / arm / key), config)
             info["eval"][key] = _scores(summary)
             info.setdefault("eval_seconds", {})[key] = round(time.perf_counter() - began, 1)
-            save()
+            save(arm, info)
+
+    save()
+    histories = {arm: results["arms"][arm].get("rewards", []) for arm in ("roots", "ladder") if arm in results["arms"]}
 
     labels = [("test", "held-out undergrad")] + ([("easy", "easy held-out variants")] if "easy" in sets else [])
     plots = {

@@ -188,11 +188,11 @@ class DemoConfig:
             "choices": ["tree", "roots", "variants"],
         },
     )
-    max_steps: int = field(default=10, metadata={"help": "GRPO optimizer steps."})
+    max_steps: int = field(default=8, metadata={"help": "GRPO optimizer steps."})
     num_generations: int = field(default=8, metadata={"help": "Completions per prompt (GRPO group size)."})
     prompts_per_step: int = field(default=1, metadata={"help": "Prompts per optimizer step."})
-    max_completion_length: int = field(default=48, metadata={"help": "Token budget of a training completion."})
-    learning_rate: float = field(default=2e-5, metadata={"help": "AdamW learning rate."})
+    max_completion_length: int = field(default=32, metadata={"help": "Token budget of a training completion."})
+    learning_rate: float = field(default=3e-5, metadata={"help": "AdamW learning rate."})
     beta: float = field(
         default=0.0,
         metadata={"help": "KL coefficient (paper: 0.001). 0 skips the reference model: faster and lighter on a CPU."},
@@ -212,7 +212,7 @@ class DemoConfig:
         },
     )
     eval_samples: int = field(default=4, metadata={"help": "Samples per held-out problem (pass@1 is their mean)."})
-    eval_max_new_tokens: int = field(default=48, metadata={"help": "Token budget of an evaluation completion."})
+    eval_max_new_tokens: int = field(default=32, metadata={"help": "Token budget of an evaluation completion."})
     eval_batch_size: int = field(default=16, metadata={"help": "Completions per generate() call in evaluation."})
     sympy_baseline: bool = field(default=True, metadata={"help": "Also score sympy.integrate on the held-out slice."})
     save_steps: int = field(default=5, metadata={"help": "Checkpoint every N steps (resume after a crash)."})
@@ -578,6 +578,14 @@ def render_report(summary: dict) -> str:
     lines += [
         "![reward per step](plots/reward.png)",
         "",
+        "<details><summary>System prompt used for training and evaluation</summary>",
+        "",
+        "```text",
+        summary.get("system_prompt", ""),
+        "```",
+        "",
+        "</details>",
+        "",
         "## Stage wall times",
         "",
         "| stage | seconds |",
@@ -723,6 +731,7 @@ def run_demo(config: DemoConfig) -> dict:
         "dataset": dataset_info,
         "train": {"global_step": history[-1]["step"] if history else 0, "steps_logged": len(history)},
         "rewards": history,
+        "system_prompt": config.prompt,
         "scores": {"base": _score(base), "trained": _score(trained)},
         # A copy: the report stage's own time is not known until the report is written.
         "wall_time_s": dict(wall),

@@ -158,7 +158,9 @@ def plot_arms(results: dict, path: str, sets: list[tuple[str, str]]) -> str:
         ax.bar_label(ax.bar(xs, values, width, label=label), fmt="%.1f%%", fontsize=8)
     ax.set_xticks(range(len(arms)), [ARM_LABELS[a] for a in arms], fontsize=8)
     ax.set_ylabel("pass@1 (%)")
-    ax.set_title(f"LADDER ablation, {results['config']['model']}, {results['config']['max_steps']} GRPO steps")
+    steps = sorted({r["step"] for a in arms for r in results["arms"][a].get("rewards", [])[-1:]})
+    budget = "/".join(str(s) for s in steps) or str(results["config"]["max_steps"])
+    ax.set_title(f"LADDER ablation, {results['config']['model']} model, {budget} GRPO steps per trained arm")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -202,7 +204,7 @@ def render_results(results: dict) -> str:
     sets = [("test", f"held-out undergrad ({results['sizes']['test']})")]
     if results["sizes"].get("easy"):
         sets.append(("easy", f"easy held-out variants ({results['sizes']['easy']})"))
-    head = "| system | " + " | ".join(f"{label} pass@1 | pass@{k} | answered" for _, label in sets) + " | train s |"
+    head = "| system | " + " | ".join(f"{label} pass@1 | pass@{k} | answered" for _, label in sets) + " | GRPO steps |"
     lines = [head, "|---|" + "---|---|---|" * len(sets) + "---|"]
     for arm in ARMS:
         info = results["arms"].get(arm)
@@ -216,7 +218,8 @@ def render_results(results: dict) -> str:
                 if s is None
                 else [f"{100 * s['pass@1']:.1f}%", f"{100 * s[f'pass@{k}']:.1f}%", f"{100 * s['answer_rate']:.1f}%"]
             )
-        lines.append(f"| {ARM_LABELS[arm]} | " + " | ".join(cells) + f" | {info.get('train_seconds', 0):.0f} |")
+        steps = info["rewards"][-1]["step"] if info.get("rewards") else 0
+        lines.append(f"| {ARM_LABELS[arm]} | " + " | ".join(cells) + f" | {steps} |")
     return "\n".join(lines) + "\n"
 
 

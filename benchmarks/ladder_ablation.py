@@ -52,8 +52,13 @@ from ladder_hf.demo import (
 from ladder_hf.problems import load_problems, read_jsonl, write_jsonl
 
 logger = logging.getLogger("ladder_ablation")
-ARMS = ("base", "roots", "ladder")
-ARM_LABELS = {"base": "base model", "roots": "RL on original problems", "ladder": "LADDER (RL on variant trees)"}
+ARMS = ("base", "roots", "ladder", "ladder_depth")
+ARM_LABELS = {
+    "base": "base model",
+    "roots": "RL on original problems",
+    "ladder": "LADDER (RL on variant trees)",
+    "ladder_depth": "LADDER, easiest first (depth curriculum)",
+}
 
 
 @dataclass
@@ -156,7 +161,7 @@ def plot_arms(results: dict, path: str, sets: list[tuple[str, str]]) -> str:
         values = [100 * results["arms"][a]["eval"].get(key, {}).get("pass@1", 0.0) for a in arms]
         xs = [i + (j - (len(sets) - 1) / 2) * width for i in range(len(arms))]
         ax.bar_label(ax.bar(xs, values, width, label=label), fmt="%.1f%%", fontsize=8)
-    ax.set_xticks(range(len(arms)), [ARM_LABELS[a] for a in arms], fontsize=8)
+    ax.set_xticks(range(len(arms)), [ARM_LABELS[a].replace(" (", "\n(") for a in arms], fontsize=8)
     ax.set_ylabel("pass@1 (%)")
     steps = sorted({r["step"] for a in arms for r in results["arms"][a].get("rewards", [])[-1:]})
     budget = "/".join(str(s) for s in steps) or str(results["config"]["max_steps"])
@@ -296,7 +301,9 @@ def run(config: AblationConfig) -> dict:
             if not is_trained(model_dir):
                 logger.info("training arm %s (%d steps)", arm, config.max_steps)
                 began = time.perf_counter()
-                train_stage(str(out / ("dataset_tree" if arm == "ladder" else "dataset_roots")), model_dir, config)
+                data = out / ("dataset_roots" if arm == "roots" else "dataset_tree")
+                arm_config = dataclasses.replace(config, curriculum="depth") if arm == "ladder_depth" else config
+                train_stage(str(data), model_dir, arm_config)
                 info["train_seconds"] = round(time.perf_counter() - began, 1)
             histories[arm] = read_reward_history(model_dir)
             info["rewards"] = histories[arm]
@@ -312,7 +319,7 @@ def run(config: AblationConfig) -> dict:
             save(arm, info)
 
     save()
-    histories = {arm: results["arms"][arm].get("rewards", []) for arm in ("roots", "ladder") if arm in results["arms"]}
+    histories = {arm: results["arms"][arm].get("rewards", []) for arm in ARMS[1:] if arm in results["arms"]}
 
     labels = [("test", "held-out undergrad")] + ([("easy", "easy held-out variants")] if "easy" in sets else [])
     plots = {

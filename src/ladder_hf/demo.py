@@ -123,6 +123,7 @@ _OUTPUT_KEYS = (
     "variants_per_node",
     "max_nodes_per_root",
     "train_on",
+    "curriculum",
     "max_steps",
     "num_generations",
     "prompts_per_step",
@@ -186,6 +187,13 @@ class DemoConfig:
         metadata={
             "help": "'tree' (LADDER: roots and all their variants) or 'roots' (RL on the original problems only).",
             "choices": ["tree", "roots", "variants"],
+        },
+    )
+    curriculum: str = field(
+        default="none",
+        metadata={
+            "help": "Row order for GRPO (ladder_hf.grpo): 'none' (shuffled, as in the paper) or 'depth' / "
+            "'difficulty' / 'depth_difficulty' (easiest first)."
         },
     )
     max_steps: int = field(default=8, metadata={"help": "GRPO optimizer steps."})
@@ -358,6 +366,7 @@ def grpo_settings(dataset_dir: str, out_dir: str, config: DemoConfig) -> dict[st
         "dataset_name": dataset_dir,
         "system_prompt": config.prompt,
         "reward_funcs": list(config.reward_funcs),
+        "curriculum": config.curriculum,
         # GRPOConfig
         "output_dir": out_dir,
         "use_cpu": not torch.cuda.is_available(),

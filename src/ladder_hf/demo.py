@@ -636,17 +636,9 @@ def write_report(out_dir: str, summary: dict) -> dict[str, str]:
 
 
 def _check_config(out: Path, config: DemoConfig) -> None:
-    settings = {key: getattr(config, key) for key in _OUTPUT_KEYS}
-    path = out / CONFIG_FILE
-    if path.is_file():
-        before = json.loads(path.read_text(encoding="utf-8"))
-        changed = sorted(key for key in settings if before.get(key) != settings[key])
-        if changed:
-            raise ValueError(
-                f"{out} holds a demo with different settings ({', '.join(changed)}); "
-                "use another --output_dir or pass --overwrite"
-            )
-    path.write_text(json.dumps(settings, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    from ladder_hf.evaluation import check_run_settings
+
+    check_run_settings(out / CONFIG_FILE, {key: getattr(config, key) for key in _OUTPUT_KEYS}, what="demo")
 
 
 def run_demo(config: DemoConfig) -> dict:

@@ -485,12 +485,18 @@ def _check_resume(out: Path, config: EvaluationConfig) -> None:
     if config.overwrite:
         for name in ("completions.jsonl", "sympy.jsonl", "results.jsonl", "summary.json", "summary.md"):
             (out / name).unlink(missing_ok=True)
-    elif path.is_file():
+    check_run_settings(path, settings, what="run", check=not config.overwrite)
+
+
+def check_run_settings(path: Path, settings: dict, what: str = "run", check: bool = True) -> None:
+    """Refuse to resume into a folder whose recorded settings (``path``, JSON) differ from ``settings``;
+    then record ``settings``. Shared by every resumable command so a rerun never mixes two runs."""
+    if check and path.is_file():
         before = json.loads(path.read_text(encoding="utf-8"))
         changed = sorted(key for key in settings if before.get(key) != settings[key])
         if changed:
             raise ValueError(
-                f"{out} holds a run with different settings ({', '.join(changed)}); "
+                f"{path.parent} holds a {what} with different settings ({', '.join(changed)}); "
                 "use another --output_dir or pass --overwrite"
             )
     path.write_text(json.dumps(settings, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

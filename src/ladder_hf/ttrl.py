@@ -293,6 +293,15 @@ def score_answers(problem: dict, completions: Sequence[str], timeout: float = 2.
     ]
 
 
+def _sample_and_score(model, tokenizer, problem: dict, n: int, args) -> list[dict]:
+    """``n`` sampled answers to ``problem``, each scored and carrying its completion text."""
+    completions = sample_answers(model, tokenizer, problem, n, args.max_new_tokens, args.sample_temperature)
+    scored = score_answers(problem, completions, args.verify_timeout)
+    for s, c in zip(scored, completions, strict=True):
+        s["completion"] = c
+    return scored
+
+
 def pass_at_1(scored: Sequence[dict]) -> float:
     """Fraction of answers verified correct (the unbiased pass@1 estimate from n samples)."""
     return sum(s["correct"] for s in scored) / len(scored) if scored else 0.0
@@ -368,13 +377,7 @@ def _make_eval_callback(problem: dict, tokenizer, args: TTRLArguments, on_eval: 
 
         def on_step_end(self, train_args, state, control, model=None, **kwargs):
             if args.eval_every > 0 and state.global_step % args.eval_every == 0 and model is not None:
-                completions = sample_answers(
-                    model, tokenizer, problem, args.eval_samples, args.max_new_tokens, args.sample_temperature
-                )
-                scored = score_answers(problem, completions, args.verify_timeout)
-                for s, c in zip(scored, completions, strict=True):
-                    s["completion"] = c
-                on_eval(state.global_step, scored)
+                on_eval(state.global_step, _sample_and_score(model, tokenizer, problem, args.eval_samples, args))
             return control
 
     return TestProblemCallback()
@@ -485,17 +488,7 @@ def run_ttrl(
     base = {r["id"]: r for r in read_results(base_path)}
     for problem in tqdm([p for p in problems if p["id"] not in base], desc="base pass@1", unit="problem"):
         t0 = time.perf_counter()
-        completions = sample_answers(
-            model,
-            tokenizer,
-            problem,
-            ttrl_args.pass_at_1_samples,
-            ttrl_args.max_new_tokens,
-            ttrl_args.sample_temperature,
-        )
-        scored = score_answers(problem, completions, ttrl_args.verify_timeout)
-        for s, c in zip(scored, completions, strict=True):
-            s["completion"] = c
+        scored = _sample_and_score(model, tokenizer, problem, ttrl_args.pass_at_1_samples, ttrl_args)
         record = {"id": problem["id"], "samples": scored, BASE_PASS1: pass_at_1(scored), "time_s": _t(t0)}
         append_result(base_path, record)
         base[problem["id"]] = record
@@ -554,17 +547,7 @@ def run_ttrl(
                 adapted = model
             # pass@1 after TTRL: fresh samples from the adapted model once training is over.
             t0 = time.perf_counter()
-            completions = sample_answers(
-                adapted,
-                tokenizer,
-                problem,
-                ttrl_args.pass_at_1_samples,
-                ttrl_args.max_new_tokens,
-                ttrl_args.sample_temperature,
-            )
-            final = score_answers(problem, completions, ttrl_args.verify_timeout)
-            for s, c in zip(final, completions, strict=True):
-                s["completion"] = c
+            final = _sample_and_score(adapted, tokenizer, problem, ttrl_args.pass_at_1_samples, ttrl_args)
             timings["final_eval_s"] = _t(t0)
         finally:
             # Restore even when training fails or is interrupted, so in-process callers keep the originals.

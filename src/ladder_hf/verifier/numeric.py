@@ -1,6 +1,6 @@
 """Fast numeric evaluation of parsed math, for the verifier's hot path.
 
-The same lark tree that :func:`parse_math` turns into sympy is compiled here into a small expression
+The same parse that :func:`parse_math` turns into sympy is compiled here into a small expression
 tree that evaluates directly with numpy (float64 for values, complex128 for complex-step
 derivatives) or with mpmath (arbitrary precision, for confirmations and definite integrals). This
 skips sympy's construction, ``diff`` and ``lambdify`` on every answer, which is what makes the
@@ -24,10 +24,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cache, partial
 
 import mpmath
 import numpy as np
-from lark import Lark, Token, Transformer
+from lark import Tree
 
 from .parsing import (
     _INVERSES,
@@ -37,7 +38,7 @@ from .parsing import (
     TRUSTED,
     Bounds,
     MathParseError,
-    _compile_grammar,
+    Token,
     _parse,
 )
 
@@ -275,67 +276,24 @@ class _PrebuiltCompiler(_Compiler):
         return node if isinstance(node, tuple) else super().build(node)
 
 
-class _InlineCompiler(Transformer):
-    """Runs the compiler from lark's LALR parser as it reduces: no parse tree and no second walk.
+@cache
+def _reducer(bounds: Bounds):
+    """The parser's ``reduce`` callback: compiles each rule as it is parsed (no parse tree, no second walk)."""
+    compiler = _PrebuiltCompiler(bounds)
+    handlers = {rule: getattr(compiler, "_" + rule) for rule in _COMPILED_RULES}
+    handlers["sub"] = partial(Tree, "sub")  # small trees that _apply reads
+    handlers["fpow"] = partial(Tree, "fpow")
 
-    A separate object rather than a _Compiler subclass: lark looks callbacks up by rule name, and the
-    grammar's inlined helper rules (``_signed``) must not hit the compiler's private methods.
-    """
+    def reduce(rule: str, children: list):
+        return handlers[rule](children)
 
-    def __init__(self, bounds: Bounds):
-        super().__init__()
-        self._c = _PrebuiltCompiler(bounds)
-
-    def number(self, c):
-        return self._c._number(c)
-
-    def var(self, c):
-        return self._c._var(c)
-
-    def const(self, c):
-        return self._c._const(c)
-
-    def sum(self, c):
-        return self._c._sum(c)
-
-    def product(self, c):
-        return self._c._product(c)
-
-    def signed(self, c):
-        return self._c._signed(c)
-
-    def power(self, c):
-        return self._c._power(c)
-
-    def abs(self, c):
-        return self._c._abs(c)
-
-    def frac(self, c):
-        return self._c._frac(c)
-
-    def sqrt(self, c):
-        return self._c._sqrt(c)
-
-    def root(self, c):
-        return self._c._root(c)
-
-    def call(self, c):
-        return self._c._call(c)
-
-    def bare_call(self, c):
-        return self._c._bare_call(c)
-
-    def bare_arg(self, c):
-        return self._c._bare_arg(c)
+    return reduce
 
 
-_INLINE_PARSERS: dict[Bounds, Lark] = {}
-
-
-def _inline_parser(bounds: Bounds) -> Lark:
-    if bounds not in _INLINE_PARSERS:
-        _INLINE_PARSERS[bounds] = _compile_grammar(_InlineCompiler(bounds))
-    return _INLINE_PARSERS[bounds]
+_COMPILED_RULES = (
+    "number", "var", "const", "sum", "product", "signed", "power", "abs", "frac", "sqrt", "root", "call",
+    "bare_call", "bare_arg",
+)  # fmt: skip
 
 
 def _walk(node):
@@ -680,9 +638,9 @@ def compile_math(text: str, variable: str = "x", *, trusted: bool = False) -> Pr
     ``trusted=True`` applies the relaxed exponent bounds meant for integrands from our own data.
     """
     try:
-        # lark reduces straight into expression nodes; the depth bound is checked on the result below
+        # the parser reduces straight into expression nodes; the depth bound is checked on the result below
         # (building is iterative, so deep input cannot exhaust the stack before that check)
-        node = _parse(text, variable, _inline_parser(TRUSTED if trusted else STRICT))
+        node = _parse(text, variable, _reducer(TRUSTED if trusted else STRICT))
     except MathParseError:
         raise
     except (RecursionError, OverflowError, ZeroDivisionError, TypeError, ValueError) as err:

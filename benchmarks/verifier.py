@@ -6,9 +6,10 @@ interval of length 0.1 at each, relative tolerance 1e-2, resampling points where
 undefined; definite answers are compared with ``mpmath.quad`` over the bounds. It runs serially in
 this process without timeouts (which only flatters it).
 
-Ours is ``ladder_hf.verifier.verify_batch`` on the same completions (sandboxed worker pool, warm:
-the pool is restarted and warmed on an unrelated batch before each repeat, so no cached result of
-the benchmark batch survives between repeats).
+Ours is ``ladder_hf.verifier.verify_batch`` on the same completions, in its sandboxed worker pool,
+restarted before each repeat (so no cached result of the benchmark batch survives between repeats)
+and started with ``start_workers``, which waits until every worker has imported and run its own
+warm-up, as the workers of a running trainer have.
 
 Both wall-clock throughput (ours uses one worker per core) and CPU time summed over all processes
 (ours: the caller plus its workers, from /proc) are reported: on a shared machine the wall-clock
@@ -31,7 +32,7 @@ import sympy
 from sympy.parsing.sympy_parser import convert_xor, parse_expr, standard_transformations
 
 from ladder_hf.rewards import extract_answer
-from ladder_hf.verifier import shutdown, verify_batch
+from ladder_hf.verifier import shutdown, start_workers, verify_batch
 from ladder_hf.verifier.sandbox import get_pool
 
 # (integrand, antiderivative in sympy syntax, the same in LaTeX, derivative of the integrand)
@@ -244,7 +245,7 @@ def run_baseline(rows: list[dict]) -> tuple[float, float, list[bool]]:
 
 def run_ours(rows: list[dict]) -> tuple[float, float, list[bool]]:
     shutdown()  # fresh workers: nothing cached from a previous repeat
-    verify_batch([{"integrand": "x", "candidate": "x**2/2"}] * 8)  # start and warm the pool
+    start_workers()
     cpu = time.process_time() + _worker_cpu_seconds()
     start = time.perf_counter()
     items = [

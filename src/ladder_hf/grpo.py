@@ -651,6 +651,7 @@ def train(script_args: ScriptArguments, training_args, model_args, reward_funcs:
 
     from ladder_hf.models import resolve_model_name_or_path
     from ladder_hf.rewards import get_reward_funcs
+    from ladder_hf.verifier import start_workers
 
     _setup_logging(training_args)
     set_seed(training_args.seed)
@@ -674,6 +675,7 @@ def train(script_args: ScriptArguments, training_args, model_args, reward_funcs:
     timer = RewardTimer()
     if reward_funcs is None:
         reward_funcs = get_reward_funcs(script_args.reward_funcs)
+    start_workers(timeout=0)  # verifier workers import and warm up while the trainer is built
     reward_names = [get_callable_name(f) for f in reward_funcs]
     reward_funcs = [timer.wrap(f) for f in reward_funcs]
     if training_args.reward_weights is not None and len(training_args.reward_weights) != len(reward_funcs):

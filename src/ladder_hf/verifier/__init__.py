@@ -6,6 +6,7 @@ Public API:
       :class:`VerificationResult` (``.correct``, ``.reason``, ``.status``, ``.checks``).
     - :func:`run_sandboxed` -> list of :class:`SandboxOutcome` (``.ok``, ``.value``, ``.error``):
       run any CPU-heavy sympy/mpmath work on untrusted input in worker processes.
+    - :func:`start_workers` / :func:`shutdown`: start the worker pool ahead of the first batch / stop it.
 
 Example:
     >>> from ladder_hf.verifier import verify_antiderivative
@@ -22,7 +23,7 @@ from .core import (
 )
 from .numeric import Program, compile_math
 from .parsing import MathParseError, parse_math
-from .sandbox import SandboxConfig, SandboxOutcome, WorkerPool, run_sandboxed, shutdown
+from .sandbox import SandboxConfig, SandboxOutcome, WorkerPool, run_sandboxed, shutdown, start_workers
 
 __all__ = [
     "MIN_CHECKS",
@@ -36,6 +37,7 @@ __all__ = [
     "parse_math",
     "run_sandboxed",
     "shutdown",
+    "start_workers",
     "verify_antiderivative",
     "verify_batch",
     "verify_definite",

@@ -433,6 +433,7 @@ def _np_step(fn):
 
 
 _NP.update({"floor": _np_step(np.floor), "ceiling": _np_step(np.ceil), "sign": _np_step(np.sign)})
+NUMPY_FUNCTIONS = tuple(name for name in _NP if name not in _SPECIAL)  # evaluated by numpy, not point by point
 
 _MP = {
     "sin": mpmath.sin,

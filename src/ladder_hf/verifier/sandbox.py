@@ -26,6 +26,7 @@ import atexit
 import contextlib
 import os
 import pickle
+import select
 import selectors
 import struct
 import subprocess
@@ -180,6 +181,24 @@ class WorkerPool:
         worker.kill()
         self._workers.remove(worker)
         self._workers.append(_Worker(self.config))
+
+    def start(self, timeout: float = STARTUP_TIMEOUT) -> int:
+        """Start the workers now and wait (at most ``timeout`` seconds) until each is ready; returns how many are."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("worker pool is closed")
+            self._fill()
+            deadline = time.monotonic() + timeout
+            waiting = {w.process.stdout: w for w in self._workers if not w.ready}
+            while waiting and time.monotonic() < deadline:
+                readable, _, _ = select.select(list(waiting), [], [], max(0.0, deadline - time.monotonic()))
+                for stream in readable:
+                    worker = waiting.pop(stream)
+                    if self._receive(worker) == ("ready", None):
+                        worker.ready = True
+                    else:  # died while starting: its replacement starts on the next run
+                        worker.kill()
+            return sum(w.ready for w in self._workers)
 
     def run(
         self, fn: Callable, args_list: Sequence[tuple], timeout: float, timeouts: Sequence[float] | None = None
@@ -346,6 +365,19 @@ def get_pool() -> WorkerPool:
         if _pool is None or _pool._closed:
             _pool = WorkerPool()
         return _pool
+
+
+def start_workers(timeout: float = STARTUP_TIMEOUT) -> int:
+    """Start the shared pool's workers and wait until they are ready (a worker takes a second or two to
+    import sympy and warm up). Optional: the first batch starts them anyway, but a trainer can call this
+    at start-up so its first reward is not slower than the rest. Returns the number of ready workers.
+
+    Example:
+        >>> from ladder_hf.verifier import start_workers
+        >>> start_workers() >= 1  # doctest: +SKIP
+        True
+    """
+    return get_pool().start(timeout)
 
 
 def shutdown() -> None:

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import threading
 import time
 
 import pytest
 import sympy
+from lark import Tree
 from verifier_cases import ADVERSARIAL, DEFINITE, INDEFINITE
 
+from ladder_hf import problems
 from ladder_hf.verifier import (
     MIN_CHECKS,
     MathParseError,
     SandboxOutcome,
     VerificationResult,
+    compile_math,
     parse_math,
+    parsing,
     run_sandboxed,
     verify_antiderivative,
     verify_batch,
@@ -171,6 +176,85 @@ def test_parse_math_accepts_sympy_and_latex(text, expected):
 def test_parse_math_rejects_with_a_reason(text, message):
     with pytest.raises(MathParseError, match=message):
         parse_math(text)
+
+
+def _lark_reference():
+    """lark's own LALR parser for the grammar: the specification our recursive-descent parser follows."""
+    import lark
+    from lark.lexer import Lexer
+
+    class _GivenTokens(Lexer):
+        def __init__(self, conf):
+            pass
+
+        def lex(self, data, *args):
+            yield from data
+
+    return lark.Lark(parsing._GRAMMAR, parser="lalr", lexer=_GivenTokens), lark
+
+
+def _shape(node):
+    if isinstance(node, Tree):
+        return (node.data, [_shape(child) for child in node.children])
+    return None if node is None else (node.type, str(node))
+
+
+def test_parser_builds_the_trees_lark_builds_from_the_same_grammar():
+    reference, lark = _lark_reference()
+
+    def both(tokens):
+        try:
+            expected = _shape(reference.parse([lark.Token(t.type, t.value) for t in tokens]))
+        except lark.exceptions.LarkError:
+            expected = "error"
+        try:
+            got = _shape(parsing._Descent(tokens, Tree).parse())
+        except MathParseError:
+            got = "error"
+        return expected, got
+
+    texts = [text for row in INDEFINITE for text in row[:2]] + [t for row in DEFINITE for t in row[:4]]
+    for name in ("mit_integration_bee.jsonl", "undergrad_integrals.jsonl"):
+        for row in problems._read(name):
+            texts += [row["integrand"], row.get("answer") or "", row.get("answer_latex") or ""]
+    token_lists = []
+    for text in texts:
+        with contextlib.suppress(MathParseError):
+            token_lists.append(parsing._tokens(parsing._normalise(text, "x"), "x"))
+    # plus random edits of those (insert, delete, replace a token) and random token soups
+    rng = random.Random(0)
+    alphabet = [token for tokens in token_lists for token in tokens]
+    for _ in range(4000):
+        tokens = list(rng.choice(token_lists))
+        for _ in range(rng.randint(1, 3)):
+            i = rng.randrange(len(tokens) + 1)
+            edit = rng.random()
+            if edit < 0.4 or not tokens:
+                tokens.insert(i, rng.choice(alphabet))
+            elif edit < 0.7:
+                del tokens[min(i, len(tokens) - 1)]
+            else:
+                tokens[min(i, len(tokens) - 1)] = rng.choice(alphabet)
+        token_lists.append(tokens)
+    token_lists += [[rng.choice(alphabet) for _ in range(rng.randint(1, 10))] for _ in range(3000)]
+    parsed = 0
+    for tokens in token_lists:
+        expected, got = both(tokens)
+        assert got == expected, " ".join(str(t) for t in tokens)
+        parsed += expected != "error"
+    assert parsed > 2000  # the comparison covers plenty of valid input, not only errors
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["x*" + "-" * 150 + "x", r"\frac " * 120 + "x x", r"\sqrt " * 150 + "x", "x" + "^x" * 100, r"\sin " * 150 + "x"],
+)
+def test_deep_input_is_refused_not_a_recursion_error(text):
+    # within the token bound, so it is the depth bound that refuses them
+    with pytest.raises(MathParseError, match="nested too deeply"):
+        parse_math(text)
+    with pytest.raises(MathParseError, match="nested too deeply"):
+        compile_math(text)
 
 
 def test_parse_math_uses_a_plain_symbol_and_validates_the_variable():

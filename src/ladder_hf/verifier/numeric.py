@@ -296,18 +296,6 @@ _COMPILED_RULES = (
 )  # fmt: skip
 
 
-def _walk(node):
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        yield n
-        for child in n[1:]:
-            if isinstance(child, tuple):
-                stack.append(child)
-            elif isinstance(child, list):
-                stack.extend(child)
-
-
 # ----------------------------------------------------------------------------- backends
 
 
@@ -620,17 +608,19 @@ class Program:
         return mpmath.im(_eval_mp(self.node, mpmath.mpc(x, h))) / h
 
 
-def _depth(node) -> int:
-    deepest, stack = 0, [(node, 1)]
+def _survey(node) -> tuple[int, list]:
+    """The expression's depth and all its sub-expressions, in one iterative walk."""
+    deepest, nodes, stack = 0, [], [(node, 1)]
     while stack:
         n, depth = stack.pop()
+        nodes.append(n)
         deepest = max(deepest, depth)
         for child in n[1:]:
             if isinstance(child, tuple):
                 stack.append((child, depth + 1))
             elif isinstance(child, list):
                 stack.extend((c, depth + 1) for c in child)
-    return deepest
+    return deepest, nodes
 
 
 def compile_math(text: str, variable: str = "x", *, trusted: bool = False) -> Program:
@@ -639,8 +629,8 @@ def compile_math(text: str, variable: str = "x", *, trusted: bool = False) -> Pr
     ``trusted=True`` applies the relaxed exponent bounds meant for integrands from our own data.
     """
     try:
-        # the parser reduces straight into expression nodes; the depth bound is checked on the result below
-        # (building is iterative, so deep input cannot exhaust the stack before that check)
+        # the parser reduces straight into expression nodes (its recursion is bounded by the parse
+        # tree's depth); the expression's own depth bound is checked on the result below
         node = _parse(text, variable, _reducer(TRUSTED if trusted else STRICT))
     except MathParseError:
         raise
@@ -650,13 +640,16 @@ def compile_math(text: str, variable: str = "x", *, trusted: bool = False) -> Pr
         raise MathParseError(f"could not build expression: {type(err).__name__}") from None
     if not isinstance(node, tuple):  # pragma: no cover - every rule is compiled
         raise MathParseError("not an expression")
-    if _depth(node) > MAX_TREE_DEPTH:
+    depth, kinds = _survey(node)
+    if depth > MAX_TREE_DEPTH:
         raise MathParseError(f"nested too deeply (expression deeper than {MAX_TREE_DEPTH})")
-    kinds = list(_walk(node))
+    functions = {n[1] for n in kinds if n[0] == "fn"}
     return Program(
         node=node,
         has_variable=any(n[0] == "var" for n in kinds),
         has_infinity=any(n == ("const", "oo") for n in kinds),
-        special=any(n[0] == "fn" and n[1] in _SPECIAL for n in kinds),
-        steps=tuple({repr(n): n for n in kinds if n[0] == "fn" and n[1] in STEP_FUNCTIONS}.values()),
+        special=not functions.isdisjoint(_SPECIAL),
+        steps=tuple({repr(n): n for n in kinds if n[0] == "fn" and n[1] in STEP_FUNCTIONS}.values())
+        if not functions.isdisjoint(STEP_FUNCTIONS)
+        else (),
     )

@@ -59,9 +59,9 @@ def _round(backend, specs, max_new_tokens):
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=None, help="default: the embedded SmolLM2-135M-Instruct")
-    parser.add_argument("--prompts", type=int, default=8)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--prompts", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--variants-per-prompt", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--funnel-problems", type=int, default=2)

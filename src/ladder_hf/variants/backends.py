@@ -12,7 +12,7 @@ sampling temperature (LADDER cycles temperatures 0.8-1.4 across prompts):
   SGLang, llama.cpp all serve one), over plain HTTP with ``requests``.
 
 Example:
-    >>> backend = TransformersBackend("default", batch_size=16)  # doctest: +SKIP
+    >>> backend = TransformersBackend("default", batch_size=32)  # doctest: +SKIP
     >>> backend.generate([[{"role": "user", "content": "Hi"}]], [1.0], max_new_tokens=8)  # doctest: +SKIP
     ['Hello! How can I help you today?']
 """
@@ -68,7 +68,7 @@ class TransformersBackend:
     def __init__(
         self,
         model_name_or_path: str | None = None,
-        batch_size: int = 16,
+        batch_size: int = 32,
         top_p: float = 1.0,
         dtype: str | None = None,
         device: str | None = None,

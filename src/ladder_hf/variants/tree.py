@@ -349,7 +349,7 @@ def generate_tree(
     protect: list[dict] | None = None,
     variants_per_node: int = 10,
     max_nodes_per_root: int | None = None,
-    batch_parents: int = 8,
+    batch_parents: int = 16,
     quality: QualityConfig | None = None,
     progress: bool = True,
 ) -> list[dict]:

@@ -517,7 +517,8 @@ def plot_tree_sizes(per_depth: dict[str, int], path: str, title: str = "Variant 
 
     depths = sorted(per_depth, key=int)
     fig, ax = plt.subplots(figsize=(5, 3.4))
-    bars = ax.bar([str(d) for d in depths], [per_depth[d] for d in depths], color="tab:green")
+    bars = ax.bar(range(len(depths)), [per_depth[d] for d in depths], color="tab:green")
+    ax.set_xticks(range(len(depths)), [str(d) for d in depths])
     ax.bar_label(bars, fontsize=8)
     ax.set_xlabel("depth (0 = original problem)")
     ax.set_ylabel("kept nodes")

@@ -257,6 +257,22 @@ def _step_jumps(f: Program, a: float, b: float) -> np.ndarray:
     return hi
 
 
+_GAUSS_RULES = tuple(np.polynomial.legendre.leggauss(n) for n in (12, 24))
+GAUSS_PIECES = 16
+
+
+def _gauss_pieces(g: Callable[[np.ndarray], np.ndarray], lo: np.ndarray, hi: np.ndarray):
+    """12- and 24-node Gauss-Legendre estimates of the integral of ``g`` on each piece [lo_i, hi_i], and
+    the 24-node rule's points (flat) and values (pieces x nodes)."""
+    half, centre = 0.5 * (hi - lo), 0.5 * (hi + lo)
+    estimates = []
+    for nodes, weights in _GAUSS_RULES:
+        x = (centre[:, None] + half[:, None] * nodes[None, :]).ravel()
+        values = g(x).reshape(len(lo), len(nodes))
+        estimates.append(half * (values @ weights))
+    return estimates[0], estimates[1], x, values
+
+
 def _step_integral(f: Program, a: float, b: float, pieces: int = 0) -> tuple[float, float]:
     """Integral of a piecewise-smooth integrand over [a, b] split at its jumps (Gauss-Legendre per piece).
 
@@ -270,23 +286,17 @@ def _step_integral(f: Program, a: float, b: float, pieces: int = 0) -> tuple[flo
     jumps = _step_jumps(f, a, b) if f.steps else np.empty(0)
     edges = np.unique(np.concatenate([np.linspace(a, b, max(pieces, 1) + 1), jumps]))
     lo, hi = edges[:-1], edges[1:]
-    rules = [np.polynomial.legendre.leggauss(n) for n in (12, 24)]
     total, error = 0.0, 0.0
     for round_ in range(6):
         if len(lo) > STEP_MAX_PIECES:
             return float("nan"), float("inf")
-        half, centre = 0.5 * (hi - lo), 0.5 * (hi + lo)
-        estimates = []
-        for nodes, weights in rules:
-            x = (centre[:, None] + half[:, None] * nodes[None, :]).ravel()
-            values = f.real(x).reshape(len(lo), len(nodes))
-            estimates.append(half * (values @ weights))
-        steps = f.step_values(x).reshape(len(f.steps), len(lo), len(nodes))
+        coarse, fine, x, values = _gauss_pieces(f.real, lo, hi)
+        steps = f.step_values(x).reshape(len(f.steps), *values.shape)
         constant = np.all(_nan_equal(steps, steps[:, :, :1]), axis=(0, 2))
         if not np.all(np.isfinite(values[constant])):
             return float("nan"), float("inf")
-        total += float(np.sum(estimates[1][constant]))
-        error += float(np.sum(np.abs(estimates[1][constant] - estimates[0][constant])))
+        total += float(np.sum(fine[constant]))
+        error += float(np.sum(np.abs(fine[constant] - coarse[constant])))
         if np.all(constant):
             return total, error + 1e-14 * abs(total)
         # pieces that still contain a jump: split each in 16 and try again
@@ -331,10 +341,6 @@ def _absolute_tolerance(f: Program, a, b, value: complex) -> float:
     return DEFINITE_ATOL * min(1.0, abs(l1))
 
 
-_GAUSS_RULES = tuple(np.polynomial.legendre.leggauss(n) for n in (12, 24))
-GAUSS_PIECES = 16
-
-
 def _mapped_interval(a, b) -> tuple[float, float, Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]] | None:
     """[a, b] as a finite t-interval and the map t -> (x, dx/dt); None for bounds it does not handle."""
     if mpmath.isfinite(a) and mpmath.isfinite(b):
@@ -361,16 +367,16 @@ def _gauss_legendre(f: Program, a, b) -> tuple[float, float] | None:
         return None
     lo, hi, to_x = mapped
     edges = np.linspace(lo, hi, GAUSS_PIECES + 1)
-    half, centre = 0.5 * np.diff(edges), 0.5 * (edges[1:] + edges[:-1])
-    estimates = []
+
+    def integrand(t: np.ndarray) -> np.ndarray:
+        x, dx = to_x(t)
+        return f.real(x) * dx
+
     with np.errstate(all="ignore"):
-        for nodes, weights in _GAUSS_RULES:
-            x, dx = to_x((centre[:, None] + half[:, None] * nodes[None, :]).ravel())
-            values = f.real(x) * dx
-            if not np.all(np.isfinite(values)):
-                return None
-            estimates.append(half * (values.reshape(GAUSS_PIECES, len(nodes)) @ weights))
-    return float(np.sum(estimates[1])), float(np.sum(np.abs(estimates[1] - estimates[0])))
+        coarse, fine, _, _ = _gauss_pieces(integrand, edges[:-1], edges[1:])
+    if not (np.all(np.isfinite(coarse)) and np.all(np.isfinite(fine))):
+        return None
+    return float(np.sum(fine)), float(np.sum(np.abs(fine - coarse)))
 
 
 def _converged(value, error) -> bool:

@@ -649,7 +649,5 @@ def compile_math(text: str, variable: str = "x", *, trusted: bool = False) -> Pr
         has_variable=any(n[0] == "var" for n in kinds),
         has_infinity=any(n == ("const", "oo") for n in kinds),
         special=not functions.isdisjoint(_SPECIAL),
-        steps=tuple({repr(n): n for n in kinds if n[0] == "fn" and n[1] in STEP_FUNCTIONS}.values())
-        if not functions.isdisjoint(STEP_FUNCTIONS)
-        else (),
+        steps=tuple({repr(n): n for n in kinds if n[0] == "fn" and n[1] in STEP_FUNCTIONS}.values()),
     )

@@ -32,22 +32,37 @@ from functools import lru_cache
 import mpmath
 import numpy as np
 
-from .numeric import NUMPY_FUNCTIONS, Program, compile_math
+from .numeric import NUMPY_FUNCTIONS, Program, compile_math, constant_value
 from .parsing import MathParseError
 from .sandbox import DEFAULT_TIMEOUT, get_pool, run_sandboxed
 
 MIN_CHECKS = 8  # agreeing sample points required to accept an antiderivative
-FAST_RTOL = 1e-8  # double-precision screen
-CONFIRM_RTOL = 1e-10  # mpmath confirmation of a screened-out point
+FAST_RTOL = 1e-11  # double-precision screen: points that disagree by more are confirmed with mpmath
+CONFIRM_RTOL = 1e-25  # mpmath confirmation: an exact answer agrees to rounding at CONFIRM_DPS digits
+CONFIRM_DPS = (50, 100)  # a disagreement must persist at both precisions (rounding would shrink)
+ALWAYS_CONFIRM = 1  # the worst-agreeing points, confirmed even when they pass the screen
 PROBE_POINTS = 24  # of the integrand's defined points, checked first when evaluation is point by point
 GROSS_RTOL = 1e-4  # relative error that float64 rounding of a natural answer does not reach
-CONFIRM_DPS = 50
 MAX_CONFIRMATIONS = 16
+DOMAIN_SEARCH_BELOW = 64  # fewer usable sample points than this: locate the integrand's domain
+# Continuity: a cell between sample points whose answer increment differs from the integrand's integral
+# by more than CELL_SCREEN_RTOL (of the values involved) is re-checked with mpmath to CELL_CONFIRM_RTOL.
+CELL_RTOL = 1e-9  # 12- and 24-node rules agree this well on a cell without a singularity or jump
+CELL_SCREEN_RTOL = 1e-7
+CELL_CONFIRM_RTOL = 1e-12
+MAX_CELL_CONFIRMATIONS = 4
+JUMP_RTOL = 1e-30  # a step function's jump, relative to the answer's size, measured at 50 digits
+MAX_JUMPS_CHECKED = 64
+STEP_REGIONS = ((-100.0, 100.0), (-10.0, 10.0), (-1.0, 1.0))
 DEFINITE_RTOL = 1e-6
 DEFINITE_ATOL = 1e-9
 MAX_ABS_VALUE = 1e150  # beyond this, float64 comparisons are meaningless
 MIN_ABS_VALUE = 1e-150  # nonzero values below this are underflow territory (x**2016 near 0.7): skipped too
 MAX_CANDIDATE_CHARS = 4000  # longer answers are rejected without entering the sandbox
+UNSCORED_STATUSES = frozenset({"bad_problem", "no_reference", "error"})
+RETRY_FACTOR = 4.0  # a timed-out answer gets one more try with this many times the limit
+MAX_RETRIES = 8  # per batch: a wave of timeouts is the answers' doing, not the machine's
+REFERENCE_TIMEOUT_FACTOR = 4.0  # a definite problem's reference value gets this many answer time limits
 # An integrand computed by cancellation (terms of size S adding up to ~0) is only known to about
 # 1e-16 * S in float64; below NOISE_RTOL * S both sides count as zero for the screens, and the mpmath
 # confirmation then decides at 50 digits. For integrands without cancellation S = |f| and nothing changes.
@@ -64,8 +79,10 @@ class VerificationResult:
         correct: whether the answer is verified.
         reason: human-readable explanation ("verified at 212 points", "mismatch at x=1.234: ...",
             "parse error: unknown symbol 'y'", "timeout after 2s", ...).
-        status: machine-readable category: ``correct``, ``mismatch``, ``no_answer``, ``parse_error``,
-            ``rejected``, ``unverifiable``, ``bad_problem``, ``timeout`` or ``error``.
+        status: machine-readable category. About the answer: ``correct``, ``mismatch``, ``no_answer``,
+            ``parse_error``, ``rejected``, ``unverifiable`` (too few points where it is defined) or
+            ``timeout``. About the problem or the machine (not scored, see :attr:`scored`):
+            ``bad_problem``, ``no_reference`` or ``error``.
         checks: number of independent numeric checks that agreed.
     """
 
@@ -76,6 +93,13 @@ class VerificationResult:
 
     def __bool__(self) -> bool:
         return self.correct
+
+    @property
+    def scored(self) -> bool:
+        """False when the verdict says nothing about the answer: the problem is malformed
+        (``bad_problem``), its value cannot be established (``no_reference``) or the sandbox failed
+        (``error``). Rewards return ``None`` for these (TRL skips them) and count them."""
+        return self.status not in UNSCORED_STATUSES
 
 
 def _fail(status: str, reason: str, checks: int = 0) -> VerificationResult:
@@ -115,13 +139,39 @@ def _usable(values: np.ndarray) -> np.ndarray:
     return np.isfinite(values) & (size < MAX_ABS_VALUE) & ((size == 0) | (size > MIN_ABS_VALUE))
 
 
+def _domain_points(f: Program, seed: int, count: int = 256) -> np.ndarray:
+    """Random points of the integrand's real domain when it lies away from the usual scales or is tiny
+    (``sqrt(x - 20)``, ``log(x - 25)``, ``sqrt(1 - 10000 x^2)``): a log- and a linear grid locate it,
+    then points are drawn around the grid points where the integrand is real and finite."""
+    magnitudes = np.logspace(-8, 8, 2049)
+    grid = np.unique(np.concatenate([-magnitudes, magnitudes, np.linspace(-1000, 1000, 4001), [0.0]]))
+    usable = _usable(f.real(grid))
+    if not np.any(usable):
+        return np.empty(0)
+    rng = np.random.default_rng(seed)
+    index = np.flatnonzero(usable)
+    centres = grid[index]
+    lower = grid[np.maximum(index - 1, 0)]
+    upper = grid[np.minimum(index + 1, len(grid) - 1)]
+    pick = rng.integers(0, len(centres), 4 * count)
+    candidates = np.concatenate([centres, centres[pick] + rng.uniform(-0.5, 0.5, 4 * count) * (upper - lower)[pick]])
+    candidates = candidates[_usable(f.real(candidates))]
+    return rng.permutation(np.unique(candidates))[:count]
+
+
 @lru_cache(maxsize=256)
 def _integrand_values(integrand: str, variable: str) -> tuple[Program, np.ndarray, np.ndarray]:
     # integrands are trusted (bundled data, or variant rows already parsed): relaxed exponent bounds
     f = _compiled(integrand, variable, True)
-    points = _sample_points(_seed(integrand))
+    seed = _seed(integrand)
+    points = _sample_points(seed)
     values = f.real(points)
     keep = _usable(values)  # only where the integrand is real and finite
+    if np.count_nonzero(keep) < DOMAIN_SEARCH_BELOW:
+        extra = _domain_points(f, seed)
+        points = np.concatenate([points[keep], extra])
+        values = f.real(points)
+        keep = _usable(values)
     return f, points[keep], values[keep]
 
 
@@ -133,33 +183,82 @@ def _integrand_scale(integrand: str, variable: str) -> np.ndarray:
     return np.where(np.isfinite(scale), np.maximum(scale, np.abs(values)), np.abs(values))
 
 
-def _confirm(f: Program, answer: Program, point: float, variable: str, scale: float = 0.0) -> tuple[bool, str]:
-    """High-precision re-check of one point that failed the float64 screen."""
-    with mpmath.workdps(CONFIRM_DPS):
-        x = mpmath.mpf(point)
-        try:
-            fx = f.mp(x)
-            dx = answer.mp_derivative(x)
-        except (ValueError, ZeroDivisionError, OverflowError, TypeError):
-            return True, ""  # undefined at high precision: the point does not count either way
-        if not (mpmath.isfinite(fx) and mpmath.isfinite(dx)):
-            return True, ""
-        noise = mpmath.mpf(10) ** (-CONFIRM_DPS + 5) * (1 + mpmath.mpf(scale))
-        if abs(dx - fx) <= CONFIRM_RTOL * max(abs(fx), abs(dx)) + noise:
-            return True, ""
-        return False, (
-            f"mismatch at {variable}={point:.6g}: derivative of answer = {mpmath.nstr(dx, 8)}, "
-            f"integrand = {mpmath.nstr(fx, 8)}"
+@lru_cache(maxsize=256)
+def _cell_integrals(integrand: str, variable: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Integrals of the integrand between consecutive sample points (sorted), for the continuity check.
+
+    Returns the sort order of the sample points, each cell's integral and a mask of the cells whose
+    integral is trustworthy (12- and 24-node Gauss-Legendre agree: no singularity or jump inside).
+    """
+    f, points, values = _integrand_values(integrand, variable)
+    order = np.argsort(points)
+    x = points[order]
+    if len(x) < 2:
+        return order, np.empty(0), np.zeros(0, dtype=bool)
+    with np.errstate(all="ignore"):
+        coarse, fine, _, nodes = _gauss_pieces(f.real, x[:-1], x[1:])
+        width = x[1:] - x[:-1]
+        size = width * np.nanmax(np.abs(nodes), axis=1)
+        trusted = (
+            np.all(np.isfinite(nodes), axis=1)
+            & (np.abs(fine - coarse) <= CELL_RTOL * np.maximum(size, 1e-300))
+            & (width > 0)
         )
+    return order, fine, trusted
 
 
-def _counted_points(answer: Program, points: np.ndarray, f_values: np.ndarray):
-    """Points where the answer and its derivative are real and finite too: their indices, both sides' values."""
-    index = np.flatnonzero(_usable(answer.real(points)))
-    derivative = answer.derivative(points[index])
-    keep = _usable(derivative)
-    index = index[keep]
-    return index, f_values[index], derivative[keep]
+def _mp_point(program: Program, x: float, dps: int):
+    """Value and derivative of an answer at one point at ``dps`` digits; None where undefined."""
+    with mpmath.workdps(dps):
+        try:
+            value, slope = program.mp_dual(mpmath.mpf(x))
+        except (ValueError, ZeroDivisionError, OverflowError, TypeError, ArithmeticError):
+            return None
+        if not (mpmath.isfinite(value) and mpmath.isfinite(slope)):
+            return None
+        return value, slope
+
+
+def _confirm(f: Program, answer: Program, point: float, variable: str, scale: float = 0.0) -> tuple[bool, str]:
+    """High-precision check of one point: the answer must be defined there and its derivative must equal
+    the integrand to CONFIRM_RTOL. Any failure to evaluate the answer is a rejection, never an agreement."""
+    disagreements = []
+    for dps in CONFIRM_DPS:
+        with mpmath.workdps(dps):
+            x = mpmath.mpf(point)
+            try:
+                fx = f.mp(x)
+            except (ValueError, ZeroDivisionError, OverflowError, TypeError, ArithmeticError):
+                return True, ""  # the trusted integrand is undefined here at high precision: no evidence
+            if not mpmath.isfinite(fx) or (isinstance(fx, mpmath.mpc) and abs(fx.imag) > abs(fx.real) * 1e-30):
+                return True, ""
+            answer_at = _mp_point(answer, point, dps)
+            if answer_at is None:
+                return False, f"answer is undefined at {variable}={point:.6g}, where the integrand is finite"
+            dx = answer_at[1]
+            noise = mpmath.mpf(10) ** (-dps + 5) * (1 + mpmath.mpf(scale))
+            error = abs(dx - fx)
+            if error <= CONFIRM_RTOL * max(abs(fx), abs(dx)) + noise:
+                return True, ""
+            disagreements.append((error, dx, fx))
+    # wrong at every precision (a rounding artefact would have shrunk with more digits)
+    _, dx, fx = disagreements[-1]
+    return False, (
+        f"mismatch at {variable}={point:.6g}: derivative of answer = {mpmath.nstr(dx, 12)}, "
+        f"integrand = {mpmath.nstr(fx, 12)}"
+    )
+
+
+def _answer_at(answer: Program, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The answer's values and derivatives at the points: float64 where real, principal-branch complex
+    elsewhere (``log(x)`` at ``x < 0`` is ``log|x| + i pi``, with derivative ``1/x``)."""
+    value, slope = answer.dual(points)
+    real = np.isfinite(value) & np.isfinite(slope)
+    if np.all(real):
+        return value, slope
+    value, slope = value.astype(np.complex128), slope.astype(np.complex128)
+    value[~real], slope[~real] = answer.dual(points[~real], complex_values=True)
+    return value, slope
 
 
 def _relative_errors(f_values: np.ndarray, derivative: np.ndarray, scale) -> np.ndarray:
@@ -175,6 +274,110 @@ def _parse_failure(err: MathParseError) -> VerificationResult:
     return _fail("parse_error", f"parse error: {err}")
 
 
+def _undefined_constant(answer: Program) -> str:
+    """A constant part of the answer that has no finite value (``tan(pi/2)``, ``1/(1-1)``, ``log(0)``): its
+    value would change with the precision it is computed at. Returns a reason, or "" when all are fine."""
+    for node in answer.constants:
+        values = []
+        for dps in (30, 60):
+            try:
+                value = constant_value(node, dps)
+            except (ValueError, ZeroDivisionError, OverflowError, TypeError, ArithmeticError):
+                return "answer contains an undefined constant"
+            if not mpmath.isfinite(value):
+                return "answer contains an undefined constant"
+            values.append(value)
+        if abs(values[0] - values[1]) > mpmath.mpf(10) ** -20 * (1 + abs(values[1])):
+            return "answer contains an undefined constant (its value depends on the precision)"
+    return ""
+
+
+def _singular_at(f: Program, p: float) -> bool:
+    """Is the integrand undefined or unbounded near ``p``? (Then an answer may jump there: the integrand's
+    domain has two intervals.)"""
+    steps = np.array([1e-2, 1e-4, 1e-6, 1e-8]) * max(1.0, abs(p))
+    with np.errstate(all="ignore"):
+        near = np.abs(f.real(np.concatenate([p - steps, p + steps, [p]])))
+    if not np.all(np.isfinite(near)) or np.any(near >= MAX_ABS_VALUE):
+        return True
+    left, right = near[:4], near[4:8]
+    grows = [np.all(np.diff(side) > 0) and side[-1] > 1.5 * side[0] for side in (left, right)]
+    return bool(any(grows))
+
+
+def _jump(answer: Program, f: Program, lo: float, hi: float) -> float:
+    """Size of the answer's jump between two adjacent points, at high precision, beyond what its slope
+    explains over that distance (the slope itself may jump there, as with ``floor(x)``), relative to the
+    answer's size; 0 where the answer is undefined at either point."""
+    with mpmath.workdps(50):
+        left, right = _mp_point(answer, lo, 50), _mp_point(answer, hi, 50)
+        if left is None or right is None:
+            return 0.0
+        width = mpmath.mpf(hi) - mpmath.mpf(lo)
+        gap = abs(right[0] - left[0] - width * (left[1] + right[1]) / 2) - width * abs(right[1] - left[1]) / 2
+        return float(max(gap, 0) / (1 + max(abs(left[0]), abs(right[0]))))
+
+
+def _step_discontinuity(f: Program, answer: Program, variable: str) -> str:
+    """Where a floor/ceiling/sign in the answer changes value, the answer must not jump unless the
+    integrand is singular there (``x*floor(x)`` is not an antiderivative of ``floor(x)``)."""
+    rng = np.random.default_rng(0)
+    for a, b in STEP_REGIONS:
+        jumps = _step_jumps(answer, a, b, max_cells=MAX_JUMPS_CHECKED, rng=rng)
+        for p in jumps:
+            lo, hi = np.nextafter(p, -np.inf), p
+            if not np.all(_usable(f.real(np.array([lo, hi])))) or _singular_at(f, p):
+                continue
+            if _jump(answer, f, float(lo), float(hi)) > JUMP_RTOL:
+                return f"answer jumps at {variable}={p:.6g}, where the integrand is finite: not continuous"
+    return ""
+
+
+def _cell_discontinuity(integrand: str, variable: str, f: Program, answer: Program, index, values) -> str:
+    """Between consecutive sample points the answer must grow by the integral of the integrand: a jump
+    (``+ sign(x)``, ``-atan(1/x)`` for ``1/(1+x^2)``, ``x/|x|``) shows up as a cell where it does not."""
+    order, integrals, trusted = _cell_integrals(integrand, variable)
+    _, points, _ = _integrand_values(integrand, variable)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    present = np.zeros(len(order), dtype=bool)
+    sorted_values = np.zeros(len(order), dtype=np.complex128)
+    present[rank[index]] = True
+    sorted_values[rank[index]] = values
+    cells = np.flatnonzero(present[:-1] & present[1:] & trusted)
+    if not len(cells):
+        return ""
+    step = sorted_values[cells + 1] - sorted_values[cells]
+    size = np.abs(sorted_values[cells]) + np.abs(sorted_values[cells + 1]) + np.abs(integrals[cells])
+    error = np.abs(step - integrals[cells])
+    flagged = cells[error > CELL_SCREEN_RTOL * size + 1e-300]
+    x = points[order]
+    for cell in flagged[np.argsort(-error[np.searchsorted(cells, flagged)])][:MAX_CELL_CONFIRMATIONS]:
+        a, b = float(x[cell]), float(x[cell + 1])
+        with mpmath.workdps(30):
+            left, right = _mp_point(answer, a, 60), _mp_point(answer, b, 60)
+            if left is None or right is None:
+                continue
+            try:
+                if f.steps:  # mpmath.quad assumes smoothness: integrate between the integrand's jumps
+                    integral, quad_error = _step_integral(f, a, b)
+                    integral, quad_error = mpmath.mpf(integral), mpmath.mpf(quad_error) + 1e-14 * abs(integral)
+                else:
+                    integral, quad_error = mpmath.quad(f.mp, [a, b], error=True, maxdegree=8)
+            except (ValueError, ZeroDivisionError, OverflowError, TypeError, ArithmeticError):
+                continue
+            if not mpmath.isfinite(integral):
+                continue
+            gap = abs(right[0] - left[0] - integral)
+            scale = abs(left[0]) + abs(right[0]) + abs(integral)
+            if gap > CELL_CONFIRM_RTOL * scale + 100 * quad_error + mpmath.mpf(10) ** -50 * (1 + scale):
+                return (
+                    f"answer is not continuous between {variable}={a:.6g} and {variable}={b:.6g}: it changes by "
+                    f"{mpmath.nstr(right[0] - left[0], 8)} where the integrand integrates to {mpmath.nstr(integral, 8)}"
+                )
+    return ""
+
+
 def check_antiderivative(integrand: str, candidate: str, variable: str = "x") -> VerificationResult:
     """Worker-side check of one antiderivative (runs unsandboxed: call through the public API)."""
     try:
@@ -187,38 +390,64 @@ def check_antiderivative(integrand: str, candidate: str, variable: str = "x") ->
         return _parse_failure(err)
     if answer.has_infinity:
         return _fail("rejected", "rejected: answer is not finite")
+    undefined = _undefined_constant(answer)
+    if undefined:
+        return _fail("rejected", f"rejected: {undefined}")
     # With a special function (evaluated point by point in mpmath) probe a few points first: most
     # wrong answers are wrong everywhere and are rejected for a fraction of the cost. numpy's cost is
     # per call, not per point, so everything else is checked on the whole sample at once.
     sizes = (PROBE_POINTS, len(all_points)) if answer.special or f.special else (len(all_points),)
     for size in sizes:
-        index, f_values, derivative = _counted_points(answer, all_points[:size], all_f_values[:size])
+        points, f_values = all_points[:size], all_f_values[:size]
+        values, slopes = _answer_at(answer, points)
+        tiny = ((np.abs(values) < MIN_ABS_VALUE) & (values != 0)) | ((np.abs(slopes) < MIN_ABS_VALUE) & (slopes != 0))
+        defined = _usable(values) & _usable(slopes)
+        undefined_points = np.flatnonzero(~defined & ~tiny)
+        index = np.flatnonzero(defined)
+        derivative, f_here = slopes[index], f_values[index]
         count, scale = len(index), None
-        error = _relative_errors(f_values, derivative, None)
+        error = _relative_errors(f_here, derivative, None)
         if np.any(error > FAST_RTOL):
             # some disagreement: judge it against the integrand's rounding scale (cancellation), lazily
             # computed since most answers never need it
-            scale = _integrand_scale(integrand, variable)[index]
-            error = _relative_errors(f_values, derivative, scale)
+            scale = _integrand_scale(integrand, variable)[:size][index]
+            error = _relative_errors(f_here, derivative, scale)
         if count >= MIN_CHECKS and np.mean(error > GROSS_RTOL) > 0.5:
             # wrong at most points by far more than any rounding of a natural answer: no need for mpmath
             worst = int(np.argmax(error))
             return _fail(
                 "mismatch",
-                f"mismatch at {variable}={all_points[index[worst]]:.6g}: derivative of answer = "
-                f"{derivative[worst]:.8g}, integrand = {f_values[worst]:.8g}",
+                f"mismatch at {variable}={points[index[worst]]:.6g}: derivative of answer = "
+                f"{derivative[worst]:.8g}, integrand = {f_here[worst]:.8g}",
                 checks=count,
             )
+    # Where the integrand is finite but the answer is not (overflow, a pole, 0/0, a huge argument), float64
+    # cannot tell an overflow of a right answer from a wrong one: mpmath decides, and an answer it cannot
+    # evaluate there is rejected (``+ e^{-10^6 x}``, ``(x^{5000})^{5000}``, ``1/(x-x)``).
+    for k in undefined_points[:MAX_CONFIRMATIONS]:
+        agrees, reason = _confirm(f, answer, float(points[k]), variable)
+        if not agrees:
+            return _fail("mismatch", reason, checks=count)
+        count += 1
     if count < MIN_CHECKS:
         return _fail(
             "unverifiable", f"unverifiable: only {count} sample points where integrand and answer are both defined"
         )
-    suspects = np.flatnonzero(error > FAST_RTOL)
-    # worst disagreement first: a wrong answer is usually rejected by its first confirmation
-    for k in suspects[np.argsort(-error[suspects])][:MAX_CONFIRMATIONS]:
-        agrees, reason = _confirm(f, answer, float(all_points[index[k]]), variable, float(scale[k]))
+    # worst disagreement first: a wrong answer is usually rejected by its first confirmation; the worst
+    # points are always confirmed, so no relative error is too small to be caught
+    ranked = np.argsort(-error)
+    suspects = [k for k in ranked[:MAX_CONFIRMATIONS] if error[k] > FAST_RTOL]
+    for k in dict.fromkeys([*ranked[:ALWAYS_CONFIRM], *suspects]):
+        noise_scale = float(scale[k]) if scale is not None else 0.0
+        agrees, reason = _confirm(f, answer, float(points[index[k]]), variable, noise_scale)
         if not agrees:
             return _fail("mismatch", reason, checks=count)
+    # F' = f at every counted point: F must also be continuous wherever f is finite
+    jump = _cell_discontinuity(integrand, variable, f, answer, index, values[index])
+    if not jump and answer.steps:
+        jump = _step_discontinuity(f, answer, variable)
+    if jump:
+        return _fail("mismatch", jump, checks=count)
     return VerificationResult(True, f"verified at {count} points", "correct", count)
 
 
@@ -240,15 +469,18 @@ def _same_steps(f: Program, x: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return np.all(_nan_equal(f.step_values(x), reference), axis=0)
 
 
-def _step_jumps(f: Program, a: float, b: float) -> np.ndarray:
+def _step_jumps(f: Program, a: float, b: float, max_cells: int = 0, rng=None) -> np.ndarray:
     """Points in (a, b) where a floor/ceiling/sign sub-expression of ``f`` changes value.
 
     Changes are found on a fine grid and each is located by vectorised bisection to float64 resolution
-    (nested step functions work too: bisection only asks "same values as at the left end?").
+    (nested step functions work too: bisection only asks "same values as at the left end?"). With
+    ``max_cells``, at most that many grid cells with a change are located (a random choice of them).
     """
     grid = np.linspace(a, b, STEP_GRID + 1)
     values = f.step_values(grid)
     cells = np.flatnonzero(~np.all(_nan_equal(values[:, 1:], values[:, :-1]), axis=0))
+    if max_cells and len(cells) > max_cells:
+        cells = np.sort((rng or np.random.default_rng(0)).choice(cells, max_cells, replace=False))
     lo, hi, left = grid[cells], grid[cells + 1], values[:, cells]
     for _ in range(64):
         mid = 0.5 * (lo + hi)
@@ -310,13 +542,186 @@ def _step_integral(f: Program, a: float, b: float, pieces: int = 0) -> tuple[flo
     return total, error + float(np.sum((hi - lo) * np.where(np.isfinite(biggest), biggest, np.inf)))
 
 
+class UnverifiableReference(ValueError):
+    """The integral's value cannot be established numerically (it diverges, or its error is unknown)."""
+
+
 @lru_cache(maxsize=128)
-def _reference_integral(integrand: str, lower: str, upper: str, variable: str) -> tuple[complex, float, float]:
-    f = _compiled(integrand, variable, True)
+def _reference_integral(
+    integrand: str, lower: str, upper: str, variable: str, official: str = ""
+) -> tuple[complex, float, float, str]:
     with mpmath.workdps(25):
         a, b = _bound(lower, variable), _bound(upper, variable)
-        value, error = _quadrature(f, a, b)
-        return value, error, _absolute_tolerance(f, a, b, value)
+    try:
+        f = _compiled(integrand, variable, True)
+        with mpmath.workdps(25):
+            lo, hi = (a, b) if a <= b else (b, a)
+            value, error = _establish(f, lo, hi)
+            if a > b:  # reversed bounds keep their sign on every path (the step-function one included)
+                value = -value
+            atol = _absolute_tolerance(f, a, b, value)
+            if not official or error <= DEFINITE_RTOL * abs(value) + atol:
+                return value, error, atol, "quadrature"
+    except (MathParseError, UnverifiableReference):
+        if not official:
+            raise
+    # the numeric reference cannot be trusted (or the integrand cannot be evaluated): judge against the
+    # problem's official answer, trusted data checked independently (see the bundled rows' notes)
+    value = _exact_value(_compiled(official, variable, True))
+    if value is None:
+        raise UnverifiableReference("the official answer has no finite value")
+    return value, 0.0, DEFINITE_ATOL, "official answer"
+
+
+def _exact_value(program: Program) -> complex | None:
+    """The value of a constant expression, computed at increasing precision until two agree to 1e-30
+    (``(10^{40} + pi) - 10^{40}`` is pi, ``tan(pi/2)`` has no value); None when it has none."""
+    previous = None
+    for dps in (50, 120, 1100):
+        with mpmath.workdps(dps):
+            try:
+                value = program.mp()
+            except (ValueError, ZeroDivisionError, OverflowError, TypeError, ArithmeticError):
+                return None
+            if not mpmath.isfinite(value):
+                return None
+            if previous is not None and abs(value - previous) <= mpmath.mpf(10) ** -30 * (abs(value) + 1e-30):
+                return complex(value)
+            previous = value
+    return None
+
+
+SCAN_POINTS = 1 << 14  # trapezoid scan of a finite interval (independent check of the reference)
+SCAN_LOG_POINTS = 1 << 17  # scan of an infinite range in s = log|x - a|, s in [-20, 20]
+SCAN_LOG_RANGE = (-20.0, 20.0)
+
+
+def _scan(f: Program, a, b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Points, weights (for a trapezoid rule) and values of a dense scan of [a, b]: uniform on a finite
+    interval, logarithmic in |x - centre| on infinite ranges, so a narrow peak or mass far from the origin
+    (``exp(-(x - 2024)^2/4)`` on the real line) is seen."""
+    if mpmath.isfinite(a) and mpmath.isfinite(b):
+        x = np.linspace(float(a), float(b), SCAN_POINTS + 1)
+        weights = np.full(x.shape, (x[1] - x[0]))
+        weights[[0, -1]] /= 2
+    else:
+        s = np.linspace(*SCAN_LOG_RANGE, SCAN_LOG_POINTS + 1)
+        r = np.exp(s)
+        dr = r * (s[1] - s[0])
+        pieces = []
+        if mpmath.isfinite(a):
+            pieces.append((float(a) + r, dr))
+        elif mpmath.isfinite(b):
+            pieces.append((float(b) - r, dr))
+        else:
+            pieces += [(r, dr), (-r, dr)]
+        x = np.concatenate([p[0] for p in pieces])
+        weights = np.concatenate([p[1] for p in pieces])
+    with np.errstate(all="ignore"):
+        return x, weights, f.real(x)
+
+
+def _establish(f: Program, lo, hi) -> tuple[complex, float]:
+    """The integral over [lo, hi] (lo <= hi) with an error estimate, or :class:`UnverifiableReference`.
+
+    A dense scan of the interval (:func:`_scan`) finds points where the integrand is singular (they become
+    quadrature endpoints) and gives an independent trapezoid estimate. The reference is refused when the
+    integral diverges (``tan`` on [-pi/2, pi/2], ``x/(x^2-1)`` on [-2, 2]: the integral of |f| does not
+    converge), does not converge absolutely on an infinite range (``sin(x)/x`` on [0, oo)), or disagrees
+    with a scan that resolves the integrand even after the quadrature is split at the scan's mass (a narrow
+    peak or mass far from the origin that the quadrature rules missed).
+    """
+    x, weights, values = _scan(f, lo, hi)
+    finite = np.isfinite(values)
+    if not np.any(finite):
+        raise UnverifiableReference("the integrand is not real and finite on the interval")
+    magnitude = np.abs(np.where(finite, values, 0.0))
+    infinite = not (mpmath.isfinite(lo) and mpmath.isfinite(hi))
+    if infinite:
+        # absolute convergence at infinity: |x f(x)| must keep shrinking over the last decades
+        distance = np.abs(x)
+        tail = [np.max((distance * magnitude)[(distance > a) & (distance <= b)], initial=0.0) for a, b in TAIL_BANDS]
+        if tail[-1] > 0 and not (tail[-1] < 0.5 * tail[0]):
+            raise UnverifiableReference("the integrand does not decay absolutely at infinity")
+    points = _singular_points(f, x, magnitude, finite)
+    splits = tuple(mpmath.mpf(p) for p in points if lo < p < hi)
+    width = float(hi - lo) if not infinite else 1.0
+    ends = [(float(lo), 1)] if mpmath.isfinite(lo) else []
+    ends += [(float(hi), -1)] if mpmath.isfinite(hi) else []
+    for p, side in [*ends, *((float(p), s) for p in splits for s in (-1, 1))]:
+        if _singularity_order(f, p, side, min(1.0, width)) >= NON_INTEGRABLE_ORDER:
+            raise UnverifiableReference(f"the integral diverges (non-integrable singularity near {p:.6g})")
+    try:
+        value, error = _quadrature(f, lo, hi, splits)
+    except (ValueError, ZeroDivisionError, OverflowError, TypeError, ArithmeticError):
+        raise UnverifiableReference("the quadrature cannot evaluate the integrand") from None
+    l1 = float(np.sum(weights * magnitude))  # the scan's integral of |f|: the scale of the tolerances below
+    if not np.isfinite(complex(value)) or not np.isfinite(l1):
+        raise UnverifiableReference("the integral is not finite")
+    # the scan's own trapezoid estimate, when it resolves the integrand (every other point gives nearly
+    # the same sum)
+    trapezoid = float(np.sum(weights * np.where(finite, values, 0.0)))
+    coarse = 2 * float(np.sum((weights * np.where(finite, values, 0.0))[::2]))
+    if abs(trapezoid - coarse) > SCAN_RESOLVED_RTOL * l1:
+        return value, error
+    if abs(complex(value) - trapezoid) <= SCAN_AGREE_RTOL * l1 + 10 * abs(trapezoid - coarse):
+        return value, error
+    # the quadrature missed mass the scan sees: split it at the scan's largest contributions and retry
+    mass = magnitude * weights
+    peaks = np.argsort(-mass)[:8]
+    edges = sorted({*splits, *(mpmath.mpf(float(x[i])) for i in peaks if lo < x[i] < hi)})
+    try:
+        value, error = mpmath.quad(f.mp, [lo, *edges, hi], error=True, maxdegree=8)
+    except (ValueError, ZeroDivisionError, OverflowError, TypeError, ArithmeticError):
+        raise UnverifiableReference("the quadrature cannot evaluate the integrand") from None
+    if abs(complex(value) - trapezoid) <= SCAN_AGREE_RTOL * l1 + 10 * abs(trapezoid - coarse):
+        return complex(value), float(error)
+    raise UnverifiableReference("a dense scan disagrees with the quadrature (narrow peak or distant mass?)")
+
+
+NON_INTEGRABLE_ORDER = 0.95  # |f| ~ distance^(-alpha) with alpha near 1 or more: the integral diverges
+SPIKE_FACTOR = 100.0  # scanned values this far above the median are candidate singular points
+SCAN_RESOLVED_RTOL = 1e-4  # the scan resolves the integrand when halving its points changes this little
+SCAN_AGREE_RTOL = 1e-2  # a resolving scan and the quadrature must agree this well (of the integral of |f|)
+TAIL_BANDS = ((1e5, 1e6), (1e7, 5e8))
+
+
+def _singular_points(f: Program, x: np.ndarray, magnitude: np.ndarray, finite: np.ndarray) -> list[float]:
+    """Points where the scanned integrand is undefined or spikes far above its typical size (at most 16),
+    each moved to where |f| peaks between its grid neighbours (a pole between grid points)."""
+    typical = np.median(magnitude[finite]) if np.any(finite) else 0.0
+    spikes = np.flatnonzero(~finite | (magnitude > SPIKE_FACTOR * max(typical, 1e-300)))
+    inner = spikes[(spikes > 0) & (spikes < len(x) - 1)]
+    if len(inner) > 16:
+        inner = inner[np.argsort(-np.where(finite[inner], magnitude[inner], np.inf))[:16]]
+    located = []
+    for i in inner:
+        if not finite[i]:
+            located.append(float(x[i]))
+            continue
+        a, b = float(x[i - 1]), float(x[i + 1])
+        for _ in range(80):  # ternary search for the peak of |f|
+            m1, m2 = a + (b - a) / 3, b - (b - a) / 3
+            v1, v2 = np.abs(f.real(np.array([m1, m2])))
+            if not np.isfinite(v1) or not np.isfinite(v2):
+                a = b = m1 if not np.isfinite(v1) else m2
+                break
+            a, b = (m1, b) if v1 < v2 else (a, m2)
+        located.append(0.5 * (a + b))
+    return sorted(set(located))
+
+
+def _singularity_order(f: Program, p: float, side: int, scale: float) -> float:
+    """How fast |f| grows approaching ``p`` from one side: about alpha for |f| ~ distance^(-alpha) (1 for
+    ``1/x`` and ``tan`` at pi/2, 1/2 for ``1/sqrt(x)``, about 0 for ``log|x|`` and bounded integrands)."""
+    with mpmath.workdps(40):
+        try:
+            near = [abs(f.mp(mpmath.mpf(p) + side * mpmath.mpf(d) * scale)) for d in (1e-6, 1e-9)]
+        except (ValueError, ZeroDivisionError, OverflowError, TypeError, ArithmeticError):
+            return 0.0
+        if not all(mpmath.isfinite(v) for v in near) or near[0] == 0 or near[1] < 1e3:
+            return 0.0
+        return float(mpmath.log(near[1] / near[0]) / mpmath.log(1000))
 
 
 def _absolute_tolerance(f: Program, a, b, value: complex) -> float:
@@ -383,23 +788,26 @@ def _converged(value, error) -> bool:
     return error <= DEFINITE_RTOL * 1e-2 * max(abs(value), 1e-3)
 
 
-def _quadrature(f: Program, a, b) -> tuple[complex, float]:
+def _quadrature(f: Program, a, b, splits: tuple = ()) -> tuple[complex, float]:
+    """The integral over [a, b] (a < b) and an error estimate; ``splits`` are points inside where the
+    integrand is singular, which mpmath's rules handle as endpoints."""
     with mpmath.workdps(25):
         if f.steps and mpmath.isfinite(a) and mpmath.isfinite(b) and a < b:
             # mpmath.quad assumes a smooth integrand: integrate between the jumps instead
             value, error = _step_integral(f, float(a), float(b))
             if np.isfinite(value):
                 return complex(value), float(error)
-        if not f.steps and not f.special:
+        if not f.steps and not f.special and not splits:
             # smooth real integrands (most problems) converge in float64 Gauss-Legendre at a fraction of
             # mpmath's cost; anything it cannot settle (singular, oscillatory, complex) goes to mpmath
             fast = _gauss_legendre(f, a, b)
             if fast is not None and _converged(*fast):
                 return complex(fast[0]), fast[1]
-        value, error = mpmath.quad(f.mp, [a, b], error=True, maxdegree=8)
+        value, error = mpmath.quad(f.mp, [a, *splits, b], error=True, maxdegree=8)
         if not _converged(value, error) and mpmath.isfinite(a) and mpmath.isfinite(b):
             # split the interval: kinks and near-singularities converge much better in pieces
-            value, error = mpmath.quad(f.mp, mpmath.linspace(a, b, 9), error=True, maxdegree=8)
+            edges = sorted({*mpmath.linspace(a, b, 9), *splits})
+            value, error = mpmath.quad(f.mp, edges, error=True, maxdegree=8)
             if not _converged(value, error):
                 # highly oscillatory (sin(2019 x) over a few periods of 2 pi): many small Gauss-Legendre pieces
                 fine, fine_error = _step_integral(f, float(a), float(b), pieces=STEP_GRID // 2)
@@ -408,16 +816,25 @@ def _quadrature(f: Program, a, b) -> tuple[complex, float]:
         return complex(value), float(error)
 
 
-def reference_integral(integrand: str, lower: str, upper: str, variable: str = "x") -> tuple[complex, float, float]:
-    """Worker-side reference value, its error estimate and the absolute tolerance to judge answers with.
+def reference_integral(
+    integrand: str, lower: str, upper: str, variable: str = "x", official: str = ""
+) -> tuple[complex, float, float, str]:
+    """Worker-side reference value, its error estimate, the absolute tolerance to judge answers with, and
+    where the value comes from (``"quadrature"`` or ``"official answer"``, used when ``official`` is given
+    and the quadrature cannot be trusted). Raises :class:`UnverifiableReference` or ``MathParseError``.
 
     Runs unsandboxed: call through :func:`verify_batch`.
     """
-    return _reference_integral(integrand, lower, upper, variable)
+    return _reference_integral(integrand, lower, upper, variable, official)
 
 
 def check_definite_value(
-    candidate: str, reference: complex, error: float, variable: str = "x", atol: float = DEFINITE_ATOL
+    candidate: str,
+    reference: complex,
+    error: float,
+    variable: str = "x",
+    atol: float = DEFINITE_ATOL,
+    source: str = "quadrature",
 ) -> VerificationResult:
     """Worker-side comparison of a definite-integral answer with the reference value."""
     try:
@@ -426,18 +843,16 @@ def check_definite_value(
         return _parse_failure(err)
     if answer.has_variable:
         return _fail("rejected", f"rejected: a definite integral's value cannot depend on {variable}")
-    with mpmath.workdps(30):
-        try:
-            value = complex(answer.mp())
-        except (ValueError, ZeroDivisionError, OverflowError, TypeError):
-            return _fail("mismatch", "answer is not a finite number")
-    if not (np.isfinite(value.real) and np.isfinite(value.imag)):
+    value = _exact_value(answer)
+    if value is None or not (np.isfinite(value.real) and np.isfinite(value.imag)):
         return _fail("mismatch", "answer is not a finite number")
     tolerance = DEFINITE_RTOL * max(abs(reference), abs(value)) + atol
     if error > tolerance:
         return _fail("unverifiable", f"unverifiable: quadrature error estimate {error:.2g} exceeds tolerance")
     if abs(value - reference) <= tolerance:
         reason = f"matches the integral {reference.real:.10g} to {DEFINITE_RTOL:g}"
+        if source != "quadrature":
+            reason += f" ({source})"
         return VerificationResult(True, reason, "correct", 1)
     return _fail("mismatch", f"mismatch: answer = {value.real:.10g}, integral = {reference.real:.10g}", 1)
 
@@ -471,25 +886,20 @@ def _is_blank(value) -> bool:
 
 
 def _sandbox_failure(error: str) -> VerificationResult:
+    # a task that ran out of time is the answer's doing (0 after the retry); a dead or unstartable worker
+    # is the infrastructure's (not scored)
     return _fail("timeout" if error.startswith("timeout") else "error", error)
 
 
-def verify_batch(items: list[dict], timeout: float = DEFAULT_TIMEOUT) -> list[VerificationResult]:
-    """Verify many answers in parallel in sandboxed workers; always one result per item, in order.
+def _reference_failure(error: str) -> VerificationResult:
+    if "MathParseError" in error:
+        return _fail("bad_problem", f"problem: {error.split(': ', 1)[-1]}")
+    if error.startswith("timeout") or "UnverifiableReference" in error:
+        return _fail("no_reference", f"unverifiable: the integral's value cannot be established ({error})")
+    return _fail("error", f"reference integral failed: {error}")
 
-    Each item is a dict with ``integrand`` and ``candidate`` (strings), optional ``lower``/``upper``
-    (missing, None or "" means indefinite) and optional ``variable`` (default ``"x"``). ``timeout``
-    is the hard limit per answer in seconds (definite integrals' reference values get twice that,
-    computed once per distinct problem).
 
-    Example:
-        >>> results = verify_batch([  # doctest: +SKIP
-        ...     {"integrand": "x**2", "candidate": "x^3/3 + C"},
-        ...     {"integrand": "exp(-x**2)", "lower": "-oo", "upper": "oo", "candidate": r"\\sqrt{\\pi}"},
-        ... ])
-        >>> [r.correct for r in results]  # doctest: +SKIP
-        [True, True]
-    """
+def _run_round(items: list[dict], timeout: float) -> list[VerificationResult]:
     results: list[VerificationResult | None] = [None] * len(items)
     indefinite: list[tuple[int, tuple]] = []
     definite: list[tuple[int, tuple, str, str]] = []
@@ -497,16 +907,22 @@ def verify_batch(items: list[dict], timeout: float = DEFAULT_TIMEOUT) -> list[Ve
         candidate = item.get("candidate")
         integrand = item.get("integrand")
         variable = item.get("variable") or "x"
+        lower, upper = item.get("lower"), item.get("upper")
         if _is_blank(integrand):
             results[i] = _fail("bad_problem", "no integrand")
+        elif _is_blank(lower) != _is_blank(upper):
+            results[i] = _fail(
+                "bad_problem", "only one of the bounds is given (both, or neither for an indefinite integral)"
+            )
         elif _is_blank(candidate):
             results[i] = _fail("no_answer", "no answer")
         elif len(str(candidate)) > MAX_CANDIDATE_CHARS:
             results[i] = _fail("parse_error", "parse error: answer too long")
-        elif _is_blank(item.get("lower")) or _is_blank(item.get("upper")):
+        elif _is_blank(lower):
             indefinite.append((i, (str(integrand), str(candidate), variable)))
         else:
-            key = (str(integrand), str(item["lower"]), str(item["upper"]), variable)
+            official = "" if _is_blank(item.get("answer")) else str(item["answer"])
+            key = (str(integrand), str(lower), str(upper), variable, official)
             definite.append((i, key, str(candidate), variable))
 
     # identical answers to the same problem (common within a GRPO group) are checked once; definite
@@ -516,7 +932,7 @@ def verify_batch(items: list[dict], timeout: float = DEFAULT_TIMEOUT) -> list[Ve
     unique = sorted(dict.fromkeys(args for _, args in indefinite), key=lambda args: (args[2], args[0]))
     keys = list(dict.fromkeys(key for _, key, _, _ in definite))
     tasks = [("reference", key) for key in keys] + [("antiderivative", args) for args in unique]
-    limits = [2 * timeout] * len(keys) + [timeout] * len(unique)
+    limits = [REFERENCE_TIMEOUT_FACTOR * timeout] * len(keys) + [timeout] * len(unique)
     done = get_pool().run(_task, tasks, timeout, timeouts=limits) if tasks else []
     references = dict(zip(keys, done[: len(keys)], strict=True))
     outcomes = dict(zip(unique, done[len(keys) :], strict=True))
@@ -529,17 +945,48 @@ def verify_batch(items: list[dict], timeout: float = DEFAULT_TIMEOUT) -> list[Ve
         for i, key, candidate, variable in definite:
             ref = references[key]
             if not ref.ok:
-                error = ref.error
-                if "MathParseError" in error:
-                    results[i] = _fail("bad_problem", f"problem: {error}")
-                else:
-                    results[i] = _fail("unverifiable", f"unverifiable: reference integral failed ({error})")
+                results[i] = _reference_failure(ref.error)
             else:
-                pending.append((i, (candidate, ref.value[0], ref.value[1], variable, ref.value[2])))
+                value, error, atol, source = ref.value
+                pending.append((i, (candidate, value, error, variable, atol, source)))
         outcomes = run_sandboxed(check_definite_value, [a for _, a in pending], timeout)
         for (i, _), outcome in zip(pending, outcomes, strict=True):
             results[i] = outcome.value if outcome.ok else _sandbox_failure(outcome.error)
     return results  # type: ignore[return-value]
+
+
+def verify_batch(
+    items: list[dict], timeout: float = DEFAULT_TIMEOUT, retry_factor: float = RETRY_FACTOR
+) -> list[VerificationResult]:
+    """Verify many answers in parallel in sandboxed workers; always one result per item, in order.
+
+    Each item is a dict with ``integrand`` and ``candidate`` (strings), optional ``lower``/``upper``
+    (both missing, None or "" means indefinite; only one of them is a ``bad_problem``), optional
+    ``variable`` (default ``"x"``) and, for definite problems, an optional trusted ``answer`` (the
+    official value, used only when the integral cannot be established numerically). ``timeout`` is the
+    limit per answer in seconds (definite integrals' reference values get more, computed once per
+    distinct problem). Time limits are wall-clock, so a loaded machine can time out a good answer: up to
+    :data:`MAX_RETRIES` timed-out answers per batch get one more try with ``retry_factor`` times the
+    limit (0 disables it). The GRPO reward and the ``integration_bee`` metric both use this policy.
+
+    Statuses the answer is not responsible for (``bad_problem``, ``no_reference``, ``error``) have
+    ``VerificationResult.scored == False``: rewards return ``None`` for them.
+
+    Example:
+        >>> results = verify_batch([  # doctest: +SKIP
+        ...     {"integrand": "x**2", "candidate": "x^3/3 + C"},
+        ...     {"integrand": "exp(-x**2)", "lower": "-oo", "upper": "oo", "candidate": r"\\sqrt{\\pi}"},
+        ... ])
+        >>> [r.correct for r in results]  # doctest: +SKIP
+        [True, True]
+    """
+    results = _run_round(items, timeout)
+    retry = [i for i, r in enumerate(results) if r.status == "timeout"][:MAX_RETRIES] if retry_factor else []
+    if retry:
+        again = _run_round([items[i] for i in retry], retry_factor * timeout)
+        for i, result in zip(retry, again, strict=True):
+            results[i] = result
+    return results
 
 
 def verify_antiderivative(

@@ -40,12 +40,15 @@ from .parsing import (
     MathParseError,
     Token,
     _parse,
+    exact_binomial,
+    exact_factorial,
+    polylog_order,
 )
 
 COMPLEX_STEP = 1e-30
 
 # Functions numpy lacks; evaluated point by point with mpmath (slow, rare in answers).
-_SPECIAL = {"erf", "erfc", "erfi", "Si", "Ci", "Shi", "Chi", "Ei", "li"}
+_SPECIAL = {"erf", "erfc", "erfi", "Si", "Ci", "Shi", "Chi", "Ei", "li", "gamma", "zeta", "Li2", "Li3"}
 _CANONICAL = {
     "cosec": "csc",
     "arcsin": "asin",
@@ -66,6 +69,16 @@ _CANONICAL = {
     "abs": "Abs",
     "ceil": "ceiling",
     "sgn": "sign",
+    "Gamma": "gamma",
+}
+_CONSTANT_NAMES = {
+    "e": "e",
+    "E": "e",
+    "pi": "pi",
+    "oo": "oo",
+    "G": "catalan",
+    "Catalan": "catalan",
+    "EulerGamma": "eulergamma",
 }
 # Piecewise-constant functions: derivative 0 where they are continuous; definite integrals over them
 # are split at their jumps (see :func:`step_nodes`).
@@ -109,7 +122,7 @@ def _mul(factors, bounds: Bounds = STRICT):
         product = Fraction(1)
         for n in nums:
             product = _checked(product * n, bounds)
-        if not rest or product == 0:
+        if not rest or (product == 0 and ("const", "oo") not in rest):  # 0*oo stays undefined
             return ("num", product)
         if product != 1:
             rest.append(("num", product))
@@ -179,8 +192,7 @@ class _Compiler:
         return ("var",)
 
     def _const(self, children):
-        name = str(children[0])
-        return ("const", "e" if name in ("e", "E") else name)
+        return ("const", _CONSTANT_NAMES[str(children[0])])
 
     def _sum(self, children):
         terms, negate = [], False
@@ -224,6 +236,18 @@ class _Compiler:
     def _sqrt(self, children):
         return _pow(self.build(children[1]), ("num", Fraction(1, 2)), self.bounds)
 
+    def _binom(self, children):
+        n, k = self.build(children[1]), self.build(children[2])
+        if not (_is_num(n) and _is_num(k)):
+            raise MathParseError("binomial coefficients need integer arguments")
+        return ("num", Fraction(exact_binomial(n[1], k[1], self.bounds)))
+
+    def _factorial(self, children):
+        n = self.build(children[0])
+        if not _is_num(n):
+            raise MathParseError("factorial needs a non-negative integer")
+        return ("num", Fraction(exact_factorial(n[1], self.bounds)))
+
     def _root(self, children):
         _, index, radicand = children
         index = self.build(index)
@@ -237,11 +261,22 @@ class _Compiler:
             name, exponent = _INVERSES[name], None
         name = _CANONICAL.get(name, name)
         if sub is not None:
-            if name != "log":
+            if name == "Li":
+                args = [self.build(sub.children[0]), *args]
+            elif name == "log":
+                args = [*args, self.build(sub.children[0])]
+            else:
                 raise MathParseError(f"subscript on {name}")
-            args = [*args, self.build(sub.children[0])]
         if len(args) == 2 and name == "log":
             value = ("logb", args[0], args[1])
+        elif name in ("Li", "polylog"):
+            if len(args) != 2 or not _is_num(args[0]):
+                raise MathParseError("a polylogarithm needs its order: Li_2(x) or polylog(2, x)")
+            value = ("fn", f"Li{polylog_order(args[0][1])}", args[1])
+        elif name == "binomial":
+            if len(args) != 2 or not (_is_num(args[0]) and _is_num(args[1])):
+                raise MathParseError("binomial coefficients need integer arguments")
+            value = ("num", Fraction(exact_binomial(args[0][1], args[1][1], self.bounds)))
         elif len(args) == 1:
             if name == "sqrt":
                 value = _pow(args[0], ("num", Fraction(1, 2)), self.bounds)
@@ -292,15 +327,19 @@ def _reducer(bounds: Bounds):
 
 _COMPILED_RULES = (
     "number", "var", "const", "sum", "product", "signed", "power", "abs", "frac", "sqrt", "root", "call",
-    "bare_call", "bare_arg",
+    "bare_call", "bare_arg", "binom", "factorial",
 )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- backends
+# Values are computed with numpy (float64: NaN where not real; complex128: principal branches) or
+# mpmath (any precision, principal branches). Derivatives are forward-mode automatic differentiation
+# over the same nodes (value, derivative) pairs: exact to rounding like a complex step, but also valid
+# where the value itself is complex (``log(x)`` for ``x < 0``), which a complex step cannot handle.
 
 
 def _ipow(z, n: int):
-    """z**n by repeated squaring: exact branch behaviour for negative bases, complex-step safe."""
+    """z**n by repeated squaring: exact branch behaviour for negative bases."""
     if n == 0:
         return z * 0 + 1
     result, base, k = None, z, abs(n)
@@ -313,6 +352,31 @@ def _ipow(z, n: int):
     return 1 / result if n < 0 else result
 
 
+# Beyond these arguments an mpmath evaluation costs more than any answer is worth (sin(e^{e^{20}})
+# needs 2e8 digits of pi) and a float64 one means nothing: the value is treated as undefined.
+MP_MAX_TRIG_ARGUMENT = mpmath.mpf(10) ** 300
+MP_MAX_EXP_ARGUMENT = mpmath.mpf(10) ** 12
+
+
+def _mp_guard(fn, limit):
+    def apply(a):
+        if abs(a) > limit:
+            raise OverflowError("argument too large to evaluate")
+        return fn(a)
+
+    return apply
+
+
+def _mp_exp(a):
+    # e^{-10^13} is 0 for every purpose (quadrature over infinite ranges asks for it); e^{10^13} is not a
+    # number worth computing
+    if isinstance(a, mpmath.mpf) and a < -MP_MAX_EXP_ARGUMENT:
+        return mpmath.mpf(0)
+    if abs(a) > MP_MAX_EXP_ARGUMENT:
+        raise OverflowError("argument too large to evaluate")
+    return mpmath.exp(a)
+
+
 _MP_SPECIAL = {
     "erf": mpmath.erf,
     "erfc": mpmath.erfc,
@@ -323,9 +387,11 @@ _MP_SPECIAL = {
     "Chi": mpmath.chi,
     "Ei": mpmath.ei,
     "li": mpmath.li,
+    "gamma": _mp_guard(mpmath.gamma, MP_MAX_EXP_ARGUMENT),
+    "zeta": _mp_guard(mpmath.zeta, MP_MAX_EXP_ARGUMENT),
+    "Li2": lambda a: mpmath.polylog(2, a),
+    "Li3": lambda a: mpmath.polylog(3, a),
 }
-# Their derivatives: with a complex step, f(a + ih) = f(a) + i h f'(a) exactly to first order, which
-# mpmath cannot resolve itself when h is far below its working precision.
 _SPECIAL_DERIVATIVE = {
     "erf": lambda a: 2 / mpmath.sqrt(mpmath.pi) * mpmath.exp(-(a**2)),
     "erfc": lambda a: -2 / mpmath.sqrt(mpmath.pi) * mpmath.exp(-(a**2)),
@@ -336,43 +402,51 @@ _SPECIAL_DERIVATIVE = {
     "Chi": lambda a: mpmath.cosh(a) / a,
     "Ei": lambda a: mpmath.exp(a) / a,
     "li": lambda a: 1 / mpmath.log(a),
+    "gamma": lambda a: mpmath.gamma(a) * mpmath.digamma(a),
+    "zeta": lambda a: mpmath.zeta(a, 1, 1),
+    "Li2": lambda a: -mpmath.log(1 - a) / a,
+    "Li3": lambda a: mpmath.polylog(2, a) / a,
 }
 
 
-def _mp_special(name: str, a):
-    if isinstance(a, mpmath.mpc) and abs(a.imag) < mpmath.mpf(10) ** -20 * (1 + abs(a.real)):
-        return mpmath.mpc(_MP_SPECIAL[name](a.real), a.imag * _SPECIAL_DERIVATIVE[name](a.real))
-    return _MP_SPECIAL[name](a)
-
-
-def _np_special(name: str):
-    fn = _MP_SPECIAL[name]
+def _pointwise(fn):
+    """An mpmath function applied point by point to a numpy array (or scalar): complex128, NaN on failure."""
 
     def scalar(value):
         try:
             return complex(fn(value))
-        except (ValueError, ZeroDivisionError, OverflowError):
+        except (ValueError, ZeroDivisionError, OverflowError, TypeError):
             return complex("nan")
 
     vectorised = np.frompyfunc(scalar, 1, 1)
 
-    def scalar_derivative(value):
-        try:
-            result = _SPECIAL_DERIVATIVE[name](value)
-        except (ValueError, ZeroDivisionError, OverflowError):
-            return float("nan")
-        return float(result) if isinstance(result, mpmath.mpf) else float("nan")
+    def apply(a):
+        return np.asarray(vectorised(a), dtype=object).astype(np.complex128)
 
-    derivative = np.frompyfunc(scalar_derivative, 1, 1)
+    return apply
+
+
+def _real_or_nan(values: np.ndarray) -> np.ndarray:
+    imag_ok = np.abs(values.imag) <= 1e-12 * np.maximum(np.abs(values.real), 1.0)
+    return np.where(imag_ok, values.real, np.nan)
+
+
+def _np_special(name: str):
+    values = _pointwise(_MP_SPECIAL[name])
 
     def apply(a):
-        if np.iscomplexobj(a):  # complex step: value at the real part, derivative times the step
-            real = apply(a.real)
-            with np.errstate(all="ignore"):
-                return real + 1j * a.imag * derivative(a.real).astype(np.float64)
-        out = vectorised(a).astype(np.complex128)
-        imag_ok = np.abs(out.imag) <= 1e-12 * np.maximum(np.abs(out.real), 1.0)
-        return np.where(imag_ok, out.real, np.nan)
+        out = values(a)
+        return out if np.iscomplexobj(a) else _real_or_nan(out)
+
+    return apply
+
+
+def _np_special_derivative(name: str):
+    values = _pointwise(_SPECIAL_DERIVATIVE[name])
+
+    def apply(a):
+        out = values(a)
+        return out if np.iscomplexobj(a) else _real_or_nan(out)
 
     return apply
 
@@ -406,15 +480,15 @@ _NP = {
     "log": np.log,
 }
 _NP.update({name: _np_special(name) for name in _SPECIAL})
+_NP_SPECIAL_DERIVATIVE = {name: _np_special_derivative(name) for name in _SPECIAL}
 
 
 def _np_step(fn):
-    # Of the real part: under a complex step the imaginary part is the derivative's carrier, and a
-    # step function's derivative is 0 wherever it is continuous. Non-real arguments were already
-    # rejected by the real pass (NaN), which runs first.
+    # A step function of a non-real number is undefined (NaN).
     def apply(a):
         if np.iscomplexobj(a):
-            return fn(a.real) + 0j
+            real = np.abs(a.imag) <= 1e-12 * np.maximum(np.abs(a.real), 1.0)
+            return np.where(real, fn(a.real), np.nan) + 0j
         return fn(a)
 
     return apply
@@ -423,21 +497,22 @@ def _np_step(fn):
 _NP.update({"floor": _np_step(np.floor), "ceiling": _np_step(np.ceil), "sign": _np_step(np.sign)})
 NUMPY_FUNCTIONS = tuple(name for name in _NP if name not in _SPECIAL)  # evaluated by numpy, not point by point
 
+_TRIG = _mp_guard  # shorthand below
 _MP = {
-    "sin": mpmath.sin,
-    "cos": mpmath.cos,
-    "tan": mpmath.tan,
-    "cot": mpmath.cot,
-    "sec": mpmath.sec,
-    "csc": mpmath.csc,
+    "sin": _TRIG(mpmath.sin, MP_MAX_TRIG_ARGUMENT),
+    "cos": _TRIG(mpmath.cos, MP_MAX_TRIG_ARGUMENT),
+    "tan": _TRIG(mpmath.tan, MP_MAX_TRIG_ARGUMENT),
+    "cot": _TRIG(mpmath.cot, MP_MAX_TRIG_ARGUMENT),
+    "sec": _TRIG(mpmath.sec, MP_MAX_TRIG_ARGUMENT),
+    "csc": _TRIG(mpmath.csc, MP_MAX_TRIG_ARGUMENT),
     "asin": mpmath.asin,
     "acos": mpmath.acos,
     "atan": mpmath.atan,
     "acot": lambda a: mpmath.atan(1 / a),
     "asec": lambda a: mpmath.acos(1 / a),
     "acsc": lambda a: mpmath.asin(1 / a),
-    "sinh": mpmath.sinh,
-    "cosh": mpmath.cosh,
+    "sinh": _TRIG(mpmath.sinh, MP_MAX_EXP_ARGUMENT),
+    "cosh": _TRIG(mpmath.cosh, MP_MAX_EXP_ARGUMENT),
     "tanh": mpmath.tanh,
     "coth": mpmath.coth,
     "sech": mpmath.sech,
@@ -448,10 +523,10 @@ _MP = {
     "acoth": lambda a: mpmath.atanh(1 / a),
     "asech": lambda a: mpmath.acosh(1 / a),
     "acsch": lambda a: mpmath.asinh(1 / a),
-    "exp": mpmath.exp,
+    "exp": lambda a: _mp_exp(a),
     "log": mpmath.log,
 }
-_MP.update({name: (lambda a, name=name: _mp_special(name, a)) for name in _SPECIAL})
+_MP.update({name: _MP_SPECIAL[name] for name in _SPECIAL})
 
 
 def _mp_step(fn):
@@ -459,51 +534,65 @@ def _mp_step(fn):
         if isinstance(a, mpmath.mpc):
             if abs(a.imag) > mpmath.mpf(10) ** -20 * (1 + abs(a.real)):
                 raise ValueError("step function of a non-real number")
-            return mpmath.mpc(fn(a.real), 0)
+            return fn(a.real)
         return fn(a)
 
     return apply
 
 
 _MP.update({"floor": _mp_step(mpmath.floor), "ceiling": _mp_step(mpmath.ceil), "sign": _mp_step(mpmath.sign)})
+_CONSTANT_VALUES = {
+    "pi": np.pi,
+    "e": np.e,
+    "oo": np.inf,
+    "catalan": 0.915965594177219,
+    "eulergamma": 0.5772156649015329,
+}
+_MP_CONSTANTS = {
+    "pi": mpmath.pi,
+    "e": mpmath.e,
+    "oo": mpmath.inf,
+    "catalan": mpmath.catalan,
+    "eulergamma": mpmath.euler,
+}
 
 
-def _eval_np(node, x, complex_step: bool):
+def _eval_np(node, x):
+    """Value of ``node`` at ``x`` (float64: NaN where not real; complex128: principal branches)."""
     kind = node[0]
     if kind == "var":
         return x
     if kind == "num":  # numpy scalars, so 1/0 gives inf instead of raising
         return np.float64(node[1])
     if kind == "const":
-        return np.float64({"pi": np.pi, "e": np.e, "oo": np.inf}[node[1]])
+        return np.float64(_CONSTANT_VALUES[node[1]])
     if kind == "add":
-        total = _eval_np(node[1][0], x, complex_step)
+        total = _eval_np(node[1][0], x)
         for term in node[1][1:]:
-            total = total + _eval_np(term, x, complex_step)
+            total = total + _eval_np(term, x)
         return total
     if kind == "mul":
-        total = _eval_np(node[1][0], x, complex_step)
+        total = _eval_np(node[1][0], x)
         for factor in node[1][1:]:
-            total = total * _eval_np(factor, x, complex_step)
+            total = total * _eval_np(factor, x)
         return total
     if kind == "neg":
-        return -_eval_np(node[1], x, complex_step)
+        return -_eval_np(node[1], x)
     if kind == "inv":
-        return 1 / _eval_np(node[1], x, complex_step)
+        return 1 / _eval_np(node[1], x)
     if kind == "pow":
-        base = _eval_np(node[1], x, complex_step)
+        base = _eval_np(node[1], x)
         exponent = node[2]
         if _is_num(exponent) and exponent[1].denominator == 1:
             return _ipow(base, int(exponent[1]))
         if _is_num(exponent) and exponent[1] == Fraction(1, 2):
             return np.sqrt(base)
-        return np.power(base, _eval_np(exponent, x, complex_step))
+        return np.power(base, _eval_np(exponent, x))
     if kind == "abs":
-        a = _eval_np(node[1], x, complex_step)
-        return a * np.sign(a.real) if complex_step else np.abs(a)
+        return np.abs(_eval_np(node[1], x))
     if kind == "logb":
-        return np.log(_eval_np(node[1], x, complex_step)) / np.log(_eval_np(node[2], x, complex_step))
-    return _NP[node[1]](_eval_np(node[2], x, complex_step))
+        return np.log(_eval_np(node[1], x)) / np.log(_eval_np(node[2], x))
+    return _NP[node[1]](_eval_np(node[2], x))
 
 
 def _eval_mp(node, x):
@@ -513,7 +602,7 @@ def _eval_mp(node, x):
     if kind == "num":
         return mpmath.mpf(node[1].numerator) / node[1].denominator
     if kind == "const":
-        return {"pi": +mpmath.pi, "e": +mpmath.e, "oo": mpmath.inf}[node[1]]
+        return +_MP_CONSTANTS[node[1]]
     if kind == "add":
         return mpmath.fsum(_eval_mp(t, x) for t in node[1])
     if kind == "mul":
@@ -530,15 +619,212 @@ def _eval_mp(node, x):
         exponent = node[2]
         if _is_num(exponent) and exponent[1].denominator == 1:
             return _ipow(base, int(exponent[1]))
-        return mpmath.power(base, _eval_mp(exponent, x))
+        exponent = _eval_mp(exponent, x)
+        if abs(exponent) > MP_MAX_EXP_ARGUMENT:
+            raise OverflowError("exponent too large to evaluate")
+        return mpmath.power(base, exponent)
     if kind == "abs":
-        a = _eval_mp(node[1], x)
-        if isinstance(a, mpmath.mpc) and a.imag != 0:
-            return a * mpmath.sign(a.real)  # complex step through |u|, as in the numpy path
-        return abs(a)
+        return abs(_eval_mp(node[1], x))
     if kind == "logb":
         return mpmath.log(_eval_mp(node[1], x)) / mpmath.log(_eval_mp(node[2], x))
     return _MP[node[1]](_eval_mp(node[2], x))
+
+
+# ----------------------------------------------------------------------------- derivatives
+# d/da of each function, from the argument ``a`` and the value ``y = f(a)``; ``m`` is numpy or mpmath.
+# Principal branches throughout (acosh'(a) = 1/(sqrt(a-1) sqrt(a+1)), not 1/sqrt(a^2-1)).
+_DERIVATIVE = {
+    "sin": lambda m, a, y: m.cos(a),
+    "cos": lambda m, a, y: -m.sin(a),
+    "tan": lambda m, a, y: 1 + y * y,
+    "cot": lambda m, a, y: -(1 + y * y),
+    "sec": lambda m, a, y: y * m.tan(a),
+    "csc": lambda m, a, y: -y / m.tan(a),
+    "asin": lambda m, a, y: 1 / m.sqrt(1 - a * a),
+    "acos": lambda m, a, y: -1 / m.sqrt(1 - a * a),
+    "atan": lambda m, a, y: 1 / (1 + a * a),
+    "acot": lambda m, a, y: -1 / (1 + a * a),
+    "asec": lambda m, a, y: 1 / (a * a * m.sqrt(1 - 1 / (a * a))),
+    "acsc": lambda m, a, y: -1 / (a * a * m.sqrt(1 - 1 / (a * a))),
+    "sinh": lambda m, a, y: m.cosh(a),
+    "cosh": lambda m, a, y: m.sinh(a),
+    "tanh": lambda m, a, y: 1 - y * y,
+    "coth": lambda m, a, y: 1 - y * y,
+    "sech": lambda m, a, y: -y * m.tanh(a),
+    "csch": lambda m, a, y: -y / m.tanh(a),
+    "asinh": lambda m, a, y: 1 / m.sqrt(a * a + 1),
+    "acosh": lambda m, a, y: 1 / (m.sqrt(a - 1) * m.sqrt(a + 1)),
+    "atanh": lambda m, a, y: 1 / (1 - a * a),
+    "acoth": lambda m, a, y: 1 / (1 - a * a),
+    "asech": lambda m, a, y: -1 / (a * a * m.sqrt(1 / a - 1) * m.sqrt(1 / a + 1)),
+    "acsch": lambda m, a, y: -1 / (a * a * m.sqrt(1 / (a * a) + 1)),
+    "exp": lambda m, a, y: y,
+    "log": lambda m, a, y: 1 / a,
+}
+
+
+class _NumpyMath:
+    sin, cos, tan, tanh, sinh, cosh, sqrt = np.sin, np.cos, np.tan, np.tanh, np.sinh, np.cosh, np.sqrt
+    log, power, fn = np.log, np.power, _NP
+
+    @staticmethod
+    def num(q: Fraction):
+        return np.float64(q)
+
+    @staticmethod
+    def const(name: str):
+        return np.float64(_CONSTANT_VALUES[name])
+
+    @staticmethod
+    def special_derivative(name: str, a):
+        return _NP_SPECIAL_DERIVATIVE[name](a)
+
+    @staticmethod
+    def sign(a):
+        return np.sign(a)
+
+    @staticmethod
+    def is_complex(a) -> bool:
+        return np.iscomplexobj(a)
+
+    @staticmethod
+    def real(a):
+        return np.real(a)
+
+    @staticmethod
+    def conj(a):
+        return np.conj(a)
+
+
+class _MpMath:
+    sin, cos, tan, tanh, sinh, cosh, sqrt = (
+        mpmath.sin,
+        mpmath.cos,
+        mpmath.tan,
+        mpmath.tanh,
+        mpmath.sinh,
+        mpmath.cosh,
+        mpmath.sqrt,
+    )
+    log, fn = mpmath.log, _MP
+
+    @staticmethod
+    def power(base, exponent):
+        if abs(exponent) > MP_MAX_EXP_ARGUMENT:
+            raise OverflowError("exponent too large to evaluate")
+        return mpmath.power(base, exponent)
+
+    @staticmethod
+    def num(q: Fraction):
+        return mpmath.mpf(q.numerator) / q.denominator
+
+    @staticmethod
+    def const(name: str):
+        return +_MP_CONSTANTS[name]
+
+    @staticmethod
+    def special_derivative(name: str, a):
+        return _SPECIAL_DERIVATIVE[name](a)
+
+    @staticmethod
+    def sign(a):
+        return mpmath.sign(a)
+
+    @staticmethod
+    def is_complex(a) -> bool:
+        return isinstance(a, mpmath.mpc)
+
+    @staticmethod
+    def real(a):
+        return mpmath.re(a)
+
+    @staticmethod
+    def conj(a):
+        return mpmath.conj(a)
+
+
+def _dual(node, x, m):
+    """(value, derivative) of ``node`` at ``x``; a derivative of ``None`` is identically zero."""
+    kind = node[0]
+    if kind == "var":
+        return x, 1
+    if kind == "num":
+        return m.num(node[1]), None
+    if kind == "const":
+        return m.const(node[1]), None
+    if kind == "add":
+        value, slope = _dual(node[1][0], x, m)
+        for term in node[1][1:]:
+            v, d = _dual(term, x, m)
+            value = value + v
+            slope = d if slope is None else slope if d is None else slope + d
+        return value, slope
+    if kind == "mul":
+        value, slope = _dual(node[1][0], x, m)
+        for factor in node[1][1:]:
+            v, d = _dual(factor, x, m)
+            if slope is None:
+                slope = None if d is None else value * d
+            else:
+                slope = slope * v if d is None else slope * v + value * d
+            value = value * v
+        return value, slope
+    if kind == "neg":
+        v, d = _dual(node[1], x, m)
+        return -v, None if d is None else -d
+    if kind == "inv":
+        v, d = _dual(node[1], x, m)
+        w = 1 / v
+        return w, None if d is None else -d * w * w
+    if kind == "pow":
+        base, db = _dual(node[1], x, m)
+        exponent = node[2]
+        if _is_num(exponent):
+            p = exponent[1]
+            if p.denominator == 1:
+                n = int(p)
+                value = _ipow(base, n)
+                return value, None if db is None or n == 0 else n * _ipow(base, n - 1) * db
+            if p == Fraction(1, 2):
+                value = m.sqrt(base)
+                return value, None if db is None else db / (2 * value)
+            value = m.power(base, m.num(p))
+            return value, None if db is None else m.num(p) * m.power(base, m.num(p - 1)) * db
+        e, de = _dual(exponent, x, m)
+        value = m.power(base, e)
+        if de is None:
+            return value, None if db is None else e * m.power(base, e - 1) * db
+        slope = de * m.log(base)
+        if db is not None:
+            slope = slope + e * db / base
+        return value, value * slope
+    if kind == "abs":
+        v, d = _dual(node[1], x, m)
+        size = abs(v)
+        if d is None:
+            return size, None
+        if m.is_complex(v) or m.is_complex(d):  # d|u| = Re(conj(u) du) / |u| for complex u
+            return size, m.real(m.conj(v) * d) / size
+        return size, d * m.sign(v)
+    if kind == "logb":
+        (u, du), (b, dbase) = _dual(node[1], x, m), _dual(node[2], x, m)
+        lu, lb = m.log(u), m.log(b)
+        value = lu / lb
+        slope = None
+        if du is not None:
+            slope = du / (u * lb)
+        if dbase is not None:
+            term = -value * dbase / (b * lb)
+            slope = term if slope is None else slope + term
+        return value, slope
+    name = node[1]
+    a, da = _dual(node[2], x, m)
+    y = m.fn[name](a)
+    if da is None or name in STEP_FUNCTIONS:
+        return y, None
+    if name in _SPECIAL:
+        return y, m.special_derivative(name, a) * da
+    return y, _DERIVATIVE[name](m, a, y) * da
 
 
 def _eval_magnitude(node, x):
@@ -562,7 +848,11 @@ def _eval_magnitude(node, x):
         return _eval_magnitude(node[1], x)
     if kind == "pow" and _is_num(node[2]) and node[2][1].denominator == 1 and node[2][1] > 0:
         return _ipow(_eval_magnitude(node[1], x), int(node[2][1]))
-    return np.abs(_eval_np(node, x, False))
+    return np.abs(_eval_np(node, x))
+
+
+def _as_array(values, x: np.ndarray, dtype) -> np.ndarray:
+    return np.broadcast_to(np.asarray(values, dtype=dtype), x.shape)
 
 
 @dataclass(frozen=True)
@@ -574,41 +864,65 @@ class Program:
     has_infinity: bool
     special: bool  # uses a function numpy lacks (slower)
     steps: tuple = ()  # floor/ceiling/sign sub-expressions (where the value can jump)
+    constants: tuple = ()  # largest sub-expressions without the variable that are not plain numbers
 
     def real(self, x: np.ndarray) -> np.ndarray:
         """float64 values (NaN where not real or undefined)."""
         with np.errstate(all="ignore"):
-            return np.broadcast_to(np.asarray(_eval_np(self.node, x, False), dtype=np.float64), x.shape)
+            return _as_array(_eval_np(self.node, x), x, np.float64)
+
+    def complex(self, x: np.ndarray) -> np.ndarray:
+        """complex128 values with principal branches (NaN or inf where undefined)."""
+        with np.errstate(all="ignore"):
+            return _as_array(_eval_np(self.node, x.astype(np.complex128)), x, np.complex128)
+
+    def dual(self, x: np.ndarray, complex_values: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Values and exact (automatic-differentiation) derivatives at real points ``x``.
+
+        float64 by default (NaN where anything is not real); ``complex_values=True`` follows principal
+        branches, so ``log(x)`` at ``x < 0`` has value ``log|x| + i pi`` and derivative ``1/x``.
+        """
+        dtype = np.complex128 if complex_values else np.float64
+        with np.errstate(all="ignore"):
+            value, slope = _dual(self.node, x.astype(dtype), _NumpyMath)
+            return _as_array(value, x, dtype), _as_array(0.0 if slope is None else slope, x, dtype)
 
     def derivative(self, x: np.ndarray) -> np.ndarray:
-        """Complex-step derivative at real points."""
-        z = x.astype(np.complex128) + 1j * COMPLEX_STEP
-        with np.errstate(all="ignore"):
-            values = np.broadcast_to(np.asarray(_eval_np(self.node, z, True), dtype=np.complex128), x.shape)
-        return values.imag / COMPLEX_STEP
+        """float64 derivative at real points (NaN where the expression is not real)."""
+        return self.dual(x)[1]
 
     def magnitude(self, x: np.ndarray) -> np.ndarray:
         """Scale of the rounding error of :meth:`real` (sum of the absolute values of added terms)."""
         with np.errstate(all="ignore"):
-            return np.broadcast_to(np.asarray(_eval_magnitude(self.node, x), dtype=np.float64), x.shape)
+            return _as_array(_eval_magnitude(self.node, x), x, np.float64)
 
     def step_values(self, x: np.ndarray) -> np.ndarray:
         """Values of the step sub-expressions (floor, ceiling, sign) at ``x``: shape (len(steps), len(x))."""
         with np.errstate(all="ignore"):
-            rows = [np.broadcast_to(np.asarray(_eval_np(n, x, False), dtype=np.float64), x.shape) for n in self.steps]
+            rows = [_as_array(_eval_np(n, x), x, np.float64) for n in self.steps]
         return np.array(rows).reshape(len(self.steps), len(x))
 
     def mp(self, x=None):
         """mpmath value at ``x`` (uses the current mpmath precision)."""
         return _eval_mp(self.node, x)
 
-    def mp_derivative(self, x, step_digits: int = 40):
-        """Complex-step derivative in mpmath (at the current precision)."""
-        h = mpmath.mpf(10) ** (-step_digits)
-        return mpmath.im(_eval_mp(self.node, mpmath.mpc(x, h))) / h
+    def mp_dual(self, x):
+        """mpmath value and exact derivative at ``x`` (current precision, principal branches)."""
+        value, slope = _dual(self.node, mpmath.mpf(x), _MpMath)
+        return value, mpmath.mpf(0) if slope is None else slope
+
+    def mp_derivative(self, x):
+        """mpmath derivative at ``x`` (current precision)."""
+        return self.mp_dual(x)[1]
 
 
-def _survey(node) -> tuple[int, list]:
+def constant_value(node: tuple, dps: int):
+    """mpmath value of a sub-expression without the variable, at ``dps`` digits."""
+    with mpmath.workdps(dps):
+        return _eval_mp(node, None)
+
+
+def _survey(node) -> tuple[int, list, list]:
     """The expression's depth and all its sub-expressions, in one iterative walk."""
     deepest, nodes, stack = 0, [], [(node, 1)]
     while stack:
@@ -621,6 +935,27 @@ def _survey(node) -> tuple[int, list]:
             elif isinstance(child, list):
                 stack.extend((c, depth + 1) for c in child)
     return deepest, nodes
+
+
+def _constant_parts(node) -> list:
+    """Largest sub-expressions without the variable that are more than a number (``tan(pi/2)``, ``sqrt(2)``)."""
+    if node[0] == "num":
+        return []
+    children = [c for c in node[1:] if isinstance(c, tuple)] + [c for c in node[1:] if isinstance(c, list) for c in c]
+    if not _has_var(node):
+        return [node]
+    return [part for child in children for part in _constant_parts(child)]
+
+
+def _has_var(node) -> bool:
+    if node[0] == "var":
+        return True
+    for child in node[1:]:
+        if isinstance(child, tuple) and _has_var(child):
+            return True
+        if isinstance(child, list) and any(_has_var(c) for c in child):
+            return True
+    return False
 
 
 def compile_math(text: str, variable: str = "x", *, trusted: bool = False) -> Program:
@@ -644,10 +979,12 @@ def compile_math(text: str, variable: str = "x", *, trusted: bool = False) -> Pr
     if depth > MAX_TREE_DEPTH:
         raise MathParseError(f"nested too deeply (expression deeper than {MAX_TREE_DEPTH})")
     functions = {n[1] for n in kinds if n[0] == "fn"}
+    has_variable = any(n[0] == "var" for n in kinds)
     return Program(
         node=node,
-        has_variable=any(n[0] == "var" for n in kinds),
+        has_variable=has_variable,
         has_infinity=any(n == ("const", "oo") for n in kinds),
         special=not functions.isdisjoint(_SPECIAL),
         steps=tuple({repr(n): n for n in kinds if n[0] == "fn" and n[1] in STEP_FUNCTIONS}.values()),
+        constants=tuple(p for p in _constant_parts(node) if p[0] != "const") if has_variable else (),
     )

@@ -41,7 +41,7 @@ MAX_NUMBER_DIGITS = 40  # digits in one numeric literal
 # |e| of a numeric exponent. Competition answers use exponents like 1013, 2023 or 4044
 # (x**1013/1013, tan(x)**2023/2023); exact numbers stay bounded by MAX_RESULT_DIGITS whatever the exponent.
 MAX_EXPONENT = 5000
-MAX_RESULT_DIGITS = 400  # digits of an exact number produced by a power
+MAX_RESULT_DIGITS = 1000  # digits of an exact number produced by a power, factorial or binomial (2^{2019})
 # Relaxed bounds for *trusted* text only: integrands from our bundled data or from variant rows that
 # were already parsed. Competition integrands have exponents like 2024 or 4036; model-written answers
 # keep the strict bounds above. Still finite: the numeric evaluator handles these in float64/mpmath.
@@ -137,6 +137,12 @@ _FUNCTIONS: dict[str, object] = {
     "Chi": sympy.Chi,
     "Ei": sympy.Ei,
     "li": sympy.li,
+    "gamma": sympy.gamma,
+    "Gamma": sympy.gamma,
+    "zeta": sympy.zeta,
+    "Li": sympy.polylog,  # Li_2(x), Li_3(x): the order is the subscript
+    "polylog": sympy.polylog,  # polylog(2, x)
+    "binomial": sympy.binomial,  # binomial(2020, 1010): integers only
     # step functions (Integration Bee problems use floor of ceiling, sign, ...)
     "floor": sympy.floor,
     "ceiling": sympy.ceiling,
@@ -160,7 +166,15 @@ _INVERSES = {
     "sech": "asech",
     "csch": "acsch",
 }
-_CONSTANTS = {"pi": sympy.pi, "e": sympy.E, "E": sympy.E, "oo": sympy.oo}
+_CONSTANTS = {
+    "pi": sympy.pi,
+    "e": sympy.E,
+    "E": sympy.E,
+    "oo": sympy.oo,
+    "G": sympy.Catalan,  # Catalan's constant, as Integration Bee answers write it
+    "Catalan": sympy.Catalan,
+    "EulerGamma": sympy.EulerGamma,  # also \gamma
+}
 _RESERVED = set(_FUNCTIONS) | set(_CONSTANTS) | {"C", "I"}
 
 _GRAMMAR = r"""
@@ -180,6 +194,7 @@ _factor: power | bare_call
 
 ?atom: "(" sum ")"
      | npatom
+     | atom BANG -> factorial
 // atoms that do not start with "(": only these may begin a bare function argument (\sin x vs \sin(x))
 ?npatom: NUMBER -> number
        | VAR -> var
@@ -188,6 +203,7 @@ _factor: power | bare_call
        | "{" sum "}"
        | LABS sum RABS -> abs
        | FRAC atom atom -> frac
+       | BINOM atom atom -> binom
        | SQRT "[" sum "]" atom -> root
        | SQRT atom -> sqrt
        | FUNC [sub] [fpow] "(" sum ("," sum)* ")" -> call
@@ -212,7 +228,8 @@ DIVOP: "/"
 POWOP: "**" | "^"
 NUMBER: /(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?/
 PIPE: "|"
-%declare LABS RABS VAR CONST FUNC FRAC SQRT
+BANG: "!"
+%declare LABS RABS VAR CONST FUNC FRAC SQRT BINOM
 
 %ignore /\s+/
 %ignore /\\[,;:! ]/
@@ -224,11 +241,17 @@ PIPE: "|"
 # set of allowed names (which depends on the variable) does not need a grammar per variable.
 _NAME_RE = re.compile(r"\\?[A-Za-z]+")
 _CONTROL_RE = re.compile(r"[^\x20-\x7e]")
+_LINE_BREAK_RE = re.compile(r"[\n\r\t\f\v]+|\\\\(?![a-zA-Z])")  # also LaTeX's "\\" line break
 _INTEGRAL_RE = re.compile(r"\\i*int(?![a-zA-Z])|\\oint|integral|integrate|∫", re.IGNORECASE)
-_PLUS_C_RE = re.compile(r"\s*\+\s*(?:C|K|c|\\mathcal\{C\}|C_\{?\d\}?|C_?\d)\s*$")
+_PLUS_C_RE = re.compile(
+    r"\s*\+\s*(?:C|K|c|\\mathcal\{C\}|C_\{?\d+\}?|C_?\d+|const(?:ant)?|\\text\{\s*const(?:ant)?\.?\s*\}|"
+    r"\\(?:mathrm|textrm|text)\{\s*C\s*\})\s*$"
+)
 _WRAPPER_RE = re.compile(r"\\(?:operatorname|mathrm|text|mathit|textrm)\s*\{\s*([A-Za-z]+)\s*\}")
 _BOXED_RE = re.compile(r"\\boxed\s*\{(.*)\}", re.DOTALL)
 _FRAC_DIGITS_RE = re.compile(r"(\\[dt]?frac)\s*(\d)\s*(\d)")
+_SUPERSCRIPTS = dict(zip("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺", "0123456789-+", strict=True))
+_SUPERSCRIPT_RUN_RE = re.compile("[⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺]+")
 _UNICODE = {
     "\u2212": "-",  # minus sign
     "\u2013": "-",
@@ -237,10 +260,11 @@ _UNICODE = {
     "\u00d7": "*",
     "\u03c0": "pi",
     "\u221e": "oo",
-    "\u00b2": "^2",
-    "\u00b3": "^3",
-    "\u221a": "\\sqrt",
+    "\u221a": "\\sqrt ",  # √x
+    "\u221b": "\\sqrt[3] ",  # ∛x
+    "\u221c": "\\sqrt[4] ",  # ∜x
     "\u2009": " ",
+    "\u2248": "\\approx",
     "\u00a0": " ",
 }
 _DELIMITERS = ("$$", "$", "\\(", "\\)", "\\[", "\\]")
@@ -253,8 +277,13 @@ _LATEX_WORDS = {
     "\\Bigr": "",
     "\\big": "",
     "\\Big": "",
+    "\\displaystyle": "",
+    "\\textstyle": "",
     "\\infty": "oo",
     "\\pi": "pi",
+    "\\gamma": "EulerGamma",
+    "\\Gamma": "Gamma",
+    "\\zeta": "zeta",
     "\\lvert": "\\lvert",
     "\\rvert": "\\rvert",
 }
@@ -263,6 +292,9 @@ _LATEX_WORDS = {
 _LATEX_TOKENS = {
     "frac": ("FRAC", "frac"),
     "dfrac": ("FRAC", "frac"),
+    "binom": ("BINOM", "binom"),
+    "dbinom": ("BINOM", "binom"),
+    "tbinom": ("BINOM", "binom"),
     "tfrac": ("FRAC", "frac"),
     "sqrt": ("SQRT", "sqrt"),
     "cdot": ("MULOP", "*"),
@@ -283,16 +315,20 @@ def _lexer() -> Lark:
 
 def _normalise(text: str, variable: str) -> str:
     if not text.isascii():
+        text = _SUPERSCRIPT_RUN_RE.sub(lambda m: "^{" + "".join(_SUPERSCRIPTS[c] for c in m.group()) + "}", text)
         for bad, good in _UNICODE.items():
             text = text.replace(bad, good)
-    text = text.strip()
+    text = _LINE_BREAK_RE.sub(" ", text).strip()  # answers span lines: display math, "+ C" on its own line
     if _CONTROL_RE.search(text):
         raise MathParseError("control or non-ASCII characters")
-    if _INTEGRAL_RE.search(text):
-        raise MathParseError("rejected: contains an integral")
     for delim in _DELIMITERS:
         text = text.replace(delim, " ")
     text = _WRAPPER_RE.sub(r"\1", text)
+    # "\int x^2\,dx = \frac{x^3}{3} + C", "F(x) = ...", "= \frac13 \approx 0.333": the answer is the
+    # right-hand side of the last "=", before any "\approx"
+    text = text.rpartition("=")[2].partition("\\approx")[0]
+    if _INTEGRAL_RE.search(text):
+        raise MathParseError("rejected: contains an integral")
     boxed = _BOXED_RE.fullmatch(text.strip())
     if boxed:
         text = boxed.group(1)
@@ -361,7 +397,7 @@ def _split_name(name: str, variable: str, pos: Token) -> list[Token]:
 _OPENERS = {"LPAR", "LSQB", "LBRACE", "LABS"}
 _CLOSERS = {"RPAR", "RSQB", "RBRACE", "RABS"}
 # after these, a '|' opens an absolute value; after anything else it may close one
-_OPEN_CONTEXT = {"ADDOP", "MULOP", "DIVOP", "POWOP", "FUNC", "FRAC", "SQRT", "COMMA", "UNDERSCORE", *_OPENERS}
+_OPEN_CONTEXT = {"ADDOP", "MULOP", "DIVOP", "POWOP", "FUNC", "FRAC", "SQRT", "BINOM", "COMMA", "UNDERSCORE", *_OPENERS}
 
 
 @lru_cache(maxsize=1)
@@ -435,6 +471,35 @@ def _tree_depth(tree: Tree) -> int:
             return depth
         stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
     return deepest
+
+
+POLYLOG_ORDERS = (2, 3)  # Li_2 (dilogarithm) and Li_3: the orders Integration Bee answers use
+
+
+def exact_factorial(n, bounds: Bounds = STRICT) -> int:
+    """n! for a non-negative integer ``n`` whose factorial stays within the digit bound."""
+    if n != int(n) or n < 0:
+        raise MathParseError("factorial needs a non-negative integer")
+    n = int(n)
+    if math.lgamma(n + 1) / math.log(10) > bounds.max_result_digits:
+        raise MathParseError("number too large")
+    return math.factorial(n)
+
+
+def exact_binomial(n, k, bounds: Bounds = STRICT) -> int:
+    """C(n, k) for integers ``n >= 0`` and ``k`` whose value stays within the digit bound."""
+    if n != int(n) or k != int(k) or n < 0:
+        raise MathParseError("binomial coefficients need integer arguments")
+    n, k = int(n), int(k)
+    if n * math.log10(2) > bounds.max_result_digits:
+        raise MathParseError("number too large")
+    return math.comb(n, k) if 0 <= k <= n else 0
+
+
+def polylog_order(order) -> int:
+    if order not in POLYLOG_ORDERS:
+        raise MathParseError(f"only the polylogarithms of order {POLYLOG_ORDERS} are supported")
+    return int(order)
 
 
 def _digits(n: sympy.Rational) -> float:
@@ -534,6 +599,18 @@ class _Builder:
     def _sqrt(self, children):
         return sympy.sqrt(self.build(children[1]))
 
+    def _binom(self, children):
+        _, n, k = (self.build(c) if i else c for i, c in enumerate(children))
+        if not (n.is_Integer and k.is_Integer):
+            raise MathParseError("binomial coefficients need integer arguments")
+        return sympy.Integer(exact_binomial(int(n), int(k), self.bounds))
+
+    def _factorial(self, children):
+        n = self.build(children[0])
+        if not n.is_Integer:
+            raise MathParseError("factorial needs a non-negative integer")
+        return sympy.Integer(exact_factorial(int(n), self.bounds))
+
     def _root(self, children):
         _, index, radicand = children
         index = self.build(index)
@@ -547,11 +624,22 @@ class _Builder:
             name, exponent = _INVERSES[name], None
         func = _FUNCTIONS[name]
         if sub is not None:
-            if func is not sympy.log:
+            if func is sympy.polylog:  # Li_2(x)
+                args = [self.build(sub.children[0]), *args]
+            elif func is sympy.log:
+                args = [*args, self.build(sub.children[0])]
+            else:
                 raise MathParseError(f"subscript on {name}")
-            args = [*args, self.build(sub.children[0])]
         if len(args) == 2 and func is sympy.log:
             value = sympy.log(args[0], args[1])
+        elif func is sympy.polylog:
+            if len(args) != 2:
+                raise MathParseError("a polylogarithm needs its order: Li_2(x) or polylog(2, x)")
+            value = sympy.polylog(polylog_order(args[0]), args[1])
+        elif func is sympy.binomial:
+            if len(args) != 2 or not all(a.is_Integer for a in args):
+                raise MathParseError("binomial coefficients need integer arguments")
+            value = sympy.Integer(exact_binomial(int(args[0]), int(args[1]), self.bounds))
         elif len(args) == 1:
             value = func(args[0])
         else:
@@ -578,7 +666,7 @@ class _Builder:
 # of judging an answer (compiling an answer got about 2x faster); tests check it against lark on the
 # grammar itself.
 
-_ATOM_START = frozenset({"LPAR", "NUMBER", "VAR", "CONST", "LSQB", "LBRACE", "LABS", "FRAC", "SQRT", "FUNC"})
+_ATOM_START = frozenset({"LPAR", "NUMBER", "VAR", "CONST", "LSQB", "LBRACE", "LABS", "FRAC", "SQRT", "BINOM", "FUNC"})
 _BARE_ATOM_START = frozenset({"NUMBER", "VAR", "CONST", "LBRACE"})
 _SIMPLE = {"NUMBER": "number", "VAR": "var", "CONST": "const"}
 _CLOSING = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}
@@ -655,13 +743,13 @@ class _Descent:
         self.depth -= 1
         return value
 
-    def factor(self):
+    def factor(self, bare: bool = False):
         if self.types[self.pos] == "FUNC":
             head = self.function_head()
             if self.types[self.pos] != "LPAR":
                 return self.reduce("bare_call", [*head, self.bare_arg()])
             return self.power_tail(self.call(head))
-        return self.power_tail(self.atom())
+        return self.power_tail(self.atom(bare))
 
     def power_tail(self, base):
         if self.types[self.pos] != "POWOP":
@@ -704,11 +792,19 @@ class _Descent:
         self.take("RPAR")
         return self.reduce("call", [*head, *args])
 
-    def atom(self):
+    def atom(self, bare: bool = False):
         kind = self.types[self.pos]
-        if kind == "LPAR":
-            return self.group("LPAR")
-        return self.npatom()
+        value = self.group("LPAR") if kind == "LPAR" else self.npatom()
+        # postfix "!" (atom BANG); never on a bare function argument's first factor, which the grammar
+        # reaches through npatom, not atom
+        chain = 0
+        while not bare and self.types[self.pos] == "BANG":
+            chain += 1
+            self.enter()  # n!!! nests: each "!" is a level of the tree
+            value = self.reduce("factorial", [value, self.tokens[self.pos]])
+            self.pos += 1
+        self.depth -= chain
+        return value
 
     def group(self, opener: str):
         self.take(opener)
@@ -728,10 +824,13 @@ class _Descent:
             self.pos += 1
             value = self.sum()
             return self.reduce("abs", [token, value, self.take("RABS")])
-        if kind == "FRAC" or kind == "SQRT":
+        if kind == "FRAC" or kind == "SQRT" or kind == "BINOM":
             self.enter()
             self.pos += 1
-            value = self.radical(token) if kind == "SQRT" else self.reduce("frac", [token, self.atom(), self.atom()])
+            if kind == "SQRT":
+                value = self.radical(token)
+            else:
+                value = self.reduce("frac" if kind == "FRAC" else "binom", [token, self.atom(), self.atom()])
             self.depth -= 1
             return value
         if kind == "FUNC":
@@ -750,7 +849,7 @@ class _Descent:
         self.enter()
         if self.types[self.pos] == "LPAR":  # \sin(x) is a call, never a bare argument
             self.fail()
-        children = [self.factor()]  # the grammar's first bare factor is exactly a factor without "("
+        children = [self.factor(bare=True)]  # the grammar's first bare factor: a factor without "(" or "!"
         while self.types[self.pos] in _BARE_ATOM_START:
             children.append(self.power_tail(self.npatom()))
         self.depth -= 1

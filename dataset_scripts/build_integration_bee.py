@@ -47,6 +47,7 @@ _COMMON = {
     "notes": datasets.Value("string"),
     "verified": datasets.Value("bool"),
     "verification_note": datasets.Value("string"),
+    "excluded": datasets.Value("bool"),
 }
 MIT_FEATURES = datasets.Features(
     {

@@ -371,3 +371,37 @@ def test_registration_on_import_can_be_disabled(tmp_path):
     proc = _python("import ladder_hf", cwd, env)
     assert proc.returncode == 0, proc.stderr
     assert not cache.exists() or not list(cache.rglob("integration_bee.py"))
+
+
+# Definite rows whose value quadrature cannot establish: the metric judges them against the official value.
+OFFICIAL_VALUE_ROWS = ("mit-2024-q13", "mit-2023-q11", "mit-2018-q03", "mit-2024-q18", "mit-2020-q09")
+
+
+def test_every_bundled_official_answer_is_graded_correct_and_wrong_answers_wrong():
+    from ladder_hf.metrics.integration_bee.scoring import score
+    from ladder_hf.problems import load_problems
+
+    rows = load_problems("mit") + load_problems("undergrad")
+    predictions = [f"<answer>{r['answer']}</answer>" for r in rows]
+    out = score(predictions, [r["id"] for r in rows], timeout=20.0)
+    graded = dict(zip(out["ids"], out["correct"], strict=True))
+    assert sorted(out["excluded"]) == ["mit-2010-q14", "mit-2025-q12"]  # integrands that contradict their answers
+    # rows flagged unverified (other than the official-value ones) document an official answer that breaks
+    # the convention (valid on part of the domain only, or with jumps where the integrand is finite)
+    flagged = {r["id"] for r in rows if not r["verified"]} - set(OFFICIAL_VALUE_ROWS) - set(out["excluded"])
+    assert {"mit-2013-q07", "mit-2022-q20", "mit-2011-q13"} <= flagged
+    wrong = [i for i, ok in graded.items() if not ok and i not in flagged | set(out["excluded"])]
+    assert not wrong, [(i, out["reasons"][out["ids"].index(i)]) for i in wrong]
+    assert all(not graded[i] for i in flagged)
+    for problem_id in OFFICIAL_VALUE_ROWS:
+        assert graded[problem_id], problem_id
+    # and a wrong answer to each of them is wrong (0 for the 2024 Gaussian was once graded correct)
+    wrong_answers = ["0", "2022", "4035", "1012", r"\binom{2020}{1010}\pi/2^{2018}"]
+    out = score([f"<answer>{a}</answer>" for a in wrong_answers], list(OFFICIAL_VALUE_ROWS), timeout=20.0)
+    assert out["correct"] == [False] * 5, out["reasons"]
+    out = score(
+        [r"<answer>2\sqrt{\pi}</answer>", r"<answer>\binom{2020}{1010}\pi/2^{2019}</answer>"],
+        ["mit-2024-q13", "mit-2020-q09"],
+        timeout=20.0,
+    )
+    assert out["correct"] == [True, True], out["reasons"]

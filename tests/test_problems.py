@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT = ROOT / "dataset_scripts" / "build_integration_bee.py"
 STRING_FIELDS = ("id", "problem_latex", "integrand", "lower", "upper", "answer_latex", "answer", "source", "notes")
 # Verifier outcomes that mean "this answer is not confirmed" (as opposed to a crash of the test harness).
-NOT_CONFIRMED = {"mismatch", "bad_problem", "unverifiable", "parse_error", "rejected", "timeout"}
+NOT_CONFIRMED = {"mismatch", "bad_problem", "unverifiable", "no_reference", "parse_error", "rejected", "timeout"}
 
 
 def _load_script():

@@ -107,6 +107,10 @@ class ScriptArguments:
             "Weights go in GRPOConfig's --reward_weights, one per function."
         },
     )
+    verifier_timeout: float = field(
+        default=2.0,
+        metadata={"help": "Seconds the verifier may spend on one answer (timed-out answers get one retry at 4x)."},
+    )
     curriculum: str = field(
         default="none",
         metadata={
@@ -616,6 +620,12 @@ def build_train_dataset(script_args: ScriptArguments, training_args):
             revision=script_args.dataset_revision,
             split=script_args.dataset_train_split,
         )
+    from ladder_hf.problems import validate_rows
+
+    columns = [c for c in ("id", "integrand", "lower", "upper", "variable") if c in dataset.column_names]
+    validate_rows(
+        dataset.select_columns(columns), what=f"training data {script_args.dataset_name or script_args.problems}"
+    )
     dataset = order_by_curriculum(dataset, script_args.curriculum)
     if script_args.max_train_samples is not None:
         dataset = dataset.select(range(min(script_args.max_train_samples, len(dataset))))
@@ -674,7 +684,7 @@ def train(script_args: ScriptArguments, training_args, model_args, reward_funcs:
 
     timer = RewardTimer()
     if reward_funcs is None:
-        reward_funcs = get_reward_funcs(script_args.reward_funcs)
+        reward_funcs = get_reward_funcs(script_args.reward_funcs, script_args.verifier_timeout)
     start_workers(timeout=0)  # verifier workers import and warm up while the trainer is built
     reward_names = [get_callable_name(f) for f in reward_funcs]
     reward_funcs = [timer.wrap(f) for f in reward_funcs]

@@ -43,6 +43,47 @@ def is_definite(problem: dict) -> bool:
     return bool(str(problem.get("lower") or "").strip()) and bool(str(problem.get("upper") or "").strip())
 
 
+def _blank(value) -> bool:
+    return value is None or (isinstance(value, float) and value != value) or not str(value).strip()
+
+
+def validate_rows(rows: Iterable[dict], what: str = "dataset") -> None:
+    """Check problem rows before training on them: every row needs an ``integrand`` that parses (as
+    trusted data) and either both bounds or neither; bounds must be numbers. A row that fails would make
+    every completion of it unscorable, so the first few bad rows are named (id and reason) in one error.
+
+    Example:
+        >>> validate_rows([{"id": "a", "integrand": "x**2", "lower": "0", "upper": ""}])
+        Traceback (most recent call last):
+        ...
+        ValueError: dataset has 1 bad row(s): a: only one of the bounds is given
+    """
+    from ladder_hf.verifier import MathParseError, compile_math
+
+    bad = []
+    for index, row in enumerate(rows):
+        name = row.get("id") or f"row {index}"
+        reason = ""
+        try:
+            if _blank(row.get("integrand")):
+                reason = "no integrand"
+            else:
+                compile_math(str(row["integrand"]), row.get("variable") or "x", trusted=True)
+                if _blank(row.get("lower")) != _blank(row.get("upper")):
+                    reason = "only one of the bounds is given"
+                elif not _blank(row.get("lower")):
+                    for bound in (row["lower"], row["upper"]):
+                        if compile_math(str(bound), row.get("variable") or "x", trusted=True).has_variable:
+                            reason = f"bound {bound!r} depends on the variable"
+        except (MathParseError, ValueError) as err:
+            reason = f"does not parse ({err})"
+        if reason:
+            bad.append(f"{name}: {reason}")
+    if bad:
+        more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
+        raise ValueError(f"{what} has {len(bad)} bad row(s): " + "; ".join(bad[:5]) + more)
+
+
 def format_problem(
     problem: dict, indefinite_template: str = INDEFINITE_TEMPLATE, definite_template: str = DEFINITE_TEMPLATE
 ) -> str:

@@ -15,16 +15,20 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
+from collections import Counter
 from collections.abc import Callable
+from functools import partial, update_wrapper
 
 from ladder_hf.verifier import MathParseError, verify_batch
 from ladder_hf.verifier.numeric import compile_math
 from ladder_hf.verifier.sandbox import DEFAULT_TIMEOUT
 
-_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.IGNORECASE | re.DOTALL)
+logger = logging.getLogger(__name__)
+
 _BOXED_RE = re.compile(r"\\boxed\s*\{")
-MAX_COMPLETION_CHARS = 100_000  # regex work on a completion is bounded by this
+MAX_COMPLETION_CHARS = 100_000  # only the last this many characters of a completion are read
 
 
 def _completion_text(completion) -> str:
@@ -45,17 +49,37 @@ def _completion_text(completion) -> str:
 
 
 def _last_boxed(text: str) -> str | None:
-    starts = [m.end() for m in _BOXED_RE.finditer(text)]
-    for start in reversed(starts):
-        depth = 1
-        for i in range(start, len(text)):
-            if text[i] == "{":
-                depth += 1
-            elif text[i] == "}":
-                depth -= 1
-                if depth == 0:
-                    return text[start:i]
+    """Content of the last ``\\boxed{...}`` whose brace closes; one pass over the text (no rescans, so
+    thousands of unclosed ``\\boxed{`` cost linear time)."""
+    closing: dict[int, int] = {}  # position of each "{" -> its matching "}"
+    stack: list[int] = []
+    for match in re.finditer(r"[{}]", text):
+        if match.group() == "{":
+            stack.append(match.start())
+        elif stack:
+            closing[stack.pop()] = match.start()
+    for match in reversed(list(_BOXED_RE.finditer(text))):
+        end = closing.get(match.end() - 1)
+        if end is not None:
+            return text[match.end() : end]
     return None
+
+
+def _answer_blocks(text: str) -> tuple[str | None, int]:
+    """The last complete ``<answer>...</answer>`` block (any case) and how many complete blocks there
+    are, in linear time: an opening tag pairs with the first closing tag after it."""
+    lower = text.lower()
+    last, count, pos = None, 0, 0
+    while True:
+        start = lower.find("<answer>", pos)
+        if start < 0:
+            return last, count
+        end = lower.find("</answer>", start + 8)
+        if end < 0:
+            return last, count
+        # the block runs from the last opening tag before this closing tag
+        start = lower.rfind("<answer>", start, end)
+        last, count, pos = text[start + 8 : end], count + 1, end + 9
 
 
 def extract_answer(text) -> str | None:
@@ -71,8 +95,9 @@ def extract_answer(text) -> str | None:
         True
     """
     text = _completion_text(text)[-MAX_COMPLETION_CHARS:]
-    matches = _ANSWER_RE.findall(text)
-    answer = matches[-1] if matches else _last_boxed(text)
+    answer, _ = _answer_blocks(text)
+    if answer is None:
+        answer = _last_boxed(text)
     if answer is None or not answer.strip():
         return None
     return answer.strip()
@@ -104,23 +129,41 @@ def _items(completions: list, kwargs: dict) -> tuple[list[dict], list[str | None
     return items, answers
 
 
+UNSCORED_COUNTS: Counter = Counter()  # problem-side and sandbox failures seen by this process, by status
+
+
 def _log(kwargs: dict, results) -> None:
     """Report verifier outcome rates through TRL's ``log_metric`` / ``log_extra`` hooks when present."""
+    unscored = Counter(r.status for r in results if not r.scored)
+    UNSCORED_COUNTS.update(unscored)
+    if unscored:
+        logger.warning(
+            "integration_reward: %d of %d completions not scored (reward None): %s",
+            sum(unscored.values()),
+            len(results),
+            ", ".join(f"{status} x{n}" for status, n in sorted(unscored.items())),
+        )
     log_metric = kwargs.get("log_metric")
     if callable(log_metric) and results:
         n = len(results)
-        for status in ("no_answer", "parse_error", "timeout", "unverifiable"):
+        for status in ("no_answer", "parse_error", "timeout", "unverifiable", "bad_problem", "no_reference", "error"):
             log_metric(f"verifier/{status}_frac", sum(r.status == status for r in results) / n)
     log_extra = kwargs.get("log_extra")
     if callable(log_extra):
         log_extra("verifier", [r.reason[:120] for r in results])
 
 
-def integration_reward(prompts=None, completions=None, completion_ids=None, **kwargs) -> list[float]:
-    """1.0 when the verifier accepts the completion's answer for the row's integral, else 0.0.
+def integration_reward(
+    prompts=None, completions=None, completion_ids=None, *, timeout: float = DEFAULT_TIMEOUT, **kwargs
+) -> list[float | None]:
+    """1.0 when the verifier accepts the completion's answer for the row's integral, 0.0 when it does
+    not, and ``None`` (TRL skips it) when the verdict says nothing about the answer: a malformed row, an
+    integral whose value cannot be established, a sandbox failure. Those are counted in
+    :data:`UNSCORED_COUNTS`, logged as a warning and reported as ``verifier/<status>_frac``.
 
-    Works for plain-text and conversational completions; checks run in parallel in sandboxed
-    worker processes (hard per-answer timeout ``kwargs.get("verifier_timeout", 2.0)``).
+    Works for plain-text and conversational completions; checks run in parallel in sandboxed worker
+    processes with a per-answer ``timeout`` and the retry policy of :func:`~ladder_hf.verifier.verify_batch`
+    (the same as the ``integration_bee`` metric's). Set the timeout with :func:`make_integration_reward`.
 
     Example:
         >>> integration_reward(completions=["<answer>x^3/3</answer>", "<answer>x^3</answer>"],  # doctest: +SKIP
@@ -129,20 +172,37 @@ def integration_reward(prompts=None, completions=None, completion_ids=None, **kw
     """
     completions = list(completions or [])
     items, _ = _items(completions, kwargs)
-    timeout = float(kwargs.get("verifier_timeout") or DEFAULT_TIMEOUT)
-    results = verify_batch(items, timeout=timeout)
+    results = verify_batch(items, timeout=float(kwargs.get("verifier_timeout") or timeout))
     _log(kwargs, results)
-    return [1.0 if r.correct else 0.0 for r in results]
+    return [None if not r.scored else 1.0 if r.correct else 0.0 for r in results]
 
 
-async def async_integration_reward(prompts=None, completions=None, completion_ids=None, **kwargs) -> list[float]:
+def make_integration_reward(timeout: float = DEFAULT_TIMEOUT) -> Callable:
+    """:func:`integration_reward` with another per-answer time limit (open-r1 style ``functools.partial``),
+    named so that TRL logs it as ``integration_reward``.
+
+    Example:
+        >>> make_integration_reward(timeout=5.0).__name__
+        'integration_reward'
+    """
+    return _with_timeout(integration_reward, timeout)
+
+
+async def async_integration_reward(
+    prompts=None, completions=None, completion_ids=None, *, timeout: float = DEFAULT_TIMEOUT, **kwargs
+) -> list[float | None]:
     """Async :func:`integration_reward`: TRL awaits it concurrently with other async rewards.
 
     The verification itself already runs in worker processes; this variant only frees TRL's event
     loop while waiting for them.
     """
     return await asyncio.to_thread(
-        integration_reward, prompts=prompts, completions=completions, completion_ids=completion_ids, **kwargs
+        integration_reward,
+        prompts=prompts,
+        completions=completions,
+        completion_ids=completion_ids,
+        timeout=timeout,
+        **kwargs,
     )
 
 
@@ -160,11 +220,11 @@ def format_reward(prompts=None, completions=None, completion_ids=None, **kwargs)
     rewards = []
     for completion, variable in zip(completions, variables, strict=True):
         text = _completion_text(completion)[-MAX_COMPLETION_CHARS:]
-        blocks = _ANSWER_RE.findall(text)
+        block, count = _answer_blocks(text)
         score = 0.0
-        if len(blocks) == 1 and blocks[0].strip():
+        if count == 1 and block.strip():
             try:
-                compile_math(blocks[0], variable or "x")
+                compile_math(block, variable or "x")
                 score = 1.0
             except (MathParseError, ValueError):
                 score = 0.0
@@ -179,11 +239,15 @@ REWARD_FUNCS: dict[str, Callable] = {
 }
 
 
-def get_reward_funcs(names: list[str]) -> list[Callable]:
-    """Reward functions by registry name (see :data:`REWARD_FUNCS`), in order.
+_TIMED = (integration_reward, async_integration_reward)
+
+
+def get_reward_funcs(names: list[str], verifier_timeout: float = DEFAULT_TIMEOUT) -> list[Callable]:
+    """Reward functions by registry name (see :data:`REWARD_FUNCS`), in order; the integration rewards get
+    ``verifier_timeout`` seconds per answer (the recipes' ``--verifier_timeout``).
 
     Example:
-        >>> [f.__name__ for f in get_reward_funcs(["integration", "format"])]
+        >>> [f.__name__ for f in get_reward_funcs(["integration", "format"], verifier_timeout=5.0)]
         ['integration_reward', 'format_reward']
     """
     if isinstance(names, str):
@@ -191,4 +255,13 @@ def get_reward_funcs(names: list[str]) -> list[Callable]:
     unknown = [n for n in names if n not in REWARD_FUNCS]
     if unknown:
         raise ValueError(f"unknown reward function(s) {unknown}; available: {sorted(REWARD_FUNCS)}")
-    return [REWARD_FUNCS[n] for n in names]
+    funcs = [REWARD_FUNCS[n] for n in names]
+    if verifier_timeout != DEFAULT_TIMEOUT:
+        funcs = [_with_timeout(f, verifier_timeout) if f in _TIMED else f for f in funcs]
+    return funcs
+
+
+def _with_timeout(func: Callable, timeout: float) -> Callable:
+    reward = partial(func, timeout=timeout)
+    update_wrapper(reward, func)
+    return reward

@@ -100,6 +100,10 @@ class TTRLArguments:
         default_factory=lambda: ["integration", "format"],
         metadata={"help": "Reward function names from ladder_hf.rewards.REWARD_FUNCS."},
     )
+    verifier_timeout: float = field(
+        default=2.0,
+        metadata={"help": "Seconds the verifier may spend on one answer (timed-out answers get one retry at 4x)."},
+    )
     restore: str = field(
         default="snapshot",
         metadata={
@@ -467,7 +471,7 @@ def run_ttrl(
     (out / "ttrl_args.json").write_text(json.dumps(asdict(ttrl_args), indent=2) + "\n", encoding="utf-8")
     model_path = resolve_model_name_or_path(getattr(model_args, "model_name_or_path", None))
     model, tokenizer = _load(model_path, model_args)
-    reward_funcs = get_reward_funcs(ttrl_args.reward_funcs)
+    reward_funcs = get_reward_funcs(ttrl_args.reward_funcs, ttrl_args.verifier_timeout)
     backend_cache: dict = {}
 
     peft_config = None

@@ -689,9 +689,12 @@ TAIL_BANDS = ((1e5, 1e6), (1e7, 5e8))
 def _singular_points(f: Program, x: np.ndarray, magnitude: np.ndarray, finite: np.ndarray) -> list[float]:
     """Points where the scanned integrand is undefined or spikes far above its typical size (at most 16),
     each moved to where |f| peaks between its grid neighbours (a pole between grid points)."""
-    typical = np.median(magnitude[finite]) if np.any(finite) else 0.0
-    spikes = np.flatnonzero(~finite | (magnitude > SPIKE_FACTOR * max(typical, 1e-300)))
-    inner = spikes[(spikes > 0) & (spikes < len(x) - 1)]
+    typical = np.percentile(magnitude[finite], 90) if np.any(finite) else 0.0
+    peak = np.zeros(len(x), dtype=bool)
+    peak[1:-1] = (magnitude[1:-1] >= magnitude[:-2]) & (magnitude[1:-1] >= magnitude[2:])
+    spikes = np.flatnonzero(~finite | (peak & (magnitude > SPIKE_FACTOR * max(typical, 1e-300))))
+    # the interval's own ends are quadrature endpoints already: skip candidates next to them
+    inner = spikes[(spikes > 2) & (spikes < len(x) - 3)]
     if len(inner) > 16:
         inner = inner[np.argsort(-np.where(finite[inner], magnitude[inner], np.inf))[:16]]
     located = []

@@ -22,7 +22,6 @@ ANSWER_FORMATS = ("auto", "tagged", "bare")
 # singularities and branch points that simple rationals (0, 1/2, 1) hit in integration answers.
 _PROBES = ("0.3183098861837907", "0.4142135623730950", "0.5772156649015329", "0.7071067811865476", "0.8862269254527580")
 _RTOL = 1e-6
-RETRY_FACTOR = 4  # a timed-out verification is retried once with this many times the time limit
 
 
 def resolve_reference(reference: str | Mapping[str, Any]) -> dict:
@@ -250,17 +249,20 @@ def score(
 
     # Verify each distinct (problem, answer) once.
     keys = sorted({(i, a) for i, row_answers in enumerate(answers) for a in row_answers if a is not None})
+    # Definite rows carry their official value: the verifier falls back to it only when the integral
+    # cannot be established numerically (a sum the grammar does not take, millions of kinks). Timed-out
+    # answers get the verifier's retry, the same policy as the GRPO reward's.
     items = [
-        {"integrand": rows[i]["integrand"], "lower": rows[i]["lower"], "upper": rows[i]["upper"], "candidate": a}
+        {
+            "integrand": rows[i]["integrand"],
+            "lower": rows[i]["lower"],
+            "upper": rows[i]["upper"],
+            "candidate": a,
+            "answer": rows[i].get("answer") if is_definite(rows[i]) else None,
+        }
         for i, a in keys
     ]
     results = dict(zip(keys, verify_batch(items, timeout=timeout), strict=True)) if items else {}
-    # Time limits are wall-clock, so a loaded machine or a cold worker can time out a good answer:
-    # give timed-out answers one more try with more time before counting them wrong.
-    retry = [j for j, key in enumerate(keys) if "timeout" in results[key].reason]
-    if retry:
-        again = verify_batch([items[j] for j in retry], timeout=RETRY_FACTOR * timeout)
-        results.update({keys[j]: result for j, result in zip(retry, again, strict=True)})
     correct = [
         [a is not None and results[(i, a)].correct for a in row_answers] for i, row_answers in enumerate(answers)
     ]
@@ -290,7 +292,11 @@ def score(
             voted_correct[i] = ok
             voted_answer[i] = None if index is None else row_answers[index]
 
-    result = _aggregate(range(len(rows)), correct, voted_correct, ks, multi)
+    # rows whose problem is known to be wrong (an integrand that disagrees with its official answer) are
+    # scored for the record but not counted
+    counted = [i for i, row in enumerate(rows) if not row.get("excluded")]
+    result = _aggregate(counted, correct, voted_correct, ks, multi)
+    result["excluded"] = [rows[i].get("id", i) for i in range(len(rows)) if rows[i].get("excluded")]
     result["num_predictions"] = sum(len(s) for s in samples)
     result["answer_rate"] = sum(a is not None for s in answers for a in s) / result["num_predictions"]
     if multi:
@@ -309,7 +315,7 @@ def score(
         result["ids"] = ids
     years: dict[str, list[int]] = {}
     for i, row in enumerate(rows):
-        if row.get("year") not in (None, ""):
+        if row.get("year") not in (None, "") and not row.get("excluded"):
             years.setdefault(str(row["year"]), []).append(i)
     if years:
         result["per_year"] = {

@@ -158,3 +158,33 @@ def test_grpo_trainer_two_steps_with_our_rewards(tiny_model_dir, tmp_path):
         assert entry["rewards/integration_reward/mean"] == 0.0
         assert entry["rewards/format_reward/mean"] == 0.0
         assert entry["verifier/no_answer_frac"] == 1.0
+
+
+def test_answer_extraction_is_linear_in_hostile_completions():
+    import time
+
+    from ladder_hf.rewards import extract_answer, format_reward
+
+    for text in ("<answer>" * 12_500, r"\boxed{" * 14_000, "<answer>x</answer>" * 5000 + r"\boxed{" * 8000):
+        start = time.monotonic()
+        extract_answer(text)
+        format_reward(completions=[text])
+        assert time.monotonic() - start < 2.0  # seconds to a minute before; milliseconds now
+    assert extract_answer("<answer>a</answer> <ANSWER> x^2 </answer>") == "x^2"
+    assert extract_answer(r"\boxed{x} then \boxed{\frac{x^2}{2}} and \boxed{unclosed") == r"\frac{x^2}{2}"
+
+
+def test_problem_side_failures_are_none_not_zero():
+    from ladder_hf.rewards import UNSCORED_COUNTS, get_reward_funcs, integration_reward
+
+    before = sum(UNSCORED_COUNTS.values())
+    rewards = integration_reward(
+        completions=["<answer>x^3/3</answer>", "<answer>1</answer>", "<answer>0</answer>", "<answer>x</answer>"],
+        integrand=["x**2", "x**", "tan(x)", "1"],
+        lower=["", "", "-pi/2", "0"],
+        upper=["", "", "pi/2", ""],
+    )
+    assert rewards == [1.0, None, None, None]  # typo'd integrand, divergent integral, half-specified bounds
+    assert sum(UNSCORED_COUNTS.values()) - before == 3
+    (timed,) = get_reward_funcs(["integration"], verifier_timeout=7.0)
+    assert timed.keywords["timeout"] == 7.0 and timed.__name__ == "integration_reward"

@@ -358,3 +358,96 @@ def test_integrands_get_relaxed_bounds_answers_do_not():
     assert verify_antiderivative("x", "x**6000").status == "parse_error"
     with pytest.raises(MathParseError):
         parse_math("x**20000", trusted=True)
+
+
+# ----------------------------------------------------------------------------- the definition, clause by clause
+
+
+def _judge(cases):
+    results = verify_batch([{"integrand": f, "candidate": a} for f, a, _, _ in cases], timeout=10.0)
+    return [
+        f"∫{f} dx ≟ {a} ({note}): expected {ok}, got {r.correct} [{r.reason}]"
+        for (f, a, ok, note), r in zip(cases, results, strict=True)
+        if r.correct != ok
+    ]
+
+
+@pytest.mark.parametrize("category", ["CONTINUITY", "UNDEFINED", "TINY_ERRORS", "SAMPLING", "FORMATS"])
+def test_definition_clauses_both_ways(category):
+    import verifier_cases
+
+    cases = getattr(verifier_cases, category)
+    assert any(ok for *_, ok, _ in cases) and any(not ok for *_, ok, _ in cases)
+    wrong = _judge(cases)
+    assert not wrong, "\n".join(wrong)
+
+
+def test_definite_clauses_both_ways():
+    from verifier_cases import DEFINITE_HARD
+
+    items = [{"integrand": f, "lower": lo, "upper": hi, "candidate": a} for f, lo, hi, a, _, _ in DEFINITE_HARD]
+    wrong = []
+    for (f, lo, hi, a, expected, note), r in zip(DEFINITE_HARD, verify_batch(items, timeout=10.0), strict=True):
+        if expected is None:  # cannot be established: never a confident verdict, and not scored
+            if r.correct or r.scored:
+                wrong.append(f"{note}: expected unverifiable, got {r.status} [{r.reason}]")
+        elif r.correct != expected:
+            wrong.append(f"{note}: expected {expected}, got {r.correct} [{r.reason}]")
+    assert not wrong, "\n".join(wrong)
+
+
+def _independent_label(integrand: str, answer: str) -> bool | None:
+    """Label check that shares nothing with the verifier but its parser's sympy output: sympy's diff at 60
+    digits at points where the integrand is real; None when the case needs more than a derivative check."""
+    import mpmath
+
+    f, F = parse_math(integrand, trusted=True), parse_math(answer)
+    if F.has(sympy.floor, sympy.ceiling, sympy.sign, sympy.Abs) or F.free_symbols == set():
+        return None
+    derivative = sympy.diff(F, x)
+    ok, checked = True, 0
+    for point in (-7.3, -2.2, -0.6, -0.007, 0.004, 0.0093, 0.35, 0.9, 1.7, 4.4, 23.1, 28.7):
+        fx = sympy.N(f.subs(x, point), 60)
+        if not fx.is_real or not fx.is_finite:
+            continue
+        checked += 1
+        dx = sympy.N(derivative.subs(x, point), 60)
+        if not dx.is_finite:
+            return None
+        ok &= bool(
+            abs(complex(dx) - complex(fx)) <= 1e-30 * max(1.0, abs(complex(fx))) or mpmath.almosteq(dx, fx, 1e-40)
+        )
+    return ok if checked >= 2 else None
+
+
+def test_labels_of_derivative_clauses_agree_with_an_independent_high_precision_check():
+    import verifier_cases
+
+    disagreements = []
+    for name in ("TINY_ERRORS", "SAMPLING", "UNDEFINED"):
+        for f, a, ok, note in getattr(verifier_cases, name):
+            if (
+                "overflow" in note
+                or "undefined" in note
+                or "infinity" in note
+                or "division" in note
+                or "precision" in note
+            ):
+                continue  # not a derivative question
+            label = _independent_label(f, a)
+            if label is not None and label != ok:
+                disagreements.append(f"{name}: {f} | {a} ({note}): label {ok}, sympy says {label}")
+    assert not disagreements, "\n".join(disagreements)
+
+
+def test_slow_answers_are_rejected_fast_in_bulk():
+    # 256 completions, 128 of them distinct answers that are expensive to evaluate: bounded, no correct one lost
+    slow = [rf"x^3/3 + \sin(e^{{e^{{20}}}}) + {k}" for k in range(128)]
+    items = [{"integrand": "x**2", "candidate": a} for a in slow] + [
+        {"integrand": "x**2", "candidate": f"x^3/3 + {k}"} for k in range(128)
+    ]
+    start = time.monotonic()
+    results = verify_batch(items)
+    elapsed = time.monotonic() - start
+    assert [r.correct for r in results] == [False] * 128 + [True] * 128
+    assert elapsed < 60  # 218 s before the magnitude guards; benchmarks/verifier.py reports the time

@@ -317,3 +317,105 @@ ADVERSARIAL = [
     "x/0",
     "1e999999",
 ]
+
+# The definition of "correct", clause by clause (docs/verifier.md), each with cases both ways.
+# (integrand, answer, correct?, note): indefinite.
+CONTINUITY = [
+    ("x**2", "x^3/3 + floor(x)", False, "step function added"),
+    ("x**2", "x^3/3 + sign(x)", False, "sign added"),
+    ("x**2", r"x^3/3 + \operatorname{sgn}(x)", False, "sgn added"),
+    ("x**2", r"x^3/3 + \lceil x\rceil", False, "ceiling added"),
+    ("x**2", "x^3/3 + floor(sin(10^25 x))", False, "step of an unresolvable oscillation"),
+    ("x**2", "x^3/3 + 10^{-20} floor(x)", False, "tiny jump"),
+    ("x**2", "x^3/3 + x/|x|", False, "jump written with abs"),
+    ("x**2", "x^3/3 + atan(tan(x)) - x", False, "jumps at the poles of tan, integrand finite there"),
+    ("floor(x)", "x*floor(x) - floor(x)*(floor(x)+1)/2", True, "the continuous antiderivative of floor"),
+    ("ceiling(x)", "x*ceiling(x) - ceiling(x)*(ceiling(x)-1)/2", True, "the continuous antiderivative of ceiling"),
+    ("Abs(x)", "sign(x)*x^2/2", True, "sign in a continuous answer"),
+    ("tan(x)", r"-\ln|\cos x| + \lfloor x/\pi + 1/2 \rfloor", True, "jumps only where the integrand is singular"),
+    (
+        "1/(1 + cos(x)**2)",
+        "atan(tan(x)/sqrt(2))/sqrt(2) + pi*floor(x/pi + 1/2)/sqrt(2)",
+        True,
+        "continuous arctan form",
+    ),
+    ("1/(1 + cos(x)**2)", "atan(tan(x)/sqrt(2))/sqrt(2)", False, "arctan form jumps where the integrand is finite"),
+    ("x**2", "x^3/3 + log(x^2)/2 - log(x)", False, "a constant i*pi for x<0: jumps at 0"),
+]
+UNDEFINED = [
+    ("x**2", "x^3/3 + e^{-10^6 x}", False, "overflows where the integrand is finite"),
+    ("x**2", "x^3/3 + (x^{5000})^{5000}", False, "overflows for |x|>1"),
+    ("x**2", r"x^3/3 + 0\cdot\infty", False, "0 times infinity"),
+    ("x**2", r"x^3/3 + \tan\frac{\pi}{2}", False, "undefined constant"),
+    ("x**2", "x^3/3 + 1/(x-x)", False, "division by zero everywhere"),
+    ("x**2", r"x^3/3 + \sin(e^{e^{20}})", False, "constant beyond any precision"),
+    ("3*x**2/(1 + exp(-x**3))", "log(exp(x^3) + 1)", True, "float64 overflows at x>8.9, the answer is right"),
+    ("1/x", "log(x)", True, "principal branch: log|x| + i pi for x<0"),
+    ("1/(x**2 - 1)", "-atanh(x)", True, "principal branch on |x|>1"),
+    ("1/x", "log(x) + sqrt(x) - sqrt(Abs(x))", False, "right for x>0, wrong (complex slope) for x<0"),
+    ("1/sqrt(x**2 - 1)", r"\ln|x + \sqrt{x^2-1}|", True, "both branches"),
+]
+TINY_ERRORS = [
+    ("x**2", "1.000000001*x^3/3", False, "relative 1e-9"),
+    ("x**2", "0.3333333333 x^3", False, "relative 1e-10"),
+    ("x**2", "(1 + 10^{-15}) x^3/3", False, "relative 1e-15"),
+    ("x**2", "x^3/3 + 10^{-12} x", False, "tiny extra slope"),
+    ("cos(x)", "sin(x) + 10^{-9}", True, "a tiny constant is a constant"),
+]
+SAMPLING = [
+    ("sqrt(x - 20)", "(2/3)(x-20)^{3/2}", True, "domain x >= 20"),
+    ("sqrt(x - 20)", "(2/3)(x-20)^{3/2} * 1.0001", False, "domain x >= 20, wrong"),
+    ("log(x - 25)", "(x-25)log(x-25) - x", True, "domain x > 25"),
+    ("log(x - 25)", "(x-25)log(x-25)", False, "domain x > 25, missing term"),
+    ("sqrt(1 - 10000*x**2)", r"\frac{x\sqrt{1-10000x^2}}{2} + \frac{\arcsin(100x)}{200}", True, "domain |x| <= 0.01"),
+    ("sqrt(1 - 10000*x**2)", r"\frac{x\sqrt{1-10000x^2}}{2}", False, "domain |x| <= 0.01, missing term"),
+]
+# Formats real models write: (integrand, answer, correct?, note)
+FORMATS = [
+    ("x**2", "\\[\n\\frac{x^3}{3}\n+ C\n\\]", True, "display math over lines, + C on its own line"),
+    ("x**2", "$$\\frac{x^3}{3} + C$$", True, "$$ display math"),
+    ("x**2", r"\int x^2\,dx = \frac{x^3}{3} + C", True, "equation form"),
+    ("x**2", "F(x) = x^3/3 + C_1", True, "F(x) = ..., C_1"),
+    ("x**2", r"\displaystyle \frac{x^{3}}{3} + \text{constant}", True, "displaystyle, + \\text{constant}"),
+    ("x**3", "x⁴/4", True, "unicode superscript"),
+    ("x**3", "x⁴/3", False, "unicode superscript, wrong"),
+    ("1/sqrt(x)", "2√x", True, "unicode root"),
+    ("x**(-2/3)", "3∛x", True, "unicode cube root"),
+    ("log(1 - x)/x", r"-\operatorname{Li}_2(x)", True, "dilogarithm"),
+    ("log(1 - x)/x", r"\operatorname{Li}_2(x)", False, "dilogarithm, sign"),
+    (
+        "exp(-x**2)",
+        r"\frac{\sqrt{\pi}}{2}\operatorname{erf}(x) + \operatorname{erf}(1)",
+        True,
+        "special function of a constant",
+    ),
+    (
+        "x",
+        r"\frac{x^2}{2} + \operatorname{Si}(\pi) + \zeta(3) + \Gamma(1/4) + G + \gamma + \binom{5}{2} + 5!",
+        True,
+        "constants",
+    ),
+]
+# (integrand, lower, upper, answer, correct? or None for unverifiable, note): definite.
+DEFINITE_HARD = [
+    ("sin(x)", "pi", "0", "-2", True, "reversed bounds"),
+    ("floor(x)", "5", "0", "-10", True, "reversed bounds over jumps"),
+    ("floor(x)", "5", "0", "10", False, "reversed bounds over jumps, sign lost"),
+    ("Abs(x - 1)", "2", "0", "-1", True, "reversed bounds over a kink"),
+    ("tan(x)", "-pi/2", "pi/2", "0", None, "divergent (principal value 0)"),
+    ("x/(x**2 - 1)", "-2", "2", "0", None, "divergent, poles inside"),
+    ("1/(x - 0.3)", "0", "1", "log(7/3)", None, "divergent, pole between grid points"),
+    ("sin(x)/x", "0", "oo", "pi/2", None, "conditionally convergent on an infinite range"),
+    ("exp(-10000*(x - 3.7)**2)", "-10", "10", "sqrt(pi)/100", True, "narrow peak"),
+    ("exp(-10000*(x - 3.7)**2)", "-10", "10", "0", False, "narrow peak missed"),
+    ("exp(-(x - 2024)**2/4)", "-oo", "oo", r"2\sqrt{\pi}", True, "mass far from the origin"),
+    ("exp(-(x - 2024)**2/4)", "-oo", "oo", "0", False, "mass far from the origin missed"),
+    ("x**2", "0", "1", r"(10^{40}+\pi)-10^{40}-\pi+\frac{1}{3}", True, "answer evaluated precisely"),
+    ("1", "0", "pi", r"(10^{40}+\pi)-10^{40}", True, "pi as a difference of 41-digit numbers"),
+    ("1", "0", "pi", r"(10^{40}+\pi)-10^{40}+10^{-3}", False, "precision, wrong"),
+    ("log(Abs(x))", "-1", "1", "-2", True, "integrable singularity inside"),
+    ("1/sqrt(Abs(x))", "-1", "1", "4", True, "integrable singularity inside"),
+    ("x**(-3/2)", "1", "oo", "2", True, "power-law tail"),
+    ("cos(x)**2020", "0", "2*pi", r"\binom{2020}{1010}\pi/2^{2019}", True, "binomial answer (2020 Q9)"),
+    ("exp(-x)", "0", "oo", r"\Gamma(1)", True, "Gamma of a constant"),
+]

@@ -190,7 +190,7 @@ def _cell_integrals(integrand: str, variable: str) -> tuple[np.ndarray, np.ndarr
     Returns the sort order of the sample points, each cell's integral and a mask of the cells whose
     integral is trustworthy (12- and 24-node Gauss-Legendre agree: no singularity or jump inside).
     """
-    f, points, values = _integrand_values(integrand, variable)
+    f, points, _ = _integrand_values(integrand, variable)
     order = np.argsort(points)
     x = points[order]
     if len(x) < 2:

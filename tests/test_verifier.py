@@ -407,6 +407,7 @@ def _independent_label(integrand: str, answer: str) -> bool | None:
     derivative = sympy.diff(F, x)
     ok, checked = True, 0
     for point in (-7.3, -2.2, -0.6, -0.007, 0.004, 0.0093, 0.35, 0.9, 1.7, 4.4, 23.1, 28.7):
+        point = sympy.Rational(str(point))
         fx = sympy.N(f.subs(x, point), 60)
         if not fx.is_real or not fx.is_finite:
             continue

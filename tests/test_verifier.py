@@ -452,3 +452,35 @@ def test_slow_answers_are_rejected_fast_in_bulk():
     elapsed = time.monotonic() - start
     assert [r.correct for r in results] == [False] * 128 + [True] * 128
     assert elapsed < 60  # 218 s before the magnitude guards; benchmarks/verifier.py reports the time
+
+
+def _stubborn(seconds: float):
+    # ignores its own timer: only the parent's hard deadline stops it
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            time.sleep(0.05)
+        except BaseException:
+            pass
+    return os.getpid()
+
+
+def test_a_timed_out_task_costs_no_worker_restart_but_a_stuck_one_is_killed():
+    from ladder_hf.verifier.sandbox import WorkerPool
+
+    pool = WorkerPool()
+    pool.size = 1
+    try:
+        (first,) = pool.run(_pid, [(0,)], timeout=60)
+        slow, after = pool.run(_sleep_then, [(30, "late"), (0, "next")], timeout=0.3)
+        assert not slow.ok and slow.error.startswith("timeout")
+        assert after.ok and after.value == "next"
+        (same,) = pool.run(_pid, [(0,)], timeout=60)
+        assert same.value == first.value  # interrupted inside the worker, which lives on
+        start = time.monotonic()
+        (stuck,) = pool.run(_stubborn, [(30,)], timeout=0.3)
+        assert not stuck.ok and "timeout" in stuck.error and time.monotonic() - start < 10
+        (fresh,) = pool.run(_pid, [(0,)], timeout=60)
+        assert fresh.ok and fresh.value != first.value  # the stuck worker was killed and replaced
+    finally:
+        pool.close()

@@ -1,9 +1,14 @@
 """Worker process of :mod:`ladder_hf.verifier.sandbox` (``python -m ladder_hf.verifier._worker BYTES``).
 
-Reads length-prefixed pickled ``(fn, [args, ...])`` chunks from stdin, answers ``("started", None)``
-once the chunk is loaded, then one pickled ``("ok", value)`` or ``("err", description)`` per task, in
-order, as each finishes, until stdin closes (the parent exited). A chunk saves a round trip per task;
-the per-result frames let the parent time each task separately.
+Reads length-prefixed pickled ``(fn, [args, ...], [seconds, ...])`` chunks from stdin, answers
+``("started", None)`` once the chunk is loaded, then one pickled ``("ok", value)`` or
+``("err", description)`` per task, in order, as each finishes, until stdin closes (the parent exited).
+A chunk saves a round trip per task; the per-result frames let the parent time each task separately.
+
+Each task runs under its own ``SIGALRM`` timer (this process's main thread, where signals work): a task
+that runs out of time is interrupted and reported as ``"timeout after Ns"``, and the worker goes on
+with the next one, so a wave of slow answers does not cost a process restart each. The parent's hard
+deadline, a little later, still kills a worker stuck where Python cannot interrupt it.
 """
 
 from __future__ import annotations
@@ -11,7 +16,16 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import signal
 import sys
+
+
+class TaskTimeout(BaseException):
+    """Raised in a task by its timer (a BaseException, so task code that catches Exception lets it pass)."""
+
+
+def _on_alarm(signum, frame):
+    raise TaskTimeout
 
 
 def _limit_resources(memory_bytes: int, nice: int) -> None:
@@ -43,25 +57,34 @@ def main() -> None:
     parse_math("x")  # build the scanner once
     core.warm_up()  # and run every numeric path, so the first batch does not pay for first uses
     _limit_resources(memory_bytes, nice)
+    signal.signal(signal.SIGALRM, _on_alarm)
     write_frame(protocol_out, pickle.dumps(("ready", None)))
     while True:
         frame = read_frame(protocol_in)
         if frame is None:
             return
         try:
-            fn, chunk = pickle.loads(frame)  # imports fn's module on first use
+            fn, chunk, limits = pickle.loads(frame)  # imports fn's module on first use
         except BaseException as err:
             write_frame(protocol_out, pickle.dumps(("err", f"cannot load task: {type(err).__name__}: {err}"[:400])))
             continue
         # the per-task timeout starts now; each result written restarts it for the next task of the chunk
         write_frame(protocol_out, pickle.dumps(("started", None)))
-        for args in chunk:
-            write_frame(protocol_out, _run_one(fn, args))
+        for args, limit in zip(chunk, limits, strict=True):
+            write_frame(protocol_out, _run_one(fn, args, limit))
 
 
-def _run_one(fn, args) -> bytes:
+def _run_one(fn, args, limit: float = 0.0) -> bytes:
     try:
-        return pickle.dumps(("ok", fn(*args)), protocol=pickle.HIGHEST_PROTOCOL)
+        if limit > 0:
+            signal.setitimer(signal.ITIMER_REAL, limit)
+        try:
+            value = fn(*args)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        return pickle.dumps(("ok", value), protocol=pickle.HIGHEST_PROTOCOL)
+    except TaskTimeout:
+        return pickle.dumps(("err", f"timeout after {limit:g}s"))
     except MemoryError:
         return pickle.dumps(("err", "MemoryError: memory limit exceeded"))
     except BaseException as err:  # report everything; the parent decides

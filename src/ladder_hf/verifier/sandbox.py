@@ -1,9 +1,11 @@
 """A persistent pool of worker processes for untrusted CPU-heavy work (sympy/mpmath on model output).
 
-Each task runs in a worker process with a hard wall-clock timeout, enforced by the calling process
-with ``selectors`` and ``kill`` (so it works from any thread: TRL runs async rewards on a background
-thread, where ``signal.alarm`` does nothing), and an address-space cap set with
-``resource.setrlimit`` inside the worker. A worker that times out is killed and replaced; one that
+Each task runs in a worker process with a wall-clock timeout and an address-space cap set with
+``resource.setrlimit`` inside the worker. The worker times each task itself (``SIGALRM`` on its own main
+thread) and reports a timed-out task without dying, so slow answers cost no process restart; the calling
+process enforces a hard deadline a little later with ``selectors`` and ``kill`` (which works from any
+thread: TRL runs async rewards on a background thread, where ``signal.alarm`` does nothing) for a task
+Python cannot interrupt. A worker that misses the hard deadline is killed and replaced; one that
 dies is replaced; the caller always gets one :class:`SandboxOutcome` per input, in order.
 
 Why not ``multiprocessing``/``concurrent.futures``/pebble: their ``spawn`` and ``forkserver``
@@ -40,6 +42,7 @@ from typing import Any
 
 DEFAULT_TIMEOUT = 2.0
 _HEADER = struct.Struct("<Q")
+HARD_GRACE_SECONDS = 1.0  # after a task's own timeout, the parent waits this long before killing it
 SLOW_TASK_SECONDS = 0.1  # tasks slower than this on average are sent one at a time
 STARTUP_TIMEOUT = 120.0  # a fresh worker imports sympy/numpy/mpmath: slow on a loaded machine
 
@@ -129,8 +132,8 @@ class _Worker:
     def fileno(self) -> int:
         return self.process.stdout.fileno()
 
-    def send(self, fn: Callable, chunk: list[tuple]) -> None:
-        write_frame(self.process.stdin, pickle.dumps((fn, chunk), protocol=pickle.HIGHEST_PROTOCOL))
+    def send(self, fn: Callable, chunk: list[tuple], limits: list[float]) -> None:
+        write_frame(self.process.stdin, pickle.dumps((fn, chunk, limits), protocol=pickle.HIGHEST_PROTOCOL))
         self.tasks += len(chunk)
 
     def receive(self):
@@ -153,9 +156,15 @@ class _Worker:
             return None
 
 
+def _hard_limit(limit: float) -> float:
+    # the worker interrupts a task itself at ``limit`` (no restart); the kill is the backstop for a task
+    # stuck where Python cannot interrupt it
+    return limit + max(HARD_GRACE_SECONDS, 0.5 * limit)
+
+
 def _pickle_problem(fn: Callable, args: tuple) -> str:
     try:
-        pickle.dumps((fn, [args]), protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dumps((fn, [args], [0.0]), protocol=pickle.HIGHEST_PROTOCOL)
     except (pickle.PicklingError, AttributeError, TypeError) as err:
         return str(err) or type(err).__name__
     return ""
@@ -244,7 +253,7 @@ class WorkerPool:
                         mean = timed[0] / timed[1] if timed[1] else None
                         chunk = [queue.popleft() for _ in range(self._chunk_size(len(queue), mean))]
                         try:
-                            worker.send(fn, [args_list[i] for i in chunk])
+                            worker.send(fn, [args_list[i] for i in chunk], [limits[i] for i in chunk])
                         except (pickle.PicklingError, AttributeError, TypeError) as err:
                             # report the unpicklable tasks; the others go back to the queue
                             retry = []
@@ -277,7 +286,7 @@ class WorkerPool:
                     state = busy.get(worker)
                     if state is not None and message == ("started", None) and not state[2]:
                         state[3] = time.monotonic()
-                        state[1], state[2] = state[3] + limits[state[0][0]], True
+                        state[1], state[2] = state[3] + _hard_limit(limits[state[0][0]]), True
                     elif state is not None:
                         pending = state[0]
                         if message is None:
@@ -302,7 +311,7 @@ class WorkerPool:
                             timed[1] += 1
                             state[3] = now
                             if pending:  # the next task's clock
-                                state[1] = now + limits[pending[0]]
+                                state[1] = now + _hard_limit(limits[pending[0]])
                         if not pending:
                             busy.pop(worker)
                             if worker.tasks >= self.config.max_tasks_per_worker:

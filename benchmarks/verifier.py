@@ -142,6 +142,11 @@ def build_batch(copies: int = 1, seed: int = 0) -> list[dict]:
             add(p, f"2*({anti})", False, "factor")
             add(p, f"1.001*({anti})", False, "rel-1e-3")
             add(p, f"{anti} + x", False, "extra-term")
+            # tricks a policy finds against a lax judge: a step added, a tiny relative error, an answer
+            # that blows up where the integrand is finite
+            add(p, f"{anti} + floor(x)", False, "step")
+            add(p, f"(1 + 10**(-9))*({anti})", False, "rel-1e-9")
+            add(p, f"{anti} + exp(-10**6*x)", False, "overflow")
             # the derivative or the integrand itself is sometimes right (exp(x), sinh <-> cosh): label by sympy
             for near, kind in ((deriv, "derivative"), (f, "integrand")):
                 add(p, near, _is_antiderivative(f, near), kind)
@@ -164,6 +169,27 @@ def build_batch(copies: int = 1, seed: int = 0) -> list[dict]:
             add({"integrand": "x", "lower": "", "upper": ""}, attack, False, "attack")
             rows[-1]["baseline_skip"] = True
     return rows
+
+
+def attack_costs() -> None:
+    """Cost under attack: hostile completions for answer extraction (in the trainer process), and a
+    GRPO-sized batch of 256 in which 128 are distinct answers that are expensive to evaluate."""
+    print("\ncost under attack:")
+    for name, text in (
+        ("12,500 unclosed <answer>", "<answer>" * 12_500),
+        ("14,000 unclosed \\boxed{", r"\boxed{" * 14_000),
+    ):
+        start = time.perf_counter()
+        extract_answer(text)
+        print(f"  extract_answer, {name} ({len(text) // 1000} KB): {1e3 * (time.perf_counter() - start):.1f} ms")
+    items = [{"integrand": "x**2", "candidate": rf"x^3/3 + \sin(e^{{e^{{20}}}}) + {k}"} for k in range(128)]
+    items += [{"integrand": "x**2", "candidate": f"x^3/3 + {k}"} for k in range(128)]
+    start = time.perf_counter()
+    results = verify_batch(items)
+    seconds = time.perf_counter() - start
+    lost = sum(not r.correct for r in results[128:])
+    accepted = sum(r.correct for r in results[:128])
+    print(f"  256 answers, 128 distinct slow ones: {seconds:.2f} s, {accepted} slow accepted, {lost} correct lost")
 
 
 # ----------------------------------------------------------------------------- paper-style baseline
@@ -305,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         f"\nspeed-up, median wall-clock throughput ours / baseline: {throughput['ours'] / throughput['baseline']:.1f}x"
     )
     print(f"speed-up, median CPU time baseline / ours: {cpu_median['baseline'] / cpu_median['ours']:.1f}x")
+    attack_costs()
     wrong = [(r["kind"], r["completion"][-60:]) for v, r in zip(verdicts["ours"], rows, strict=True) if v != r["label"]]
     if wrong:
         print(f"ours disagrees with the labels on {len(wrong)}:")

@@ -318,7 +318,10 @@ def _metric():
 
 
 def _reference(problem: dict) -> dict:
-    return {k: str(problem.get(k) or "") for k in ("id", "integrand", "lower", "upper")}
+    # the official answer lets the metric judge definite problems whose value quadrature cannot establish;
+    # excluded rows (an integrand that contradicts its answer) are scored but not counted
+    reference = {k: str(problem.get(k) or "") for k in ("id", "integrand", "lower", "upper", "answer")}
+    return {**reference, "excluded": bool(problem.get("excluded"))}
 
 
 def _headline(scores: dict, k: int) -> dict:

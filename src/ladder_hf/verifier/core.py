@@ -32,7 +32,7 @@ from functools import lru_cache
 import mpmath
 import numpy as np
 
-from .numeric import NUMPY_FUNCTIONS, Program, compile_math, constant_value
+from .numeric import NUMPY_FUNCTIONS, Program, compile_math, constant_value, evaluate_node
 from .parsing import MathParseError
 from .sandbox import DEFAULT_TIMEOUT, get_pool, run_sandboxed
 
@@ -52,8 +52,13 @@ CELL_SCREEN_RTOL = 1e-7
 CELL_CONFIRM_RTOL = 1e-12
 MAX_CELL_CONFIRMATIONS = 4
 JUMP_RTOL = 1e-30  # a step function's jump, relative to the answer's size, measured at 50 digits
+FIRST_JUMPS_CHECKED = 1
+GROSS_JUMP_CELLS = 16
+GROSS_JUMP_RTOL = 1e-6  # of 1 + the size of the answer's terms: far above float64 rounding
+JUMP_ZOOM = 1024
 MAX_JUMPS_CHECKED = 64
-STEP_REGIONS = ((-100.0, 100.0), (-10.0, 10.0), (-1.0, 1.0))
+# (region, grid cells) where the answer's step functions are searched for jumps, cheapest first
+STEP_REGIONS = (((-10.0, 10.0), 4096), ((-100.0, 100.0), 1 << 15), ((-1.0, 1.0), 1 << 15))
 DEFINITE_RTOL = 1e-6
 DEFINITE_ATOL = 1e-9
 MAX_ABS_VALUE = 1e150  # beyond this, float64 comparisons are meaningless
@@ -119,7 +124,7 @@ def _seed(text: str) -> int:
 
 
 def _sample_points(seed: int) -> np.ndarray:
-    """256 real points over several scales, fixed per integrand (so its values are computed once)."""
+    """272 real points over several scales, fixed per integrand (so its values are computed once)."""
     rng = np.random.default_rng(seed)
     return np.concatenate(
         [
@@ -130,6 +135,8 @@ def _sample_points(seed: int) -> np.ndarray:
             rng.uniform(1, 10, 24),
             rng.uniform(-100, 100, 16),
             rng.uniform(-0.1, 0.1, 16),
+            # near 0 on a log scale: where x^(1/2), log(x) or e^{-10^6 x} behave unlike anywhere else
+            rng.choice([-1.0, 1.0], 16) * 10 ** rng.uniform(-8, -2, 16),
         ]
     )
 
@@ -238,9 +245,12 @@ def _confirm(f: Program, answer: Program, point: float, variable: str, scale: fl
             dx = answer_at[1]
             noise = mpmath.mpf(10) ** (-dps + 5) * (1 + mpmath.mpf(scale))
             error = abs(dx - fx)
-            if error <= CONFIRM_RTOL * max(abs(fx), abs(dx)) + noise:
+            size = max(abs(fx), abs(dx))
+            if error <= CONFIRM_RTOL * size + noise:
                 return True, ""
             disagreements.append((error, dx, fx))
+            if error > 1e5 * (CONFIRM_RTOL * size + noise):
+                break  # far above rounding at this precision: more digits would not change it
     # wrong at every precision (a rounding artefact would have shrunk with more digits)
     _, dx, fx = disagreements[-1]
     return False, (
@@ -321,15 +331,51 @@ def _jump(answer: Program, f: Program, lo: float, hi: float) -> float:
 def _step_discontinuity(f: Program, answer: Program, variable: str) -> str:
     """Where a floor/ceiling/sign in the answer changes value, the answer must not jump unless the
     integrand is singular there (``x*floor(x)`` is not an antiderivative of ``floor(x)``)."""
+    gross = _gross_step_jump(f, answer, variable)
+    if gross:
+        return gross
     rng = np.random.default_rng(0)
-    for a, b in STEP_REGIONS:
-        jumps = _step_jumps(answer, a, b, max_cells=MAX_JUMPS_CHECKED, rng=rng)
+    # a few changes first: one real jump settles it, and most step tricks jump everywhere
+    passes = [(STEP_REGIONS[0], FIRST_JUMPS_CHECKED), *((region, MAX_JUMPS_CHECKED) for region in STEP_REGIONS)]
+    for ((a, b), cells), max_cells in passes:
+        jumps = _step_jumps(answer, a, b, max_cells=max_cells, rng=rng, grid_cells=cells)
         for p in jumps:
             lo, hi = np.nextafter(p, -np.inf), p
             if not np.all(_usable(f.real(np.array([lo, hi])))) or _singular_at(f, p):
                 continue
             if _jump(answer, f, float(lo), float(hi)) > JUMP_RTOL:
                 return f"answer jumps at {variable}={p:.6g}, where the integrand is finite: not continuous"
+    return ""
+
+
+def _gross_step_jump(f: Program, answer: Program, variable: str) -> str:
+    """The cheap test first: on the grid cells of [-10, 10] where a step function of the answer changes
+    value and the integrand is smooth (its 12- and 24-node rules agree), the answer's increment must match
+    the integrand's integral up to float64 rounding of the answer's terms. A jump larger than that
+    (``+ floor(x)``, ``+ sign(x)``) is settled in float64; smaller ones go to the exact check."""
+    (a, b), cells = STEP_REGIONS[0]
+    grid = np.linspace(a, b, cells + 1)
+    steps = answer.step_values(grid)
+    changed = np.flatnonzero(~np.all(_nan_equal(steps[:, 1:], steps[:, :-1]), axis=0))[:GROSS_JUMP_CELLS]
+    if not len(changed):
+        return ""
+    lo, hi = grid[changed], grid[changed + 1]
+    with np.errstate(all="ignore"):
+        coarse, fine, _, nodes = _gauss_pieces(f.real, lo, hi)
+        ends = np.concatenate([lo, hi])
+        values = answer.real(ends)
+        scale = 1 + np.abs(answer.magnitude(ends))
+        n = len(lo)
+        smooth = np.all(np.isfinite(nodes), axis=1) & (np.abs(fine - coarse) <= CELL_RTOL * (np.abs(fine) + 1e-300))
+        increment = values[n:] - values[:n]
+        gap = np.abs(increment - fine)
+        jumps = smooth & np.isfinite(gap) & (gap > GROSS_JUMP_RTOL * (scale[:n] + scale[n:]))
+    if np.any(jumps):
+        k = int(np.flatnonzero(jumps)[0])
+        return (
+            f"answer jumps between {variable}={lo[k]:.6g} and {variable}={hi[k]:.6g} by about {increment[k] - fine[k]:.6g}, "
+            "where the integrand is finite: not continuous"
+        )
     return ""
 
 
@@ -359,11 +405,11 @@ def _cell_discontinuity(integrand: str, variable: str, f: Program, answer: Progr
             if left is None or right is None:
                 continue
             try:
-                if f.steps:  # mpmath.quad assumes smoothness: integrate between the integrand's jumps
+                if f.steps:  # quadrature rules assume smoothness: integrate between the integrand's jumps
                     integral, quad_error = _step_integral(f, a, b)
                     integral, quad_error = mpmath.mpf(integral), mpmath.mpf(quad_error) + 1e-14 * abs(integral)
-                else:
-                    integral, quad_error = mpmath.quad(f.mp, [a, b], error=True, maxdegree=8)
+                else:  # the cell was chosen where the float rules agree: a 24-node rule at 30 digits suffices
+                    integral, quad_error = _mp_gauss(f, a, b)
             except (ValueError, ZeroDivisionError, OverflowError, TypeError, ArithmeticError):
                 continue
             if not mpmath.isfinite(integral):
@@ -376,6 +422,40 @@ def _cell_discontinuity(integrand: str, variable: str, f: Program, answer: Progr
                     f"{mpmath.nstr(right[0] - left[0], 8)} where the integrand integrates to {mpmath.nstr(integral, 8)}"
                 )
     return ""
+
+
+_MP_GAUSS_RULES: dict = {}
+
+
+def _mp_gauss(f: Program, a: float, b: float):
+    """12- and 24-node Gauss-Legendre on [a, b] at the current mpmath precision: value and the difference."""
+    estimates = []
+    for n in (12, 24):
+        if (n, mpmath.mp.dps) not in _MP_GAUSS_RULES:
+            _MP_GAUSS_RULES[n, mpmath.mp.dps] = _legendre_rule(n)
+        nodes, weights = _MP_GAUSS_RULES[n, mpmath.mp.dps]
+        half, centre = (mpmath.mpf(b) - mpmath.mpf(a)) / 2, (mpmath.mpf(b) + mpmath.mpf(a)) / 2
+        estimates.append(half * mpmath.fsum(w * f.mp(centre + half * t) for t, w in zip(nodes, weights, strict=True)))
+    return estimates[1], abs(estimates[1] - estimates[0])
+
+
+def _legendre_rule(n: int):
+    """Gauss-Legendre nodes and weights at the current precision (Newton on the Legendre polynomial)."""
+    nodes, weights = [], []
+    for i in range(1, n + 1):
+        t = mpmath.cos(mpmath.pi * (i - mpmath.mpf(1) / 4) / (n + mpmath.mpf(1) / 2))
+        for _ in range(100):
+            p0, p1 = mpmath.mpf(1), t
+            for k in range(2, n + 1):
+                p0, p1 = p1, ((2 * k - 1) * t * p1 - (k - 1) * p0) / k
+            dp = n * (t * p1 - p0) / (t * t - 1)
+            step = p1 / dp
+            t -= step
+            if abs(step) < mpmath.eps * 4:
+                break
+        nodes.append(t)
+        weights.append(2 / ((1 - t * t) * dp * dp))
+    return nodes, weights
 
 
 def check_antiderivative(integrand: str, candidate: str, variable: str = "x") -> VerificationResult:
@@ -443,9 +523,10 @@ def check_antiderivative(integrand: str, candidate: str, variable: str = "x") ->
         if not agrees:
             return _fail("mismatch", reason, checks=count)
     # F' = f at every counted point: F must also be continuous wherever f is finite
-    jump = _cell_discontinuity(integrand, variable, f, answer, index, values[index])
-    if not jump and answer.steps:
-        jump = _step_discontinuity(f, answer, variable)
+    # steps first: a jump of a floor/ceiling/sign in the answer is found and measured exactly, and cheaply
+    jump = _step_discontinuity(f, answer, variable) if answer.steps else ""
+    if not jump:
+        jump = _cell_discontinuity(integrand, variable, f, answer, index, values[index])
     if jump:
         return _fail("mismatch", jump, checks=count)
     return VerificationResult(True, f"verified at {count} points", "correct", count)
@@ -469,23 +550,38 @@ def _same_steps(f: Program, x: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return np.all(_nan_equal(f.step_values(x), reference), axis=0)
 
 
-def _step_jumps(f: Program, a: float, b: float, max_cells: int = 0, rng=None) -> np.ndarray:
+def _step_jumps(
+    f: Program, a: float, b: float, max_cells: int = 0, rng=None, grid_cells: int = STEP_GRID
+) -> np.ndarray:
     """Points in (a, b) where a floor/ceiling/sign sub-expression of ``f`` changes value.
 
     Changes are found on a fine grid and each is located by vectorised bisection to float64 resolution
     (nested step functions work too: bisection only asks "same values as at the left end?"). With
     ``max_cells``, at most that many grid cells with a change are located (a random choice of them).
     """
-    grid = np.linspace(a, b, STEP_GRID + 1)
+    grid = np.linspace(a, b, grid_cells + 1)
     values = f.step_values(grid)
     cells = np.flatnonzero(~np.all(_nan_equal(values[:, 1:], values[:, :-1]), axis=0))
     if max_cells and len(cells) > max_cells:
         cells = np.sort((rng or np.random.default_rng(0)).choice(cells, max_cells, replace=False))
     lo, hi, left = grid[cells], grid[cells + 1], values[:, cells]
-    for _ in range(64):
-        mid = 0.5 * (lo + hi)
-        same = _same_steps(f, mid, left)
-        lo, hi = np.where(same, mid, lo), np.where(same, hi, mid)
+    # zoom in: each round evaluates a sub-grid of every cell in one numpy pass and keeps the first
+    # sub-cell where the step values change (1024 times narrower), down to adjacent floats
+    fractions = np.linspace(0.0, 1.0, JUMP_ZOOM + 1)
+    for _ in range(8):
+        if not len(lo) or np.all(np.nextafter(lo, hi) >= hi):
+            break
+        points = lo[:, None] + (hi - lo)[:, None] * fractions[None, :]
+        points[:, -1] = hi
+        same = np.ones(points.shape, dtype=bool)
+        for row, node in enumerate(f.steps):
+            value = evaluate_node(node, points.ravel()).reshape(points.shape)
+            reference = left[row][:, None]
+            same &= (value == reference) | ((value != value) & (reference != reference))
+        first = np.argmax(~same, axis=1)  # hi differs from the left end, so there is one
+        first = np.maximum(first, 1)
+        rows = np.arange(len(lo))
+        lo, hi = points[rows, first - 1], points[rows, first]
     return hi
 
 

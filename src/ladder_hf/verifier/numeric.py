@@ -916,6 +916,12 @@ class Program:
         return self.mp_dual(x)[1]
 
 
+def evaluate_node(node: tuple, x: np.ndarray) -> np.ndarray:
+    """float64 values of one sub-expression of a :class:`Program` (e.g. one of its ``steps``) at ``x``."""
+    with np.errstate(all="ignore"):
+        return np.asarray(_eval_np(node, x), dtype=np.float64)
+
+
 def constant_value(node: tuple, dps: int):
     """mpmath value of a sub-expression without the variable, at ``dps`` digits."""
     with mpmath.workdps(dps):
@@ -938,24 +944,26 @@ def _survey(node) -> tuple[int, list, list]:
 
 
 def _constant_parts(node) -> list:
-    """Largest sub-expressions without the variable that are more than a number (``tan(pi/2)``, ``sqrt(2)``)."""
-    if node[0] == "num":
-        return []
-    children = [c for c in node[1:] if isinstance(c, tuple)] + [c for c in node[1:] if isinstance(c, list) for c in c]
-    if not _has_var(node):
-        return [node]
-    return [part for child in children for part in _constant_parts(child)]
+    """Largest sub-expressions without the variable that are more than a number (``tan(pi/2)``, ``sqrt(2)``),
+    in one walk that decides each node's variable-freeness from its children's."""
+    parts: list = []
 
+    def walk(n) -> bool:  # True when n contains the variable
+        if n[0] == "var":
+            return True
+        children = [c for c in n[1:] if isinstance(c, tuple)]
+        children += [c for c in n[1:] if isinstance(c, list) for c in c]
+        flags = [walk(c) for c in children]
+        if any(flags):
+            parts.extend(
+                c for c, flag in zip(children, flags, strict=True) if not flag and c[0] not in ("num", "const")
+            )
+            return True
+        return False
 
-def _has_var(node) -> bool:
-    if node[0] == "var":
-        return True
-    for child in node[1:]:
-        if isinstance(child, tuple) and _has_var(child):
-            return True
-        if isinstance(child, list) and any(_has_var(c) for c in child):
-            return True
-    return False
+    if not walk(node) and node[0] not in ("num", "const"):
+        parts.append(node)
+    return parts
 
 
 def compile_math(text: str, variable: str = "x", *, trusted: bool = False) -> Program:
@@ -986,5 +994,5 @@ def compile_math(text: str, variable: str = "x", *, trusted: bool = False) -> Pr
         has_infinity=any(n == ("const", "oo") for n in kinds),
         special=not functions.isdisjoint(_SPECIAL),
         steps=tuple({repr(n): n for n in kinds if n[0] == "fn" and n[1] in STEP_FUNCTIONS}.values()),
-        constants=tuple(p for p in _constant_parts(node) if p[0] != "const") if has_variable else (),
+        constants=tuple(_constant_parts(node)) if has_variable else (),
     )

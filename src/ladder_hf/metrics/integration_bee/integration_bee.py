@@ -66,6 +66,10 @@ _REFERENCE = {
     "integrand": datasets.Value("string"),
     "lower": datasets.Value("string"),
     "upper": datasets.Value("string"),
+    # optional: the official value of a definite problem, used only when quadrature cannot establish it
+    "answer": datasets.Value("string"),
+    # optional: a problem known to be wrong (its integrand contradicts its answer), scored but not counted
+    "excluded": datasets.Value("bool"),
 }
 
 
@@ -110,12 +114,13 @@ def _normalize_one(reference):
     if reference is None:
         return None
     if isinstance(reference, str):
-        return {"id": reference, "integrand": "", "lower": "", "upper": ""}
+        return {"id": reference, "integrand": "", "lower": "", "upper": "", "answer": "", "excluded": False}
     if isinstance(reference, dict):
         unknown = set(reference) - set(_REFERENCE)
         if unknown:
             raise ValueError(f"unknown reference keys {sorted(unknown)}; expected {sorted(_REFERENCE)}")
-        return {key: "" if reference.get(key) is None else str(reference[key]) for key in _REFERENCE}
+        row = {key: "" if reference.get(key) is None else str(reference[key]) for key in _REFERENCE}
+        return {**row, "excluded": bool(reference.get("excluded"))}
     raise TypeError(f"a reference is a problem id or a dict, not {type(reference).__name__}")
 
 

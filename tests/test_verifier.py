@@ -387,7 +387,7 @@ def test_definite_clauses_both_ways():
 
     items = [{"integrand": f, "lower": lo, "upper": hi, "candidate": a} for f, lo, hi, a, _, _ in DEFINITE_HARD]
     wrong = []
-    for (f, lo, hi, a, expected, note), r in zip(DEFINITE_HARD, verify_batch(items, timeout=10.0), strict=True):
+    for (*_, expected, note), r in zip(DEFINITE_HARD, verify_batch(items, timeout=10.0), strict=True):
         if expected is None:  # cannot be established: never a confident verdict, and not scored
             if r.correct or r.scored:
                 wrong.append(f"{note}: expected unverifiable, got {r.status} [{r.reason}]")

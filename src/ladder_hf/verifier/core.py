@@ -373,8 +373,8 @@ def _gross_step_jump(f: Program, answer: Program, variable: str) -> str:
     if np.any(jumps):
         k = int(np.flatnonzero(jumps)[0])
         return (
-            f"answer jumps between {variable}={lo[k]:.6g} and {variable}={hi[k]:.6g} by about {increment[k] - fine[k]:.6g}, "
-            "where the integrand is finite: not continuous"
+            f"answer jumps between {variable}={lo[k]:.6g} and {variable}={hi[k]:.6g} by about "
+            f"{increment[k] - fine[k]:.6g}, where the integrand is finite: not continuous"
         )
     return ""
 

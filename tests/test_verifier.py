@@ -458,10 +458,8 @@ def _stubborn(seconds: float):
     # ignores its own timer: only the parent's hard deadline stops it
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        try:
+        with contextlib.suppress(BaseException):  # deliberately swallows the worker's TaskTimeout
             time.sleep(0.05)
-        except BaseException:
-            pass
     return os.getpid()
 
 

@@ -688,6 +688,12 @@ class _NumpyMath:
         return np.iscomplexobj(a)
 
     @staticmethod
+    def positive_zero(a):
+        # -0.0 imaginary parts (from a negation or a product) would put a value on the other side of a
+        # branch cut (log(-2 - 0j) = log 2 - i pi); mpmath has no signed zeros, so both backends agree
+        return a + 0j if np.iscomplexobj(a) else a
+
+    @staticmethod
     def real(a):
         return np.real(a)
 
@@ -735,6 +741,10 @@ class _MpMath:
         return isinstance(a, mpmath.mpc)
 
     @staticmethod
+    def positive_zero(a):
+        return a
+
+    @staticmethod
     def real(a):
         return mpmath.re(a)
 
@@ -778,6 +788,7 @@ def _dual(node, x, m):
         return w, None if d is None else -d * w * w
     if kind == "pow":
         base, db = _dual(node[1], x, m)
+        base = m.positive_zero(base)
         exponent = node[2]
         if _is_num(exponent):
             p = exponent[1]
@@ -819,7 +830,7 @@ def _dual(node, x, m):
         return value, slope
     name = node[1]
     a, da = _dual(node[2], x, m)
-    y = m.fn[name](a)
+    y = m.fn[name](m.positive_zero(a))
     if da is None or name in STEP_FUNCTIONS:
         return y, None
     if name in _SPECIAL:
@@ -865,6 +876,7 @@ class Program:
     special: bool  # uses a function numpy lacks (slower)
     steps: tuple = ()  # floor/ceiling/sign sub-expressions (where the value can jump)
     constants: tuple = ()  # largest sub-expressions without the variable that are not plain numbers
+    can_jump: bool = True  # has a part that can be discontinuous at a real point (a pole, a branch cut, a step)
 
     def real(self, x: np.ndarray) -> np.ndarray:
         """float64 values (NaN where not real or undefined)."""
@@ -995,4 +1007,20 @@ def compile_math(text: str, variable: str = "x", *, trusted: bool = False) -> Pr
         special=not functions.isdisjoint(_SPECIAL),
         steps=tuple({repr(n): n for n in kinds if n[0] == "fn" and n[1] in STEP_FUNCTIONS}.values()),
         constants=tuple(_constant_parts(node)) if has_variable else (),
+        can_jump=any(_may_jump(n) for n in kinds),
     )
+
+
+# Functions continuous at every real point where their argument is real and finite: an expression built
+# only from these, sums, products and positive integer powers has no jump anywhere.
+_CONTINUOUS = {"sin", "cos", "exp", "sinh", "cosh", "tanh", "sech", "atan", "asinh", "erf", "erfc", "erfi", "Si", "Shi"}
+
+
+def _may_jump(node) -> bool:
+    kind = node[0]
+    if kind in ("inv", "logb"):
+        return True
+    if kind == "pow":
+        exponent = node[2]
+        return not (_is_num(exponent) and exponent[1].denominator == 1 and exponent[1] >= 0)
+    return kind == "fn" and node[1] not in _CONTINUOUS

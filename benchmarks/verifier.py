@@ -123,7 +123,7 @@ def _is_antiderivative(integrand: str, candidate: str) -> bool:
     return sympy.simplify(sympy.diff(F, x) - f) == 0
 
 
-def build_batch(copies: int = 1, seed: int = 0) -> list[dict]:
+def build_batch(copies: int = 1, seed: int = 0, tricks: bool = True) -> list[dict]:
     """Labelled completions: correct answers in several forms, near-misses, junk and attacks."""
     rng = random.Random(seed)
     rows = []
@@ -144,9 +144,10 @@ def build_batch(copies: int = 1, seed: int = 0) -> list[dict]:
             add(p, f"{anti} + x", False, "extra-term")
             # tricks a policy finds against a lax judge: a step added, a tiny relative error, an answer
             # that blows up where the integrand is finite
-            add(p, f"{anti} + floor(x)", False, "step")
-            add(p, f"(1 + 10**(-9))*({anti})", False, "rel-1e-9")
-            add(p, f"{anti} + exp(-10**6*x)", False, "overflow")
+            if tricks:
+                add(p, f"{anti} + floor(x)", False, "step")
+                add(p, f"(1 + 10**(-9))*({anti})", False, "rel-1e-9")
+                add(p, f"{anti} + exp(-10**6*x)", False, "overflow")
             # the derivative or the integrand itself is sometimes right (exp(x), sinh <-> cosh): label by sympy
             for near, kind in ((deriv, "derivative"), (f, "integrand")):
                 add(p, near, _is_antiderivative(f, near), kind)
@@ -299,8 +300,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--copies", type=int, default=1, help="copies of the labelled set in the batch")
+    parser.add_argument(
+        "--no-tricks", action="store_true", help="leave out the step/tiny-error/overflow rows (the older batch)"
+    )
     args = parser.parse_args(argv)
-    rows = build_batch(args.copies)
+    rows = build_batch(args.copies, tricks=not args.no_tricks)
     print(f"batch: {len(rows)} labelled completions ({sum(r['label'] for r in rows)} correct)")
     times = {"baseline": [], "ours": []}
     cpu = {"baseline": [], "ours": []}

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import cache, partial
+from functools import cache, cached_property, partial
 
 import mpmath
 import numpy as np
@@ -875,8 +875,12 @@ class Program:
     has_infinity: bool
     special: bool  # uses a function numpy lacks (slower)
     steps: tuple = ()  # floor/ceiling/sign sub-expressions (where the value can jump)
-    constants: tuple = ()  # largest sub-expressions without the variable that are not plain numbers
     can_jump: bool = True  # has a part that can be discontinuous at a real point (a pole, a branch cut, a step)
+
+    @cached_property
+    def constants(self) -> tuple:
+        """Largest sub-expressions without the variable that are more than a number (``tan(pi/2)``)."""
+        return tuple(_constant_parts(self.node)) if self.has_variable else ()
 
     def real(self, x: np.ndarray) -> np.ndarray:
         """float64 values (NaN where not real or undefined)."""
@@ -1006,7 +1010,6 @@ def compile_math(text: str, variable: str = "x", *, trusted: bool = False) -> Pr
         has_infinity=any(n == ("const", "oo") for n in kinds),
         special=not functions.isdisjoint(_SPECIAL),
         steps=tuple({repr(n): n for n in kinds if n[0] == "fn" and n[1] in STEP_FUNCTIONS}.values()),
-        constants=tuple(_constant_parts(node)) if has_variable else (),
         can_jump=any(_may_jump(n) for n in kinds),
     )
 

@@ -47,7 +47,7 @@ MAX_SUSPECTS = 4  # worst disagreeing points confirmed (beyond them, disagreemen
 DOMAIN_SEARCH_BELOW = 64  # fewer usable sample points than this: locate the integrand's domain
 # Continuity: a cell between sample points whose answer increment differs from the integrand's integral
 # by more than CELL_SCREEN_RTOL (of the values involved) is re-checked with mpmath to CELL_CONFIRM_RTOL.
-CELL_RTOL = 1e-9  # 12- and 24-node rules agree this well on a cell without a singularity or jump
+CELL_RTOL = 1e-9  # 6- and 12-node rules agree this well on a cell without a singularity or jump
 CELL_SCREEN_RTOL = 1e-7
 CELL_SCREEN_ATOL = 1e-13
 CELL_CONFIRM_RTOL = 1e-12
@@ -195,7 +195,7 @@ def _integrand_scale(integrand: str, variable: str) -> np.ndarray:
 def _cell_integrals(integrand: str, variable: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Integrals of the integrand between consecutive sample points (sorted), for the continuity check.
 
-    Returns the sort order of the sample points, each cell's integral, its error estimate (the 12- and
+    Returns the sort order of the sample points, each cell's integral, its error estimate (the 6- and
     24-node Gauss-Legendre rules' difference) and a mask of the cells whose integral is trustworthy (the
     rules agree: no singularity or jump inside).
     """
@@ -205,7 +205,7 @@ def _cell_integrals(integrand: str, variable: str) -> tuple[np.ndarray, np.ndarr
     if len(x) < 2:
         return order, np.empty(0), np.empty(0), np.zeros(0, dtype=bool)
     with np.errstate(all="ignore"):
-        coarse, fine, _, nodes = _gauss_pieces(f.real, x[:-1], x[1:])
+        coarse, fine, _, nodes = _gauss_pieces(f.real, x[:-1], x[1:], _CELL_RULES)
         width = x[1:] - x[:-1]
         size = width * np.nanmax(np.abs(nodes), axis=1)
         trusted = (
@@ -609,15 +609,16 @@ def _step_jumps(
 
 
 _GAUSS_RULES = tuple(np.polynomial.legendre.leggauss(n) for n in (12, 24))
+_CELL_RULES = tuple(np.polynomial.legendre.leggauss(n) for n in (6, 12))  # cells between sample points are short
 GAUSS_PIECES = 16
 
 
-def _gauss_pieces(g: Callable[[np.ndarray], np.ndarray], lo: np.ndarray, hi: np.ndarray):
+def _gauss_pieces(g: Callable[[np.ndarray], np.ndarray], lo: np.ndarray, hi: np.ndarray, rules=None):
     """12- and 24-node Gauss-Legendre estimates of the integral of ``g`` on each piece [lo_i, hi_i], and
     the 24-node rule's points (flat) and values (pieces x nodes)."""
     half, centre = 0.5 * (hi - lo), 0.5 * (hi + lo)
     estimates = []
-    for nodes, weights in _GAUSS_RULES:
+    for nodes, weights in rules or _GAUSS_RULES:
         x = (centre[:, None] + half[:, None] * nodes[None, :]).ravel()
         values = g(x).reshape(len(lo), len(nodes))
         estimates.append(half * (values @ weights))

@@ -196,7 +196,7 @@ def _cell_integrals(integrand: str, variable: str) -> tuple[np.ndarray, np.ndarr
     """Integrals of the integrand between consecutive sample points (sorted), for the continuity check.
 
     Returns the sort order of the sample points, each cell's integral, its error estimate (the 6- and
-    24-node Gauss-Legendre rules' difference) and a mask of the cells whose integral is trustworthy (the
+    12-node Gauss-Legendre rules' difference) and a mask of the cells whose integral is trustworthy (the
     rules agree: no singularity or jump inside).
     """
     f, points, _ = _integrand_values(integrand, variable)

@@ -86,7 +86,8 @@ def time_answered_rewards(variants: str, batch: int, repeats: int = 5) -> list[f
         correct = integration_reward(prompts=[[]] * batch, completions=completions, **columns)
         format_reward(prompts=[[]] * batch, completions=completions, **columns)
         timings.append(time.perf_counter() - start)
-    print(f"answered-completion check: {sum(correct):.0f}/{batch} verified correct (expected {(batch + 1) // 2})")
+    verified = sum(c or 0 for c in correct)  # None: a problem-side failure, not scored
+    print(f"answered-completion check: {verified:.0f}/{batch} verified correct (expected {(batch + 1) // 2})")
     return timings
 
 

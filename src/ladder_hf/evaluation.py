@@ -377,6 +377,13 @@ def render_markdown(summary: dict, problems: Sequence[dict], per_problem: dict[s
             "Flagged in the problem data as not verified (see their verification notes; they stay in "
             "the denominator): " + ", ".join(summary["unverifiable"]) + ".",
         ]
+    if summary.get("excluded"):
+        lines += [
+            "",
+            "Excluded from the scores (their integrand contradicts their official answer; see their notes): "
+            + ", ".join(summary["excluded"])
+            + ".",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -431,8 +438,10 @@ def run(config: EvaluationConfig, model=None, tokenizer=None) -> dict:
     # Generation time is summed from the rows, so a resumed run reports the whole job, not the resume.
     wall["model"] = sum(float(r.get("seconds", 0.0)) for r in rows) + time.perf_counter() - scoring_began
     summary: dict[str, Any] = {"config": dataclasses.asdict(config), "output_dir": str(out)}
-    # Bundled rows flag problems whose official answer could not be verified; they stay in the denominator.
-    summary["unverifiable"] = [p["id"] for p in problems if p.get("verified") is False]
+    # Bundled rows flag problems whose official answer could not be verified; they stay in the denominator,
+    # except excluded ones (an integrand that contradicts its official answer), which the metric leaves out.
+    summary["unverifiable"] = [p["id"] for p in problems if p.get("verified") is False and not p.get("excluded")]
+    summary["excluded"] = [p["id"] for p in problems if p.get("excluded")]
     summary["model"] = _headline(model_scores, k)
     per_problem = {"model": model_scores["correct"]}
     results = [

@@ -129,9 +129,10 @@ class TTRLArguments:
 
 def select_problems(args: TTRLArguments) -> list[dict]:
     """The problems to adapt on, in order (set name or file, optional id list, optional cap)."""
-    from ladder_hf.problems import load_problems
+    from ladder_hf.problems import load_problems, validate_rows
 
     rows = load_problems(args.problems)
+    validate_rows(rows, what=f"problem set {args.problems!r}")
     if args.problem_ids:
         by_id = {str(r["id"]): r for r in rows}
         missing = [i for i in args.problem_ids if i not in by_id]

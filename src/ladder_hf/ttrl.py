@@ -132,7 +132,14 @@ def select_problems(args: TTRLArguments) -> list[dict]:
     from ladder_hf.problems import load_problems, validate_rows
 
     rows = load_problems(args.problems)
-    validate_rows(rows, what=f"problem set {args.problems!r}")
+    usable = []
+    for row in rows:  # a row the verifier cannot use is named and skipped, not silently scored 0
+        try:
+            validate_rows([row], what=f"problem set {args.problems!r}")
+            usable.append(row)
+        except ValueError as err:
+            logger.warning("skipping a problem TTRL cannot score: %s", err)
+    rows = usable
     if args.problem_ids:
         by_id = {str(r["id"]): r for r in rows}
         missing = [i for i in args.problem_ids if i not in by_id]

@@ -664,28 +664,15 @@ _DERIVATIVE = {
 
 
 class _NumpyMath:
-    sin, cos, tan, tanh, sinh, cosh, sqrt = np.sin, np.cos, np.tan, np.tanh, np.sinh, np.cosh, np.sqrt
-    log, power, fn = np.log, np.power, _NP
+    """numpy as a backend of :func:`_dual` (float64 or complex128 arrays)."""
 
-    @staticmethod
-    def num(q: Fraction):
-        return np.float64(q)
-
-    @staticmethod
-    def const(name: str):
-        return np.float64(_CONSTANT_VALUES[name])
-
-    @staticmethod
-    def special_derivative(name: str, a):
-        return _NP_SPECIAL_DERIVATIVE[name](a)
-
-    @staticmethod
-    def sign(a):
-        return np.sign(a)
-
-    @staticmethod
-    def is_complex(a) -> bool:
-        return np.iscomplexobj(a)
+    sin, cos, tan, tanh, sinh, cosh = np.sin, np.cos, np.tan, np.tanh, np.sinh, np.cosh
+    sqrt, log, power = np.sqrt, np.log, np.power
+    sign, real, conj, fn = staticmethod(np.sign), staticmethod(np.real), staticmethod(np.conj), _NP
+    num = staticmethod(lambda q: np.float64(q))
+    const = staticmethod(lambda name: np.float64(_CONSTANT_VALUES[name]))
+    special_derivative = staticmethod(lambda name, a: _NP_SPECIAL_DERIVATIVE[name](a))
+    is_complex = staticmethod(np.iscomplexobj)
 
     @staticmethod
     def positive_zero(a):
@@ -693,64 +680,24 @@ class _NumpyMath:
         # branch cut (log(-2 - 0j) = log 2 - i pi); mpmath has no signed zeros, so both backends agree
         return a + 0j if np.iscomplexobj(a) else a
 
-    @staticmethod
-    def real(a):
-        return np.real(a)
-
-    @staticmethod
-    def conj(a):
-        return np.conj(a)
-
 
 class _MpMath:
-    sin, cos, tan, tanh, sinh, cosh, sqrt = (
-        mpmath.sin,
-        mpmath.cos,
-        mpmath.tan,
-        mpmath.tanh,
-        mpmath.sinh,
-        mpmath.cosh,
-        mpmath.sqrt,
-    )
-    log, fn = mpmath.log, _MP
+    """mpmath as a backend of :func:`_dual` (scalars at the current precision)."""
+
+    sin, cos, tan, sqrt, log = mpmath.sin, mpmath.cos, mpmath.tan, mpmath.sqrt, mpmath.log
+    tanh, sinh, cosh = mpmath.tanh, mpmath.sinh, mpmath.cosh
+    sign, real, conj, fn = staticmethod(mpmath.sign), staticmethod(mpmath.re), staticmethod(mpmath.conj), _MP
+    num = staticmethod(lambda q: mpmath.mpf(q.numerator) / q.denominator)
+    const = staticmethod(lambda name: +_MP_CONSTANTS[name])
+    special_derivative = staticmethod(lambda name, a: _SPECIAL_DERIVATIVE[name](a))
+    is_complex = staticmethod(lambda a: isinstance(a, mpmath.mpc))
+    positive_zero = staticmethod(lambda a: a)
 
     @staticmethod
     def power(base, exponent):
         if abs(exponent) > MP_MAX_EXP_ARGUMENT:
             raise OverflowError("exponent too large to evaluate")
         return mpmath.power(base, exponent)
-
-    @staticmethod
-    def num(q: Fraction):
-        return mpmath.mpf(q.numerator) / q.denominator
-
-    @staticmethod
-    def const(name: str):
-        return +_MP_CONSTANTS[name]
-
-    @staticmethod
-    def special_derivative(name: str, a):
-        return _SPECIAL_DERIVATIVE[name](a)
-
-    @staticmethod
-    def sign(a):
-        return mpmath.sign(a)
-
-    @staticmethod
-    def is_complex(a) -> bool:
-        return isinstance(a, mpmath.mpc)
-
-    @staticmethod
-    def positive_zero(a):
-        return a
-
-    @staticmethod
-    def real(a):
-        return mpmath.re(a)
-
-    @staticmethod
-    def conj(a):
-        return mpmath.conj(a)
 
 
 def _dual(node, x, m):

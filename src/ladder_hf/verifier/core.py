@@ -569,10 +569,6 @@ def _nan_equal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a == b) | (np.isnan(a) & np.isnan(b))
 
 
-def _same_steps(f: Program, x: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    return np.all(_nan_equal(f.step_values(x), reference), axis=0)
-
-
 def _step_jumps(
     f: Program, a: float, b: float, max_cells: int = 0, rng=None, grid_cells: int = STEP_GRID
 ) -> np.ndarray:

@@ -874,10 +874,6 @@ class Program:
         value, slope = _dual(self.node, mpmath.mpf(x), _MpMath)
         return value, mpmath.mpf(0) if slope is None else slope
 
-    def mp_derivative(self, x):
-        """mpmath derivative at ``x`` (current precision)."""
-        return self.mp_dual(x)[1]
-
 
 def evaluate_node(node: tuple, x: np.ndarray) -> np.ndarray:
     """float64 values of one sub-expression of a :class:`Program` (e.g. one of its ``steps``) at ``x``."""

@@ -35,7 +35,7 @@ from functools import lru_cache
 import mpmath
 import numpy as np
 
-from .numeric import NUMPY_FUNCTIONS, Program, compile_math, constant_value, evaluate_node
+from .numeric import NUMPY_FUNCTIONS, Program, compile_math, evaluate_node
 from .parsing import MathParseError
 from .sandbox import DEFAULT_TIMEOUT, get_pool, run_sandboxed
 
@@ -219,16 +219,16 @@ def _cell_integrals(integrand: str, variable: str) -> tuple[np.ndarray, np.ndarr
     return order, fine, np.abs(fine - coarse), trusted
 
 
-def _mp_point(program: Program, x: float, dps: int):
-    """Value and derivative of an answer at one point at ``dps`` digits; None where undefined."""
-    with mpmath.workdps(dps):
-        try:
-            value, slope = program.mp_dual(mpmath.mpf(x))
-        except (ValueError, ZeroDivisionError, OverflowError, TypeError, ArithmeticError):
-            return None
-        if not (mpmath.isfinite(value) and mpmath.isfinite(slope)):
-            return None
-        return value, slope
+def _mp_point(program: Program, x):
+    """Value and derivative of an answer at one point at the current mpmath precision; None where
+    undefined (an exception or a non-finite value)."""
+    try:
+        value, slope = program.mp_dual(mpmath.mpf(x))
+    except (ValueError, ZeroDivisionError, OverflowError, TypeError, ArithmeticError):
+        return None
+    if not (mpmath.isfinite(value) and mpmath.isfinite(slope)):
+        return None
+    return value, slope
 
 
 def _confirm(f: Program, answer: Program, point: float, variable: str, scale: float = 0.0) -> tuple[bool, str]:
@@ -244,13 +244,10 @@ def _confirm(f: Program, answer: Program, point: float, variable: str, scale: fl
                 return True, ""  # the trusted integrand is undefined here at high precision: no evidence
             if not mpmath.isfinite(fx) or (isinstance(fx, mpmath.mpc) and abs(fx.imag) > abs(fx.real) * 1e-30):
                 return True, ""
-            try:
-                value, dx = answer.mp_dual(x)
-                defined = mpmath.isfinite(value) and mpmath.isfinite(dx)
-            except (ValueError, ZeroDivisionError, OverflowError, TypeError, ArithmeticError):
-                defined = False
-            if not defined:
+            answer_at = _mp_point(answer, x)
+            if answer_at is None:
                 return False, f"answer is undefined at {variable}={point:.6g}, where the integrand is finite"
+            dx = answer_at[1]
             allowed = CONFIRM_RTOL * max(abs(fx), abs(dx)) + _NOISE[dps] * (1 + scale)
             error = abs(dx - fx)
             if error <= allowed:
@@ -307,22 +304,9 @@ def _parse_failure(err: MathParseError) -> VerificationResult:
     return _fail("parse_error", f"parse error: {err}")
 
 
-def _undefined_constant(answer: Program) -> str:
-    """A constant part of the answer that has no finite value (``tan(pi/2)``, ``1/(1-1)``, ``log(0)``): its
-    value would change with the precision it is computed at. Returns a reason, or "" when all are fine."""
-    for node in answer.constants:
-        values = []
-        for dps in (30, 60):
-            try:
-                value = constant_value(node, dps)
-            except (ValueError, ZeroDivisionError, OverflowError, TypeError, ArithmeticError):
-                return "answer contains an undefined constant"
-            if not mpmath.isfinite(value):
-                return "answer contains an undefined constant"
-            values.append(value)
-        if abs(values[0] - values[1]) > mpmath.mpf(10) ** -20 * (1 + abs(values[1])):
-            return "answer contains an undefined constant (its value depends on the precision)"
-    return ""
+def _undefined_constant(answer: Program) -> bool:
+    """Does a constant part of the answer have no finite value (``tan(pi/2)``, ``1/(1-1)``, ``log(0)``)?"""
+    return any(_exact_value(replace(answer, node=node)) is None for node in answer.constants)
 
 
 def _singular_at(f: Program, p: float) -> bool:
@@ -338,12 +322,12 @@ def _singular_at(f: Program, p: float) -> bool:
     return bool(any(grows))
 
 
-def _jump(answer: Program, f: Program, lo: float, hi: float) -> float:
-    """Size of the answer's jump between two adjacent points, at high precision, beyond what its slope
+def _jump(answer: Program, lo: float, hi: float) -> float:
+    """Size of the answer's jump between two adjacent points, at 50 digits, beyond what its slope
     explains over that distance (the slope itself may jump there, as with ``floor(x)``), relative to the
     answer's size; 0 where the answer is undefined at either point."""
     with mpmath.workdps(50):
-        left, right = _mp_point(answer, lo, 50), _mp_point(answer, hi, 50)
+        left, right = _mp_point(answer, lo), _mp_point(answer, hi)
         if left is None or right is None:
             return 0.0
         width = mpmath.mpf(hi) - mpmath.mpf(lo)
@@ -363,7 +347,7 @@ def _step_discontinuity(f: Program, answer: Program, variable: str) -> str:
             lo, hi = np.nextafter(p, -np.inf), p
             if not np.all(_usable(f.real(np.array([lo, hi])))) or _singular_at(f, p):
                 continue
-            if _jump(answer, f, float(lo), float(hi)) > JUMP_RTOL:
+            if _jump(answer, float(lo), float(hi)) > JUMP_RTOL:
                 return f"answer jumps at {variable}={p:.6g}, where the integrand is finite: not continuous"
     return ""
 
@@ -422,10 +406,11 @@ def _cell_discontinuity(integrand: str, variable: str, f: Program, answer: Progr
     x = points[order]
     for cell in flagged[np.argsort(-error[np.searchsorted(cells, flagged)])][:MAX_CELL_CONFIRMATIONS]:
         a, b = float(x[cell]), float(x[cell + 1])
+        with mpmath.workdps(60):
+            left, right = _mp_point(answer, a), _mp_point(answer, b)
+        if left is None or right is None:
+            continue
         with mpmath.workdps(30):
-            left, right = _mp_point(answer, a, 60), _mp_point(answer, b, 60)
-            if left is None or right is None:
-                continue
             try:
                 if f.steps:  # quadrature rules assume smoothness: integrate between the integrand's jumps
                     integral, quad_error = _step_integral(f, a, b)
@@ -531,9 +516,11 @@ def check_antiderivative(integrand: str, candidate: str, variable: str = "x") ->
             "unverifiable", f"unverifiable: only {count} sample points where integrand and answer are both defined"
         )
     # a constant part without a value (tan(pi/2)) does not change the derivative
-    undefined = _undefined_constant(answer)
-    if undefined:
-        return _fail("rejected", f"rejected: {undefined}")
+    if _undefined_constant(answer):
+        return _fail(
+            "rejected",
+            "rejected: answer contains an undefined constant (no value, or one that depends on the precision)",
+        )
     # a step function that jumps by far more than rounding is settled in float64, before any mpmath work
     gross = _gross_step_jump(f, answer, variable) if answer.steps else ""
     if gross:
@@ -577,8 +564,9 @@ def _step_jumps(
 ) -> np.ndarray:
     """Points in (a, b) where a floor/ceiling/sign sub-expression of ``f`` changes value.
 
-    Changes are found on a fine grid and each is located by vectorised bisection to float64 resolution
-    (nested step functions work too: bisection only asks "same values as at the left end?"). With
+    Changes are found on a grid and each is located to adjacent floats by zooming into the first sub-cell
+    where the values change (nested step functions work too: the zoom only asks "same values as at the
+    left end?"). With
     ``max_cells``, at most that many grid cells with a change are located (a random choice of them).
     """
     grid = np.linspace(a, b, grid_cells + 1)

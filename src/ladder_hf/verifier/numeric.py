@@ -45,8 +45,6 @@ from .parsing import (
     polylog_order,
 )
 
-COMPLEX_STEP = 1e-30
-
 # Functions numpy lacks; evaluated point by point with mpmath (slow, rare in answers).
 _SPECIAL = {"erf", "erfc", "erfi", "Si", "Ci", "Shi", "Chi", "Ei", "li", "gamma", "zeta", "Li2", "Li3"}
 _CANONICAL = {
@@ -377,6 +375,12 @@ def _mp_exp(a):
     return mpmath.exp(a)
 
 
+def _mp_power(base, exponent):
+    if abs(exponent) > MP_MAX_EXP_ARGUMENT:
+        raise OverflowError("exponent too large to evaluate")
+    return mpmath.power(base, exponent)
+
+
 _MP_SPECIAL = {
     "erf": mpmath.erf,
     "erfc": mpmath.erfc,
@@ -409,8 +413,9 @@ _SPECIAL_DERIVATIVE = {
 }
 
 
-def _pointwise(fn):
-    """An mpmath function applied point by point to a numpy array (or scalar): complex128, NaN on failure."""
+def _np_pointwise(fn):
+    """An mpmath function applied point by point to a numpy array or scalar (slow: special functions only):
+    complex128 for complex input; for real input float64, NaN where the value is not real or undefined."""
 
     def scalar(value):
         try:
@@ -421,32 +426,11 @@ def _pointwise(fn):
     vectorised = np.frompyfunc(scalar, 1, 1)
 
     def apply(a):
-        return np.asarray(vectorised(a), dtype=object).astype(np.complex128)
-
-    return apply
-
-
-def _real_or_nan(values: np.ndarray) -> np.ndarray:
-    imag_ok = np.abs(values.imag) <= 1e-12 * np.maximum(np.abs(values.real), 1.0)
-    return np.where(imag_ok, values.real, np.nan)
-
-
-def _np_special(name: str):
-    values = _pointwise(_MP_SPECIAL[name])
-
-    def apply(a):
-        out = values(a)
-        return out if np.iscomplexobj(a) else _real_or_nan(out)
-
-    return apply
-
-
-def _np_special_derivative(name: str):
-    values = _pointwise(_SPECIAL_DERIVATIVE[name])
-
-    def apply(a):
-        out = values(a)
-        return out if np.iscomplexobj(a) else _real_or_nan(out)
+        out = np.asarray(vectorised(a), dtype=object).astype(np.complex128)
+        if np.iscomplexobj(a):
+            return out
+        imag_ok = np.abs(out.imag) <= 1e-12 * np.maximum(np.abs(out.real), 1.0)
+        return np.where(imag_ok, out.real, np.nan)
 
     return apply
 
@@ -479,8 +463,8 @@ _NP = {
     "exp": np.exp,
     "log": np.log,
 }
-_NP.update({name: _np_special(name) for name in _SPECIAL})
-_NP_SPECIAL_DERIVATIVE = {name: _np_special_derivative(name) for name in _SPECIAL}
+_NP.update({name: _np_pointwise(_MP_SPECIAL[name]) for name in _SPECIAL})
+_NP_SPECIAL_DERIVATIVE = {name: _np_pointwise(_SPECIAL_DERIVATIVE[name]) for name in _SPECIAL}
 
 
 def _np_step(fn):
@@ -497,22 +481,21 @@ def _np_step(fn):
 _NP.update({"floor": _np_step(np.floor), "ceiling": _np_step(np.ceil), "sign": _np_step(np.sign)})
 NUMPY_FUNCTIONS = tuple(name for name in _NP if name not in _SPECIAL)  # evaluated by numpy, not point by point
 
-_TRIG = _mp_guard  # shorthand below
 _MP = {
-    "sin": _TRIG(mpmath.sin, MP_MAX_TRIG_ARGUMENT),
-    "cos": _TRIG(mpmath.cos, MP_MAX_TRIG_ARGUMENT),
-    "tan": _TRIG(mpmath.tan, MP_MAX_TRIG_ARGUMENT),
-    "cot": _TRIG(mpmath.cot, MP_MAX_TRIG_ARGUMENT),
-    "sec": _TRIG(mpmath.sec, MP_MAX_TRIG_ARGUMENT),
-    "csc": _TRIG(mpmath.csc, MP_MAX_TRIG_ARGUMENT),
+    "sin": _mp_guard(mpmath.sin, MP_MAX_TRIG_ARGUMENT),
+    "cos": _mp_guard(mpmath.cos, MP_MAX_TRIG_ARGUMENT),
+    "tan": _mp_guard(mpmath.tan, MP_MAX_TRIG_ARGUMENT),
+    "cot": _mp_guard(mpmath.cot, MP_MAX_TRIG_ARGUMENT),
+    "sec": _mp_guard(mpmath.sec, MP_MAX_TRIG_ARGUMENT),
+    "csc": _mp_guard(mpmath.csc, MP_MAX_TRIG_ARGUMENT),
     "asin": mpmath.asin,
     "acos": mpmath.acos,
     "atan": mpmath.atan,
     "acot": lambda a: mpmath.atan(1 / a),
     "asec": lambda a: mpmath.acos(1 / a),
     "acsc": lambda a: mpmath.asin(1 / a),
-    "sinh": _TRIG(mpmath.sinh, MP_MAX_EXP_ARGUMENT),
-    "cosh": _TRIG(mpmath.cosh, MP_MAX_EXP_ARGUMENT),
+    "sinh": _mp_guard(mpmath.sinh, MP_MAX_EXP_ARGUMENT),
+    "cosh": _mp_guard(mpmath.cosh, MP_MAX_EXP_ARGUMENT),
     "tanh": mpmath.tanh,
     "coth": mpmath.coth,
     "sech": mpmath.sech,
@@ -523,7 +506,7 @@ _MP = {
     "acoth": lambda a: mpmath.atanh(1 / a),
     "asech": lambda a: mpmath.acosh(1 / a),
     "acsch": lambda a: mpmath.asinh(1 / a),
-    "exp": lambda a: _mp_exp(a),
+    "exp": _mp_exp,
     "log": mpmath.log,
 }
 _MP.update({name: _MP_SPECIAL[name] for name in _SPECIAL})
@@ -619,10 +602,7 @@ def _eval_mp(node, x):
         exponent = node[2]
         if _is_num(exponent) and exponent[1].denominator == 1:
             return _ipow(base, int(exponent[1]))
-        exponent = _eval_mp(exponent, x)
-        if abs(exponent) > MP_MAX_EXP_ARGUMENT:
-            raise OverflowError("exponent too large to evaluate")
-        return mpmath.power(base, exponent)
+        return _mp_power(base, _eval_mp(exponent, x))
     if kind == "abs":
         return abs(_eval_mp(node[1], x))
     if kind == "logb":
@@ -693,11 +673,7 @@ class _MpMath:
     is_complex = staticmethod(lambda a: isinstance(a, mpmath.mpc))
     positive_zero = staticmethod(lambda a: a)
 
-    @staticmethod
-    def power(base, exponent):
-        if abs(exponent) > MP_MAX_EXP_ARGUMENT:
-            raise OverflowError("exponent too large to evaluate")
-        return mpmath.power(base, exponent)
+    power = staticmethod(lambda base, exponent: _mp_power(base, exponent))
 
 
 def _dual(node, x, m):
@@ -834,11 +810,6 @@ class Program:
         with np.errstate(all="ignore"):
             return _as_array(_eval_np(self.node, x), x, np.float64)
 
-    def complex(self, x: np.ndarray) -> np.ndarray:
-        """complex128 values with principal branches (NaN or inf where undefined)."""
-        with np.errstate(all="ignore"):
-            return _as_array(_eval_np(self.node, x.astype(np.complex128)), x, np.complex128)
-
     def dual(self, x: np.ndarray, complex_values: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Values and exact (automatic-differentiation) derivatives at real points ``x``.
 
@@ -879,12 +850,6 @@ def evaluate_node(node: tuple, x: np.ndarray) -> np.ndarray:
     """float64 values of one sub-expression of a :class:`Program` (e.g. one of its ``steps``) at ``x``."""
     with np.errstate(all="ignore"):
         return np.asarray(_eval_np(node, x), dtype=np.float64)
-
-
-def constant_value(node: tuple, dps: int):
-    """mpmath value of a sub-expression without the variable, at ``dps`` digits."""
-    with mpmath.workdps(dps):
-        return _eval_mp(node, None)
 
 
 def _survey(node) -> tuple[int, list, list]:

@@ -37,7 +37,7 @@ import numpy as np
 
 from .numeric import NUMPY_FUNCTIONS, Program, compile_math, evaluate_node
 from .parsing import MathParseError
-from .sandbox import DEFAULT_TIMEOUT, get_pool, run_sandboxed
+from .sandbox import DEFAULT_TIMEOUT, get_pool
 
 MIN_CHECKS = 8  # agreeing sample points required to accept an antiderivative
 FAST_RTOL = 1e-9  # double-precision screen: points that disagree by more are confirmed with mpmath
@@ -231,19 +231,31 @@ def _mp_point(program: Program, x):
     return value, slope
 
 
-def _confirm(f: Program, answer: Program, point: float, variable: str, scale: float = 0.0) -> tuple[bool, str]:
+@lru_cache(maxsize=4096)
+def _integrand_mp(integrand: str, variable: str, point: float, dps: int):
+    """The integrand at one point at ``dps`` digits; None where it has no real finite value there. Cached:
+    every answer to a problem is confirmed at the same typical point."""
+    f = _integrand_values(integrand, variable)[0]
+    with mpmath.workdps(dps):
+        try:
+            fx = f.mp(mpmath.mpf(point))
+        except (ValueError, ZeroDivisionError, OverflowError, TypeError, ArithmeticError):
+            return None
+        if not mpmath.isfinite(fx) or (isinstance(fx, mpmath.mpc) and abs(fx.imag) > abs(fx.real) * 1e-30):
+            return None
+        return fx
+
+
+def _confirm(integrand: str, answer: Program, point: float, variable: str, scale: float = 0.0) -> tuple[bool, str]:
     """High-precision check of one point: the answer must be defined there and its derivative must equal
     the integrand to CONFIRM_RTOL. Any failure to evaluate the answer is a rejection, never an agreement."""
     disagreement = None
     for dps in CONFIRM_DPS:
+        fx = _integrand_mp(integrand, variable, point, dps)
+        if fx is None:
+            return True, ""  # the trusted integrand is undefined here at high precision: no evidence
         with mpmath.workdps(dps):
             x = mpmath.mpf(point)
-            try:
-                fx = f.mp(x)
-            except (ValueError, ZeroDivisionError, OverflowError, TypeError, ArithmeticError):
-                return True, ""  # the trusted integrand is undefined here at high precision: no evidence
-            if not mpmath.isfinite(fx) or (isinstance(fx, mpmath.mpc) and abs(fx.imag) > abs(fx.real) * 1e-30):
-                return True, ""
             answer_at = _mp_point(answer, x)
             if answer_at is None:
                 return False, f"answer is undefined at {variable}={point:.6g}, where the integrand is finite"
@@ -507,7 +519,7 @@ def check_antiderivative(integrand: str, candidate: str, variable: str = "x") ->
     # cannot tell an overflow of a right answer from a wrong one: mpmath decides, and an answer it cannot
     # evaluate there is rejected (``+ e^{-10^6 x}``, ``(x^{5000})^{5000}``, ``1/(x-x)``).
     for k in undefined_points[:MAX_CONFIRMATIONS]:
-        agrees, reason = _confirm(f, answer, float(points[k]), variable)
+        agrees, reason = _confirm(integrand, answer, float(points[k]), variable)
         if not agrees:
             return _fail("mismatch", reason, checks=count)
         count += 1
@@ -530,9 +542,13 @@ def check_antiderivative(integrand: str, candidate: str, variable: str = "x") ->
     # caught (1.000000001 x^3/3, (1 + 10^-15) x^3/3)
     ranked = np.argsort(-error)
     suspects = [k for k in ranked[:MAX_SUSPECTS] if error[k] > FAST_RTOL]
-    for k in dict.fromkeys([*suspects, ranked[len(ranked) // 2]]):
+    # the typical point: the first counted point that agrees in float64 (the same for most answers to
+    # a problem, so the integrand's high-precision value there is computed once)
+    agreeing = np.flatnonzero(error <= FAST_RTOL)
+    typical = int(agreeing[0]) if len(agreeing) else int(ranked[len(ranked) // 2])
+    for k in dict.fromkeys([*suspects, typical]):
         noise_scale = float(scale[k]) if scale is not None else 0.0
-        agrees, reason = _confirm(f, answer, float(points[index[k]]), variable, noise_scale)
+        agrees, reason = _confirm(integrand, answer, float(points[index[k]]), variable, noise_scale)
         if not agrees:
             return _fail("mismatch", reason, checks=count)
     # F' = f at every counted point: F must also be continuous wherever f is finite
@@ -703,6 +719,14 @@ SCAN_LOG_POINTS = 1 << 17  # scan of an infinite range in s = log|x - a|, s in [
 SCAN_LOG_RANGE = (-20.0, 20.0)
 
 
+@lru_cache(maxsize=1)
+def _log_grid() -> tuple[np.ndarray, np.ndarray]:
+    """Distances r = e^s for the scan of an infinite range, s uniform on SCAN_LOG_RANGE, and dr."""
+    s = np.linspace(*SCAN_LOG_RANGE, SCAN_LOG_POINTS + 1)
+    r = np.exp(s)
+    return r, r * (s[1] - s[0])
+
+
 def _scan(f: Program, a, b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Points, weights (for a trapezoid rule) and values of a dense scan of [a, b]: uniform on a finite
     interval, logarithmic in |x - centre| on infinite ranges, so a narrow peak or mass far from the origin
@@ -712,9 +736,7 @@ def _scan(f: Program, a, b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         weights = np.full(x.shape, (x[1] - x[0]))
         weights[[0, -1]] /= 2
     else:
-        s = np.linspace(*SCAN_LOG_RANGE, SCAN_LOG_POINTS + 1)
-        r = np.exp(s)
-        dr = r * (s[1] - s[0])
+        r, dr = _log_grid()
         pieces = []
         if mpmath.isfinite(a):
             pieces.append((float(a) + r, dr))
@@ -747,7 +769,8 @@ def _establish(f: Program, lo, hi) -> tuple[complex, float]:
     if infinite:
         # absolute convergence at infinity: |x f(x)| must keep shrinking over the last decades
         distance = np.abs(x)
-        tail = [np.max((distance * magnitude)[(distance > a) & (distance <= b)], initial=0.0) for a, b in TAIL_BANDS]
+        moment = distance * magnitude
+        tail = [np.max(moment[(distance > a) & (distance <= b)], initial=0.0) for a, b in TAIL_BANDS]
         if tail[-1] > 0 and not (tail[-1] < 0.5 * tail[0]):
             raise UnverifiableReference("the integrand does not decay absolutely at infinity")
     points = _singular_points(f, x, magnitude, finite)
@@ -939,15 +962,9 @@ def reference_integral(
     return _reference_integral(integrand, lower, upper, variable, official)
 
 
-def check_definite_value(
-    candidate: str,
-    reference: complex,
-    error: float,
-    variable: str = "x",
-    atol: float = DEFINITE_ATOL,
-    source: str = "quadrature",
-) -> VerificationResult:
-    """Worker-side comparison of a definite-integral answer with the reference value."""
+def definite_answer_value(candidate: str, variable: str = "x") -> complex | VerificationResult:
+    """Worker-side value of a definite-integral answer, or the failure that decides it (unparsable, depends
+    on the variable, no finite value)."""
     try:
         answer = _compiled(candidate, variable)
     except MathParseError as err:
@@ -957,6 +974,13 @@ def check_definite_value(
     value = _exact_value(answer)
     if value is None or not (np.isfinite(value.real) and np.isfinite(value.imag)):
         return _fail("mismatch", "answer is not a finite number")
+    return value
+
+
+def judge_definite_value(
+    value: complex, reference: complex, error: float, atol: float = DEFINITE_ATOL, source: str = "quadrature"
+) -> VerificationResult:
+    """Compare an answer's value with the reference value and its error estimate (pure arithmetic)."""
     tolerance = DEFINITE_RTOL * max(abs(reference), abs(value)) + atol
     if error > tolerance:
         return _fail("unverifiable", f"unverifiable: quadrature error estimate {error:.2g} exceeds tolerance")
@@ -968,10 +992,27 @@ def check_definite_value(
     return _fail("mismatch", f"mismatch: answer = {value.real:.10g}, integral = {reference.real:.10g}", 1)
 
 
+def check_definite_value(
+    candidate: str,
+    reference: complex,
+    error: float,
+    variable: str = "x",
+    atol: float = DEFINITE_ATOL,
+    source: str = "quadrature",
+) -> VerificationResult:
+    """Worker-side comparison of a definite-integral answer with the reference value."""
+    value = definite_answer_value(candidate, variable)
+    if isinstance(value, VerificationResult):
+        return value
+    return judge_definite_value(value, reference, error, atol, source)
+
+
 def _task(kind: str, args: tuple):
     """One worker task of :func:`verify_batch` (so one pass can mix checks and reference integrals)."""
     if kind == "reference":
         return reference_integral(*args)
+    if kind == "value":
+        return definite_answer_value(*args)
     return check_antiderivative(*args)
 
 
@@ -1036,33 +1077,35 @@ def _run_round(items: list[dict], timeout: float) -> list[VerificationResult]:
             key = (str(integrand), str(lower), str(upper), variable, official)
             definite.append((i, key, str(candidate), variable))
 
-    # identical answers to the same problem (common within a GRPO group) are checked once; definite
-    # problems' reference values (once per distinct problem) are computed in the same pass, first,
-    # since they are the slow tasks
-    # grouped by integrand, so a chunk of work mostly reuses one worker's cached integrand values
+    # One pass over the workers: identical answers to the same problem (common within a GRPO group)
+    # are checked once; definite problems' reference values (once per distinct problem) go first, since
+    # they are the slow tasks, and definite answers' values are computed beside them (the comparison is
+    # arithmetic, done here), so no task waits for another.
+    # Grouped by integrand, so a chunk of work mostly reuses one worker's cached integrand values.
     unique = sorted(dict.fromkeys(args for _, args in indefinite), key=lambda args: (args[2], args[0]))
     keys = list(dict.fromkeys(key for _, key, _, _ in definite))
-    tasks = [("reference", key) for key in keys] + [("antiderivative", args) for args in unique]
-    limits = [REFERENCE_TIMEOUT_FACTOR * timeout] * len(keys) + [timeout] * len(unique)
-    done = get_pool().run(_task, tasks, timeout, timeouts=limits) if tasks else []
-    references = dict(zip(keys, done[: len(keys)], strict=True))
-    outcomes = dict(zip(unique, done[len(keys) :], strict=True))
+    answers = list(dict.fromkeys((candidate, variable) for _, _, candidate, variable in definite))
+    tasks = [("reference", key) for key in keys]
+    tasks += [("value", args) for args in answers] + [("antiderivative", args) for args in unique]
+    limits = [REFERENCE_TIMEOUT_FACTOR * timeout] * len(keys) + [timeout] * (len(answers) + len(unique))
+    done = iter(get_pool().run(_task, tasks, timeout, timeouts=limits) if tasks else [])
+    references = {key: next(done) for key in keys}
+    values = {args: next(done) for args in answers}
+    outcomes = {args: next(done) for args in unique}
     for i, args in indefinite:
         outcome = outcomes[args]
         results[i] = outcome.value if outcome.ok else _sandbox_failure(outcome.error)
-
-    if definite:
-        pending = []
-        for i, key, candidate, variable in definite:
-            ref = references[key]
-            if not ref.ok:
-                results[i] = _reference_failure(ref.error)
-            else:
-                value, error, atol, source = ref.value
-                pending.append((i, (candidate, value, error, variable, atol, source)))
-        outcomes = run_sandboxed(check_definite_value, [a for _, a in pending], timeout)
-        for (i, _), outcome in zip(pending, outcomes, strict=True):
-            results[i] = outcome.value if outcome.ok else _sandbox_failure(outcome.error)
+    for i, key, candidate, variable in definite:
+        ref, value = references[key], values[candidate, variable]
+        if not ref.ok:
+            results[i] = _reference_failure(ref.error)
+        elif not value.ok:
+            results[i] = _sandbox_failure(value.error)
+        elif isinstance(value.value, VerificationResult):
+            results[i] = value.value
+        else:
+            reference, error, atol, source = ref.value
+            results[i] = judge_definite_value(value.value, reference, error, atol, source)
     return results  # type: ignore[return-value]
 
 

@@ -9,11 +9,13 @@ Where things live:
     ladder_hf.hub           versioned, tagged pushes of datasets to the Hub
     ladder_hf.grpo          LADDER training (recipes/grpo.py)
     ladder_hf.ttrl          test-time RL (recipes/ttrl.py)
-    ladder_hf.evaluation    Integration Bee evaluation (recipes/evaluate.py)
+    ladder_hf.evaluation    Integration Bee evaluation (recipes/evaluate_bee.py)
+    ladder_hf.metrics       the integration_bee metric for evaluate (register it: ladder-hf register-metric)
     ladder_hf.models        the embedded default model (SmolLM2-135M-Instruct)
-"""
 
-import os
+Importing ladder_hf writes nothing and starts nothing: heavy modules load on first use, and the
+metric is registered with evaluate only by an explicit step (see ladder_hf.metrics).
+"""
 
 __version__ = "0.1.0"
 
@@ -31,14 +33,6 @@ _LAZY = {
 }
 
 __all__ = ["__version__", *_LAZY]
-
-# Make `evaluate.load("integration_bee")` resolve by bare name for every later process: evaluate has
-# no plugin hook, so a three-line shim goes into its modules cache (one stat when already there;
-# never raises). See ladder_hf/metrics/__init__.py.
-if os.environ.get("LADDER_HF_NO_METRIC_REGISTRATION") != "1":
-    from ladder_hf.metrics import ensure_registered as _ensure_registered
-
-    _ensure_registered()
 
 
 def __getattr__(name: str):

@@ -11,11 +11,16 @@ from the installed package, so it never goes stale when ladder_hf is upgraded. O
 process (any working directory, ``HF_EVALUATE_OFFLINE=1``, without importing ladder_hf) can call
 ``evaluate.load("integration_bee")``.
 
-When it is written:
-    * explicitly: ``ladder_hf.metrics.register()`` or ``python -m ladder_hf.metrics``;
-    * on first use: importing :mod:`ladder_hf.evaluation` (so every ``ladder-hf evaluate`` run).
+Nothing writes it on import: importing ladder_hf (or any of its modules, in the verifier's sandbox
+workers too) leaves evaluate's cache alone. It is written only when asked:
+    * explicitly: ``ladder-hf register-metric``, ``python -m ladder_hf.metrics`` or
+      :func:`register`, once after installing;
+    * at run time by the commands that score with the metric (``ladder-hf evaluate``, held-out
+      evaluation during ``ladder-hf train``), through :func:`register` or :func:`load`.
 
-Loading by path needs no registration: ``evaluate.load(ladder_hf.metrics.metric_path())``.
+Registration never raises: when the cache is not writable it logs a warning and returns ``None``,
+and :func:`load` then builds the metric from the installed package. Loading by path needs no
+registration at all: ``evaluate.load(ladder_hf.metrics.metric_path())``.
 
 Example:
     >>> from ladder_hf.metrics import register
@@ -32,6 +37,10 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import evaluate
 
 logger = logging.getLogger(__name__)
 
@@ -96,23 +105,98 @@ def shim_path(name: str = "integration_bee", cache: str | os.PathLike | None = N
     return root / _DYNAMIC_MODULES / _NAMESPACE / f"{_CANONICAL_PREFIX}{name}" / digest / f"{name}.py"
 
 
-def register(name: str = "integration_bee", cache: str | os.PathLike | None = None) -> Path:
+def register(name: str = "integration_bee", cache: str | os.PathLike | None = None) -> Path | None:
     """Make ``evaluate.load(name)`` resolve to ladder_hf's metric by bare name; return the shim path.
 
     Idempotent and cheap when already registered (one stat). Safe under concurrent calls: files are
-    written under temporary names and renamed into place.
+    written under temporary names and renamed into place. Never raises for a cache it cannot write
+    (read-only home, full disk): it logs a warning and returns ``None`` (:func:`load` still works).
 
     Args:
         name: the metric to register (only ``"integration_bee"`` ships today).
         cache: evaluate's modules cache; defaults to :func:`modules_cache` (``$HF_MODULES_CACHE``).
 
+    Returns:
+        The shim's path, or ``None`` when it could not be written.
+
     Example:
-        >>> path = register()  # doctest: +SKIP
-        >>> path.name
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as cache:
+        ...     register(cache=cache).name
         'integration_bee.py'
     """
     target = shim_path(name, cache)
-    source = shim_source(name)
+    try:
+        _write_shim(target, shim_source(name))
+    except OSError as err:
+        logger.warning(
+            "could not register evaluate metric %r in %s (%s): evaluate.load(%r) will not find it by name; "
+            "ladder_hf.metrics.load(%r) still works",
+            name,
+            target.parents[4],
+            err,
+            name,
+            name,
+        )
+        return None
+    return target
+
+
+def load(name: str = "integration_bee", **kwargs: Any) -> evaluate.EvaluationModule:
+    """``evaluate.load(name)`` for a ladder_hf metric, registering it first; never fails on the cache.
+
+    For commands that score with the metric: they register at run time (so that a later
+    ``evaluate.load("integration_bee")`` works by bare name), but a modules cache they cannot write
+    never stops them. evaluate copies even a metric loaded by path into that same cache, so the
+    fallback builds the metric class from the installed package directly: the module
+    ``evaluate.load(metric_path(name))`` would load, the same scores.
+
+    Args:
+        name: the metric (``"integration_bee"``).
+        **kwargs: forwarded to ``evaluate.load`` / the metric class (``keep_in_memory=True``, ...).
+
+    Example:
+        >>> from ladder_hf.metrics import load
+        >>> bee = load("integration_bee", keep_in_memory=True)  # doctest: +SKIP
+        >>> bee.compute(predictions=["<answer>x**3/3</answer>"], references=[{"integrand": "x**2"}])  # doctest: +SKIP
+    """
+    _check_name(name)
+    if register(name) is not None:
+        import evaluate
+
+        return evaluate.load(name, **kwargs)
+    from ladder_hf.metrics.integration_bee.integration_bee import IntegrationBee
+
+    return IntegrationBee(**kwargs)
+
+
+def main(argv: list[str] | None = None, prog: str = "ladder-hf register-metric") -> int:
+    """``ladder-hf register-metric`` / ``python -m ladder_hf.metrics``: register and print the shim paths.
+
+    Returns 1 (after the warning) when a metric could not be registered; ``load()`` still works then.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description='Register ladder_hf\'s metrics with evaluate, so that evaluate.load("integration_bee") '
+        "finds them by bare name in any later process.",
+    )
+    parser.add_argument("names", nargs="*", default=list(METRIC_NAMES), help="metrics to register (default: all)")
+    parser.add_argument("--cache", default=None, help="evaluate's modules cache (default: $HF_MODULES_CACHE)")
+    args = parser.parse_args(argv)
+    failed = 0
+    for name in args.names:
+        try:
+            path = register(name, cache=args.cache)
+        except ValueError as err:  # an unknown name
+            parser.error(str(err))
+        print(f"{name}: {path or 'not registered (see the warning)'}  (by path: {metric_path(name)})")
+        failed += path is None
+    return 1 if failed else 0
+
+
+def _write_shim(target: Path, source: str) -> None:
     # Every package level needs an __init__.py: evaluate imports the shim as
     # evaluate_modules.metrics.evaluate-metric--<name>.<hash>.<name>.
     root = target.parents[3]
@@ -124,18 +208,6 @@ def register(name: str = "integration_bee", cache: str | os.PathLike | None = No
     if not target.is_file() or target.read_text(encoding="utf-8") != source:
         _atomic_write(target, source)
     _make_newest(target)
-    return target
-
-
-def ensure_registered(name: str = "integration_bee") -> Path | None:
-    """:func:`register`, but never raises (a read-only cache only costs the bare-name lookup)."""
-    try:
-        return register(name)
-    except OSError as err:
-        logger.warning(
-            "could not register evaluate metric %r (%s); load it by path instead: %s", name, err, metric_path(name)
-        )
-        return None
 
 
 def _check_name(name: str) -> None:

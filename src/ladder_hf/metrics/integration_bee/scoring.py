@@ -45,7 +45,7 @@ def resolve_reference(reference: str | Mapping[str, Any]) -> dict:
     elif isinstance(reference, str):
         from ladder_hf.problems import get_problem
 
-        row = get_problem(reference.strip())
+        row = dict(get_problem(reference.strip()))  # a copy: the bundled problem is read-only
     else:
         raise TypeError(f"a reference is a problem id or a dict, not {type(reference).__name__}")
     row["integrand"] = str(row["integrand"])

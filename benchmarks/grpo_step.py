@@ -29,7 +29,8 @@ import time
 # recipes/ is not on the path here, but keep the `evaluate` library unshadowed in any case.
 sys.path[:] = [p for p in sys.path if os.path.basename(os.path.abspath(p or os.curdir)) != "recipes"]
 
-from ladder_hf.grpo import grow_variants, make_parser, train  # noqa: E402
+from ladder_hf.grpo import make_parser, train  # noqa: E402
+from ladder_hf.training_data import grow_variants  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -72,8 +73,8 @@ def time_answered_rewards(variants: str, batch: int, repeats: int = 5) -> list[f
     never reach the verifier; this times the verifier path itself: half the answers are the rows'
     sympy antiderivatives (correct), half are wrong.
     """
-    from ladder_hf.grpo import load_variants_folder
     from ladder_hf.rewards import format_reward, integration_reward
+    from ladder_hf.training_data import load_variants_folder
 
     rows = [r for r in load_variants_folder(variants) if r.get("sympy_antiderivative") and not r["lower"]][:batch]
     rows = (rows * batch)[:batch]

@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ladder_hf.demo import (
-    FEW_SHOT_EXAMPLES,
     DemoConfig,
     build_variants,
     evaluate_stage,
@@ -49,7 +48,8 @@ from ladder_hf.demo import (
     train_stage,
     tree_sizes,
 )
-from ladder_hf.problems import load_problems, read_jsonl, write_jsonl
+from ladder_hf.problems import FEW_SHOT_EXAMPLES, load_problems
+from ladder_hf.store import read_jsonl, write_jsonl
 
 logger = logging.getLogger("ladder_ablation")
 ARMS = ("base", "roots", "ladder", "ladder_depth")

@@ -45,7 +45,12 @@ def _round(backend, specs, max_new_tokens):
     from ladder_hf.variants.generators import extract_variants
 
     t0 = time.perf_counter()
-    texts = backend.generate([s.messages for s in specs], [s.temperature for s in specs], max_new_tokens)
+    texts = [
+        t[0]
+        for t in backend.generate(
+            [s.messages for s in specs], temperature=[s.temperature for s in specs], max_new_tokens=max_new_tokens
+        )
+    ]
     seconds = time.perf_counter() - t0
     strings = [v for t in texts for v in extract_variants(t, limit=5)]
     parsed = 0
@@ -76,8 +81,9 @@ def main(argv=None) -> None:
 
     import torch
 
+    from ladder_hf.generation import TransformersBackend
     from ladder_hf.models import load_model_and_tokenizer
-    from ladder_hf.variants import ModelVariantGenerator, TransformersBackend
+    from ladder_hf.variants import ModelVariantGenerator
 
     torch.manual_seed(args.seed)
     model, tokenizer = load_model_and_tokenizer(args.model)
@@ -99,7 +105,7 @@ def main(argv=None) -> None:
 
 def _throughput(args, batched, single, specs) -> None:
     # Warm-up (first-call overheads) on two prompts, not timed.
-    batched.generate([s.messages for s in specs[:2]], [1.0, 1.0], 4)
+    batched.generate([s.messages for s in specs[:2]], max_new_tokens=4)
 
     results = {"batched": [], "sequential": []}
     samples = []

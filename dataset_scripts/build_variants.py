@@ -68,24 +68,21 @@ class BuildVariantsConfig:
 
 def build_generator(cfg: BuildVariantsConfig):
     """The variant generator the config asks for."""
-    from ladder_hf.variants import SymbolicGenerator
+    from ladder_hf.variants import GENERATOR_KINDS, make_generator
 
-    if cfg.generator == "symbolic":
-        return SymbolicGenerator(seed=cfg.seed)
-    if cfg.generator != "model":
-        raise SystemExit(f"--generator must be 'symbolic' or 'model', not {cfg.generator!r}")
-    from ladder_hf.variants import ModelVariantGenerator, OpenAIBackend, TransformersBackend, VLLMBackend
-
-    if cfg.backend == "openai":
-        if not (cfg.base_url and cfg.model):
-            raise SystemExit("--backend openai needs --base_url and --model")
-        backend = OpenAIBackend(cfg.base_url, cfg.model)
-    elif cfg.backend == "vllm":
-        backend = VLLMBackend(cfg.model, seed=cfg.seed)
-    else:
-        backend = TransformersBackend(cfg.model, batch_size=cfg.batch_size, seed=cfg.seed)
-    return ModelVariantGenerator(
-        backend, variants_per_prompt=cfg.variants_per_prompt, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed
+    if cfg.generator not in GENERATOR_KINDS:
+        raise SystemExit(f"--generator must be one of {GENERATOR_KINDS}, not {cfg.generator!r}")
+    if cfg.generator == "model" and cfg.backend == "openai" and not (cfg.base_url and cfg.model):
+        raise SystemExit("--backend openai needs --base_url and --model")
+    return make_generator(
+        cfg.generator,
+        seed=cfg.seed,
+        backend=cfg.backend,
+        model_name_or_path=cfg.model,
+        base_url=cfg.base_url,
+        batch_size=cfg.batch_size,
+        variants_per_prompt=cfg.variants_per_prompt,
+        max_new_tokens=cfg.max_new_tokens,
     )
 
 

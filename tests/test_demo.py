@@ -172,40 +172,16 @@ def test_model_generator_option_builds_a_tree_with_the_given_model(tiny_model_di
     assert funnel["requested"] >= 1 and funnel["kept"] == sum(1 for n in nodes if n["depth"] > 0)
 
 
-def test_few_shot_system_prompt_renders_as_real_few_shot_turns(tiny_model):
-    from ladder_hf.demo import FEW_SHOT_EXAMPLES, FEW_SHOT_INSTRUCTION, few_shot_system_prompt
-    from ladder_hf.problems import build_messages, format_problem
+def test_few_shot_prompt_is_real_chat_turns(tiny_model):
+    from ladder_hf.problems import FEW_SHOT_EXAMPLES, FEW_SHOT_INSTRUCTION, build_messages
 
     _, tokenizer = tiny_model
-    system = few_shot_system_prompt(tokenizer)
     problem = {"integrand": "x**2", "lower": "", "upper": ""}
-    turns = [{"role": "system", "content": FEW_SHOT_INSTRUCTION}]
-    for integrand, answer in FEW_SHOT_EXAMPLES:
-        turns += [
-            {"role": "user", "content": format_problem({"integrand": integrand, "lower": "", "upper": ""})},
-            {"role": "assistant", "content": f"<answer>{answer}</answer>"},
-        ]
-    turns.append({"role": "user", "content": format_problem(problem)})
-
-    def ids(messages):
-        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return tokenizer(text, add_special_tokens=False)["input_ids"]
-
-    # Same tokens as the multi-turn conversation, role markers included (not escaped as text).
-    assert ids(build_messages(problem, system_prompt=system)) == ids(turns)
-    assert ids(turns).count(tokenizer.convert_tokens_to_ids("<|im_start|>")) == 2 + 2 * len(FEW_SHOT_EXAMPLES) + 1
-
-
-def test_few_shot_prompt_refuses_a_template_without_a_leading_system_turn(tiny_model):
-    from copy import deepcopy
-
-    from ladder_hf.demo import few_shot_system_prompt
-
-    tokenizer = deepcopy(tiny_model[1])
-    # A template that drops the system prompt entirely cannot carry the examples.
-    tokenizer.chat_template = (
-        "{% for m in messages %}{% if m['role'] != 'system' %}[{{ m['role'] }}] {{ m['content'] }}\n"
-        "{% endif %}{% endfor %}{% if add_generation_prompt %}[assistant] {% endif %}"
-    )
-    with pytest.raises(ValueError):
-        few_shot_system_prompt(tokenizer)
+    messages = build_messages(problem, "few_shot")
+    assert messages[0] == {"role": "system", "content": FEW_SHOT_INSTRUCTION}
+    assert [m["role"] for m in messages[1:]] == ["user", "assistant"] * len(FEW_SHOT_EXAMPLES) + ["user"]
+    assert messages[2]["content"] == f"<answer>{FEW_SHOT_EXAMPLES[0][1]}</answer>"
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    # every turn opens with the template's own role marker (not text inside a system prompt)
+    assert ids.count(tokenizer.convert_tokens_to_ids("<|im_start|>")) == 2 + 2 * len(FEW_SHOT_EXAMPLES) + 1

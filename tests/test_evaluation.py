@@ -51,7 +51,6 @@ def test_recipe_end_to_end_tiny_model(tiny_model_dir, problem_file, tmp_path):
 
 
 def test_resume_skips_done_samples_and_refuses_changed_settings(tiny_model_dir, problem_file, tmp_path, monkeypatch):
-    import ladder_hf.evaluation as evaluation
 
     out = tmp_path / "run"
     settings = {"max_new_tokens": 8, "sympy_baseline": False, "batch_size": 1}
@@ -61,13 +60,15 @@ def test_resume_skips_done_samples_and_refuses_changed_settings(tiny_model_dir, 
     # simulate an interrupted run: only the first completion (and half of the second line) made it
     (out / "completions.jsonl").write_text(rows[0] + "\n" + rows[1][: len(rows[1]) // 2])
 
-    real, prompts_seen = evaluation._generate_transformers, []
+    from ladder_hf.generation import TransformersBackend
 
-    def counting(model, tokenizer, messages, config):
-        prompts_seen.extend(m[-1]["content"] for m in messages)
-        return real(model, tokenizer, messages, config)
+    real, prompts_seen = TransformersBackend.generate, []
 
-    monkeypatch.setattr(evaluation, "_generate_transformers", counting)
+    def counting(self, conversations, **kwargs):
+        prompts_seen.extend(m[-1]["content"] for m in conversations)
+        return real(self, conversations, **kwargs)
+
+    monkeypatch.setattr(TransformersBackend, "generate", counting)
     evaluate_model(tiny_model_dir, problem_file, out, **settings)
     assert prompts_seen == ["Evaluate the definite integral: ∫_{0}^{pi} sin(x) dx"]
     # the cut line was dropped, not glued to the new row

@@ -15,15 +15,11 @@ import pytest
 import yaml
 from datasets import Dataset
 
-from ladder_hf.grpo import (
-    RewardTimer,
-    ScriptArguments,
-    add_prompts,
-    ladder_card_section,
-    load_variant_dataset,
-    make_parser,
-    order_by_curriculum,
-)
+from ladder_hf.callbacks import RewardTimer
+from ladder_hf.configs import ScriptArguments
+from ladder_hf.grpo import make_parser
+from ladder_hf.trainer import ladder_card_section
+from ladder_hf.training_data import add_prompts, load_variant_dataset, order_by_curriculum
 from ladder_hf.problems import DEFAULT_SYSTEM_PROMPT
 
 ROOT = Path(__file__).resolve().parents[1]

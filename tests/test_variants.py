@@ -8,24 +8,20 @@ import random
 import signal
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import sympy
 
+from ladder_hf.generation import OpenAIBackend, TransformersBackend
 from ladder_hf.variants import (
     PERSONAS,
     TRANSFORMATIONS,
     ContaminationGuard,
     FingerprintIndex,
     ModelVariantGenerator,
-    OpenAIBackend,
     QualityConfig,
     SymbolicGenerator,
-    TransformersBackend,
-    VLLMBackend,
     difficulty,
     extract_variants,
     generate_tree,
@@ -34,7 +30,6 @@ from ladder_hf.variants import (
     sample_transformations,
     solvability_batch,
 )
-from ladder_hf.variants.backends import _per_row_temperature_processor
 from ladder_hf.variants.quality import same_function, structure_key
 from ladder_hf.variants.symbolic import drop_factor, drop_summand, lower_exponent, unwrap_composition
 from ladder_hf.variants.tree import FUNNEL_STAGES, NODES_FILE, TreeState
@@ -131,9 +126,9 @@ class ScriptedBackend:
         self.replies = replies
         self.calls = []
 
-    def generate(self, conversations, temperatures, max_new_tokens=256):
-        self.calls.append((conversations, temperatures))
-        return [self.replies[i % len(self.replies)] for i in range(len(conversations))]
+    def generate(self, conversations, *, n=1, max_new_tokens=256, temperature=1.0, **kwargs):
+        self.calls.append((conversations, temperature))
+        return [[self.replies[i % len(self.replies)]] * n for i in range(len(conversations))]
 
 
 def test_extract_variants_tags_lists_and_garbage():
@@ -185,96 +180,10 @@ def test_model_generator_counts_output_with_no_variants_as_unparsable():
     assert len(cands) == 1 and not cands[0].parsed
 
 
-def test_per_row_temperature_processor():
-    import torch
+def test_model_tree_through_an_openai_server(tmp_path):
+    from test_generation import ChatServer
 
-    scores = torch.tensor([[2.0, 4.0], [2.0, 4.0]])
-    out = _per_row_temperature_processor([0.5, 2.0])(None, scores)
-    assert torch.allclose(out, torch.tensor([[4.0, 8.0], [1.0, 2.0]]))
-
-
-def test_transformers_backend_batched_generation(tiny_model_dir):
-    backend = TransformersBackend(tiny_model_dir, batch_size=3, seed=0)
-    assert backend.tokenizer.padding_side == "left"
-    convs = [[{"role": "user", "content": "integrate " + "x" * (i * 7 + 1)}] for i in range(5)]
-    outs = backend.generate(convs, [0.8, 1.0, 1.2, 1.4, 0.8], max_new_tokens=4)
-    assert len(outs) == 5 and all(isinstance(o, str) for o in outs)
-    # Near-greedy sampling: the result of a prompt does not depend on its batch neighbours.
-    single = TransformersBackend(tiny_model_dir, batch_size=1)
-    cold = [1e-4] * 3
-    assert backend.generate(convs[:3], cold, 4) == single.generate(convs[:3], cold, 4)
-
-
-def test_vllm_backend_clear_error_without_vllm():
-    import importlib.util
-
-    if importlib.util.find_spec("vllm") is not None:
-        pytest.skip("vllm is installed here; this test covers the missing-vllm message")
-    with pytest.raises(ImportError, match=r"pip install 'ladder-hf\[vllm\]'"):
-        VLLMBackend("some/model")
-
-
-# ---------------------------------------------------------------------------------------------
-# OpenAI-compatible backend against a server on 127.0.0.1
-
-
-class _ChatServer:
-    """A minimal OpenAI-compatible chat completions server for the tests."""
-
-    def __init__(self, fail_first: int = 0):
-        self.requests = []
-        self.fail_first = fail_first
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if self.path != "/v1/chat/completions":
-                    self.send_response(404)
-                    self.end_headers()
-                    return
-                with threading.Lock():
-                    server.requests.append(body)
-                    n = len(server.requests)
-                if n <= server.fail_first:
-                    self.send_response(503)
-                    self.end_headers()
-                    return
-                k = 2 + n % 4
-                content = f"<variant>x**{k}</variant>\n<variant>sin({k}*x)</variant>\n<variant>?? bad ((</variant>"
-                payload = {
-                    "id": f"c{n}",
-                    "object": "chat.completion",
-                    "model": body["model"],
-                    "choices": [
-                        {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
-                    ],
-                }
-                data = json.dumps(payload).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def test_openai_backend_against_local_server(tmp_path):
-    with _ChatServer(fail_first=1) as server:
+    with ChatServer(fail_first=1) as server:
         backend = OpenAIBackend(server.url, "local-model", max_workers=4)
         gen = ModelVariantGenerator(backend, variants_per_prompt=3, seed=0)
         nodes = generate_tree(PROBLEMS[:1], gen, depth=1, out_dir=str(tmp_path), variants_per_node=6, quality=FAST_QC)
@@ -288,27 +197,6 @@ def test_openai_backend_against_local_server(tmp_path):
     children = [n for n in nodes if n["depth"] == 1]
     assert len(children) == funnel["kept"] >= 2
     assert all(n["generator"] == "local-model" and n["temperature"] in (0.8, 1.0, 1.2, 1.4) for n in children)
-
-
-def test_openai_backend_reports_http_errors():
-    class Bad(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_POST(self):
-            self.send_response(400)
-            self.end_headers()
-            self.wfile.write(b'{"error": "bad model"}')
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Bad)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        backend = OpenAIBackend(f"http://127.0.0.1:{httpd.server_address[1]}/v1", "m", retries=0)
-        with pytest.raises(RuntimeError, match="HTTP 400"):
-            backend.generate([[{"role": "user", "content": "hi"}]], [1.0], 8)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -605,16 +493,16 @@ def test_cli_generate_then_push_to_local_hub(hub_server, tmp_path):
 
 
 def test_bundled_problems_beyond_parser_bounds_are_trusted_user_text_is_not(tmp_path):
-    from ladder_hf.problems import _all_rows, get_problem
+    from ladder_hf.problems import bundled_integrands, get_problem
     from ladder_hf.variants.base import parse_integrand, parse_problem_integrand
     from ladder_hf.verifier import MathParseError
 
     beyond = []
-    for row in _all_rows():
+    for integrand in bundled_integrands():
         try:
-            parse_integrand(row["integrand"])
+            parse_integrand(integrand)
         except MathParseError:
-            beyond.append(row["integrand"])
+            beyond.append(integrand)
     for text in beyond:  # bundled strings the grammar refuses (e.g. a Sum) still parse: they are ours
         assert parse_problem_integrand(text) is not None
     with pytest.raises(MathParseError):

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 
 import datasets
 
+from ladder_hf.store import read_jsonl
+
 NODES_FILE = "nodes.jsonl"
 REJECTED_FILE = "rejected.jsonl"
 MAX_DEPTH_CONFIG = 5
@@ -197,8 +199,8 @@ def in_config(row: dict, config: LadderConfig) -> bool:
 def read_nodes(folder_or_file: str) -> list[dict]:
     """The node records of a variants folder (or a nodes.jsonl path), in file order.
 
-    A run killed mid-write can leave a truncated last line; it is skipped, as
-    ``generate_tree`` does when it resumes. A node id seen twice keeps its last record.
+    A run killed mid-write can leave a cut last line; it is not a row (the rules of
+    :mod:`ladder_hf.store`). A node id seen twice keeps its last record.
     """
     path = folder_or_file
     if os.path.isdir(path):
@@ -207,21 +209,14 @@ def read_nodes(folder_or_file: str) -> list[dict]:
         raise FileNotFoundError(f"no {NODES_FILE} at {folder_or_file!r}: is this a variants folder?")
     nodes: dict[str, dict] = {}
     anonymous: list[dict] = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if not line.strip():
-                continue
-            try:
-                node = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if not isinstance(node, dict):
-                continue
-            if node.get("id") is None:
-                anonymous.append(node)
-            else:
-                nodes.pop(str(node["id"]), None)
-                nodes[str(node["id"])] = node
+    for node in read_jsonl(path):
+        if not isinstance(node, dict):
+            continue
+        if node.get("id") is None:
+            anonymous.append(node)
+        else:
+            nodes.pop(str(node["id"]), None)
+            nodes[str(node["id"])] = node
     return list(nodes.values()) + anonymous
 
 

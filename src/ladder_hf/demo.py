@@ -39,74 +39,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ladder_hf.problems import DEFAULT_SYSTEM_PROMPT, load_problems, read_jsonl, write_jsonl
+from ladder_hf.problems import load_problems, resolve_prompt
+from ladder_hf.store import atomic_path, atomic_write, read_jsonl, write_json, write_jsonl
 
 logger = logging.getLogger(__name__)
-
-# SmolLM2-135M almost never uses the answer tags when only told to (0 of 48 samples here), and a
-# worked example written inside the system prompt did not help either (0 of 24). Real few-shot
-# turns did (most samples tagged). The prompt builders of ladder_hf.grpo and ladder_hf.evaluation
-# take one system prompt, so :func:`few_shot_system_prompt` writes the example turns into it in the
-# model's own chat-template markup. See docs/results.md, "what we tried".
-FEW_SHOT_INSTRUCTION = (
-    "You integrate functions. Reply with only the antiderivative in sympy syntax inside <answer></answer> tags, "
-    "without + C."
-)
-# Chosen to be unlike the easy held-out variants (no bare x**n, sin, cos, exp), so they teach the format only.
-FEW_SHOT_EXAMPLES = (("x**4", "x**5/5"), ("cos(2*x)", "sin(2*x)/2"), ("exp(3*x)", "exp(3*x)/3"))
-
-
-def few_shot_system_prompt(
-    tokenizer, instruction: str = FEW_SHOT_INSTRUCTION, examples: tuple[tuple[str, str], ...] = FEW_SHOT_EXAMPLES
-) -> str:
-    """A system prompt that the tokenizer's chat template renders exactly as a few-shot conversation.
-
-    ``[system(result), user(q)]`` renders to the same text as ``[system(instruction), user(ex1),
-    assistant(<answer>ans1</answer>), ..., user(q)]``; the example turns ride in the system prompt as
-    the template's own role markup, so any code that builds ``[system, user]`` prompts gets real
-    few-shot turns. Raises ``ValueError`` for a template that does not put the system prompt first.
-
-    Example:
-        >>> from transformers import AutoTokenizer  # doctest: +SKIP
-        >>> prompt = few_shot_system_prompt(AutoTokenizer.from_pretrained(default_model_path()))  # doctest: +SKIP
-    """
-    from ladder_hf.problems import format_problem
-
-    query, marker = "\ue000QUERY\ue000", "\ue001SYSTEM\ue001"
-    turns = [{"role": "system", "content": instruction}]
-    for integrand, answer in examples:
-        turns.append({"role": "user", "content": format_problem({"integrand": integrand, "lower": "", "upper": ""})})
-        turns.append({"role": "assistant", "content": f"<answer>{answer}</answer>"})
-
-    def render(messages: list[dict]) -> str:
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-
-    full = render([*turns, {"role": "user", "content": query}])
-    shell = render([{"role": "system", "content": marker}, {"role": "user", "content": query}])
-    if shell.count(marker) != 1:
-        raise ValueError("this chat template does not render the system prompt once")
-    head, tail = shell.split(marker)
-    joint = tail[: tail.index(query)] + query  # system footer + user header + the question
-    if not full.startswith(head) or joint not in full:
-        raise ValueError("this chat template cannot carry few-shot turns inside the system prompt")
-    system = full[len(head) : full.rindex(joint)]
-    if render([{"role": "system", "content": system}, {"role": "user", "content": query}]) != full:
-        raise ValueError("this chat template cannot carry few-shot turns inside the system prompt")
-    return system
-
-
-def resolve_system_prompt(name_or_text: str, model: str | None = None) -> str:
-    """``few_shot`` (built for ``model``'s chat template), ``default`` (the package prompt) or literal text."""
-    if name_or_text == "default":
-        return DEFAULT_SYSTEM_PROMPT
-    if name_or_text != "few_shot":
-        return name_or_text
-    from transformers import AutoTokenizer
-
-    from ladder_hf.models import resolve_model_name_or_path
-
-    return few_shot_system_prompt(AutoTokenizer.from_pretrained(resolve_model_name_or_path(model)))
-
 
 STAGES = ("problems", "variants", "dataset", "eval_base", "train", "eval_trained", "report")
 CONFIG_FILE = "demo_config.json"
@@ -247,10 +183,8 @@ class DemoConfig:
 
     @property
     def prompt(self) -> str:
-        """The system prompt text (``few_shot`` is built once for the model's chat template)."""
-        if getattr(self, "_prompt", None) is None:
-            self._prompt = resolve_system_prompt(self.system_prompt, self.model)
-        return self._prompt
+        """The prompt name or text handed to training and evaluation (``few_shot``, ``default`` or text)."""
+        return self.system_prompt
 
 
 # --------------------------------------------------------------------------------------------- stages
@@ -285,12 +219,9 @@ def split_problems(
 
 def make_generator(config: DemoConfig):
     """The variant generator the config names (symbolic by default)."""
-    from ladder_hf.variants import ModelVariantGenerator, SymbolicGenerator, TransformersBackend
+    from ladder_hf.variants import make_generator
 
-    if config.generator == "symbolic":
-        return SymbolicGenerator(seed=config.seed)
-    backend = TransformersBackend(config.variant_model or config.model, seed=config.seed)
-    return ModelVariantGenerator(backend, seed=config.seed)
+    return make_generator(config.generator, seed=config.seed, model_name_or_path=config.variant_model or config.model)
 
 
 def build_variants(train: list[dict], test: list[dict], out_dir: str, config: DemoConfig, generator=None) -> list[dict]:
@@ -325,10 +256,8 @@ def materialise_dataset(variants_dir: str, out_dir: str, train_on: str = "tree")
     if train_on not in _SLICES:
         raise ValueError(f"train_on must be one of {sorted(_SLICES)}, not {train_on!r}")
     dataset = load_ladder_dataset(variants_dir, _SLICES[train_on])
-    os.makedirs(out_dir, exist_ok=True)
-    tmp = os.path.join(out_dir, "train.parquet.tmp")
-    dataset.to_parquet(tmp)
-    os.replace(tmp, os.path.join(out_dir, "train.parquet"))
+    with atomic_path(os.path.join(out_dir, "train.parquet"), suffix=".parquet") as tmp:
+        dataset.to_parquet(tmp)
     per_depth = Counter(int(d) for d in dataset["depth"])
     return {"rows": len(dataset), "per_depth": {str(k): per_depth[k] for k in sorted(per_depth)}}
 
@@ -533,6 +462,15 @@ def _pct(value) -> str:
     return "–" if value is None else f"{100 * value:.1f}%"
 
 
+def _prompt_text(prompt: str) -> str:
+    """The prompt as the model sees it, for the report: the system turn, then the example turns."""
+    spec = resolve_prompt(prompt)
+    lines = [spec.system_prompt or "(no system prompt)"]
+    for integrand, answer in spec.examples:
+        lines += ["", f"user: Find the indefinite integral: ∫ {integrand} dx", f"assistant: <answer>{answer}</answer>"]
+    return "\n".join(lines)
+
+
 def render_report(summary: dict) -> str:
     """The demo's markdown report from its ``summary.json`` content."""
     c, out = summary["config"], summary["output_dir"]
@@ -627,9 +565,9 @@ def write_report(out_dir: str, summary: dict) -> dict[str, str]:
         "tree_sizes": plot_tree_sizes(summary["tree_sizes"], os.path.join(plots, "tree_sizes.png")),
     }
     paths["summary"] = os.path.join(out_dir, "summary.json")
-    Path(paths["summary"]).write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_json(paths["summary"], summary)
     paths["report"] = os.path.join(out_dir, "report.md")
-    Path(paths["report"]).write_text(render_report(summary), encoding="utf-8")
+    atomic_write(paths["report"], render_report(summary))
     return paths
 
 
@@ -693,14 +631,14 @@ def run_demo(config: DemoConfig) -> dict:
     done_marker = os.path.join(paths["variants"], "DEMO_DONE")
     if not os.path.isfile(done_marker):
         build_variants(train, test, paths["variants"], config)
-        Path(done_marker).write_text("complete\n", encoding="utf-8")
+        atomic_write(done_marker, "complete\n")
     done("variants", began)
 
     began = stage("dataset")
     dataset_info_path = os.path.join(paths["dataset"], "info.json")
     if not os.path.isfile(dataset_info_path):
         info = materialise_dataset(paths["variants"], paths["dataset"], config.train_on)
-        Path(dataset_info_path).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        write_json(dataset_info_path, info)
     dataset_info = json.loads(Path(dataset_info_path).read_text(encoding="utf-8"))
     done("dataset", began)
 
@@ -733,7 +671,7 @@ def run_demo(config: DemoConfig) -> dict:
         "dataset": dataset_info,
         "train": {"global_step": history[-1]["step"] if history else 0, "steps_logged": len(history)},
         "rewards": history,
-        "system_prompt": config.prompt,
+        "system_prompt": _prompt_text(config.prompt),
         "scores": {"base": _score(base), "trained": _score(trained)},
         # A copy: the report stage's own time is not known until the report is written.
         "wall_time_s": dict(wall),

@@ -34,15 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ladder_hf.metrics import ensure_registered
-from ladder_hf.problems import DEFAULT_SYSTEM_PROMPT, build_messages, load_problems
+from ladder_hf.problems import ANSWER_STOP, build_messages, load_problems
+from ladder_hf.store import JsonlStore, atomic_write, write_json, write_jsonl
 
 logger = logging.getLogger(__name__)
-
-# First use of ladder_hf's evaluation registers the metric with evaluate (see ladder_hf.metrics).
-ensure_registered()
-
-STOP_STRINGS = ["</answer>", "</ANSWER>"]
 # Settings that change the completions; a resumed run must use the same ones.
 _GENERATION_KEYS = (
     "model",
@@ -91,7 +86,11 @@ class EvaluationConfig:
     )
     seed: int = field(default=0, metadata={"help": "Random seed for sampling."})
     system_prompt: str = field(
-        default=DEFAULT_SYSTEM_PROMPT, metadata={"help": "System prompt (the paper's <answer> format by default)."}
+        default="default",
+        metadata={
+            "help": "The prompt: 'default' (system prompt asking for the paper's <answer> format), 'few_shot' "
+            "(instruction and three worked examples as chat turns) or literal system-prompt text."
+        },
     )
     limit: int | None = field(default=None, metadata={"help": "Only the first N problems of the set."})
     sympy_baseline: bool = field(default=True, metadata={"help": "Also score sympy.integrate on each problem."})
@@ -121,134 +120,72 @@ class EvaluationConfig:
 # ---------------------------------------------------------------------------------------- generation
 
 
-def _read_rows(path: Path) -> list[dict]:
-    """Rows of an output JSONL; a line cut by an interrupted write is dropped from the file."""
-    if not path.is_file():
-        return []
-    text = path.read_text(encoding="utf-8")
-    rows, intact = [], True
-    for line in text.splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            intact = False
-    if not intact or (text and not text.endswith("\n")):
-        # Appending after a partial line would corrupt the next row: rewrite the good ones.
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-        os.replace(tmp, path)
-    return rows
+def _backend(config: EvaluationConfig, model=None, tokenizer=None):
+    from ladder_hf.generation import load_backend
 
+    if config.backend == "transformers" and model is None:
+        import torch
 
-def _done_samples(path: Path) -> dict[tuple[str, int], dict]:
-    return {(row["id"], int(row["sample"])): row for row in _read_rows(path)}
-
-
-def _generate_transformers(model, tokenizer, messages: list[list[dict]], config: EvaluationConfig) -> list[str]:
-    import torch
-
-    texts = [tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m in messages]
-    batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-    temperature = config.sampling_temperature
-    generation = {
-        "max_new_tokens": config.max_new_tokens,
-        "pad_token_id": tokenizer.pad_token_id,
-        # Stop at the closing tag: the answer is complete and the rest would be wasted compute.
-        "stop_strings": STOP_STRINGS,
-        "tokenizer": tokenizer,
-        "do_sample": temperature > 0,
-    }
-    if temperature > 0:
-        generation.update(temperature=temperature, top_p=config.top_p)
-    with torch.inference_mode():
-        out = model.generate(**batch, **generation)
-    return tokenizer.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+        device = "cuda" if torch.cuda.is_available() else None
+        return load_backend(
+            "transformers", config.model, batch_size=config.batch_size, dtype=config.dtype, device=device
+        )
+    if config.backend == "transformers" and tokenizer is None:
+        raise ValueError("pass the tokenizer with an in-memory model")
+    return load_backend(
+        config.backend, config.model, batch_size=config.batch_size, dtype=config.dtype, model=model, tokenizer=tokenizer
+    )
 
 
 def generate_completions(
-    problems: Sequence[dict], config: EvaluationConfig, out_path: Path, model=None, tokenizer=None
+    problems: Sequence[dict], config: EvaluationConfig, out_path: Path, model=None, tokenizer=None, backend=None
 ) -> list[dict]:
-    """Generate ``config.num_samples`` completions per problem, appending rows to ``out_path``.
+    """Generate ``config.num_samples`` completions per problem through the generation layer (``backend``,
+    or the one ``config`` names), appending rows to ``out_path`` as each batch finishes.
 
     Rows already in ``out_path`` (same id and sample index) are kept and not generated again.
     Returns all rows, in problem then sample order.
     """
-    done = _done_samples(out_path)
-    todo = [(p, s) for p in problems for s in range(config.num_samples) if (p["id"], s) not in done]
-    if todo:
-        with open(out_path, "a", encoding="utf-8") as writer:
-            if config.backend == "vllm":
-                _run_vllm(todo, config, writer, done)
-            else:
-                _run_transformers(todo, config, writer, done, model, tokenizer)
-    return [done[(p["id"], s)] for p in problems for s in range(config.num_samples)]
-
-
-def _record(writer, done: dict, problem: dict, sample: int, completion: str, seconds: float) -> None:
-    # seconds: this row's share of its batch's generation time, so resumed runs still report totals.
-    row = {"id": problem["id"], "sample": sample, "completion": completion, "seconds": round(seconds, 3)}
-    writer.write(json.dumps(row, ensure_ascii=False) + "\n")
-    done[(problem["id"], sample)] = row
-
-
-def _run_transformers(todo, config: EvaluationConfig, writer, done: dict, model, tokenizer) -> None:
-    import torch
     from tqdm.auto import tqdm
-    from transformers import set_seed
 
-    from ladder_hf.models import load_model_and_tokenizer
-
+    store = JsonlStore(out_path, sync=False)
+    done = {(row["id"], int(row["sample"])): row for row in store.read()}
+    todo = [(p, s) for p in problems for s in range(config.num_samples) if (p["id"], s) not in done]
+    if not todo:
+        return [done[(p["id"], s)] for p in problems for s in range(config.num_samples)]
     if config.num_threads:
+        import torch
+
         torch.set_num_threads(config.num_threads)
-    if model is None:
-        device = "cuda" if torch.cuda.is_available() else None
-        model, tokenizer = load_model_and_tokenizer(config.model, dtype=config.dtype, device=device)
-    elif tokenizer is None:
-        raise ValueError("pass the tokenizer with an in-memory model")
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model.eval()
-    messages = [build_messages(p, system_prompt=config.system_prompt) for p, _ in todo]
-    # Similar prompt lengths in one batch waste less compute on padding.
+    backend = backend or _backend(config, model, tokenizer)
+    messages = [build_messages(p, config.system_prompt) for p, _ in todo]
+    # similar prompt lengths in one batch waste less compute on padding; vLLM and servers batch themselves
     order = sorted(range(len(todo)), key=lambda i: len(messages[i][-1]["content"]))
+    chunk_size = config.batch_size if config.backend == "transformers" else len(order)
     bar = tqdm(total=len(todo), desc="generating", unit="completion")
-    for start in range(0, len(order), config.batch_size):
-        chunk = order[start : start + config.batch_size]
-        # Seed per batch from its first item so a resumed run samples the same way.
-        set_seed(config.seed + chunk[0] * 1_000 + todo[chunk[0]][1])
+    for start in range(0, len(order), chunk_size):
+        chunk = order[start : start + chunk_size]
         began = time.perf_counter()
-        completions = _generate_transformers(model, tokenizer, [messages[i] for i in chunk], config)
-        share = (time.perf_counter() - began) / len(chunk)
-        for i, completion in zip(chunk, completions, strict=True):
-            _record(writer, done, todo[i][0], todo[i][1], completion, share)
-        writer.flush()
+        texts = backend.generate(
+            [messages[i] for i in chunk],
+            max_new_tokens=config.max_new_tokens,
+            temperature=config.sampling_temperature,
+            top_p=config.top_p,
+            stop=ANSWER_STOP,
+            # seeded per batch from its first item, so a resumed run samples the same way
+            seed=config.seed + chunk[0] * 1_000 + todo[chunk[0]][1],
+        )
+        # seconds: this row's share of its batch's generation time, so resumed runs still report totals
+        share = round((time.perf_counter() - began) / len(chunk), 3)
+        rows = []
+        for i, samples in zip(chunk, texts, strict=True):
+            problem, sample = todo[i]
+            rows.append({"id": problem["id"], "sample": sample, "completion": samples[0], "seconds": share})
+            done[(problem["id"], sample)] = rows[-1]
+        store.append(rows)
         bar.update(len(chunk))
     bar.close()
-
-
-def _run_vllm(todo, config: EvaluationConfig, writer, done: dict) -> None:
-    try:
-        from vllm import LLM, SamplingParams
-    except ImportError as err:
-        raise ImportError("--backend vllm needs vLLM: pip install 'ladder-hf[vllm]'") from err
-    from ladder_hf.models import resolve_model_name_or_path
-
-    llm = LLM(model=resolve_model_name_or_path(config.model), seed=config.seed, dtype=config.dtype)
-    params = SamplingParams(
-        n=1,
-        temperature=config.sampling_temperature,
-        top_p=config.top_p if config.sampling_temperature > 0 else 1.0,
-        max_tokens=config.max_new_tokens,
-        stop=STOP_STRINGS,
-        include_stop_str_in_output=True,
-    )
-    # vLLM batches everything itself; one request per (problem, sample) keeps resume exact.
-    began = time.perf_counter()
-    outputs = llm.chat([build_messages(p, system_prompt=config.system_prompt) for p, _ in todo], params, use_tqdm=True)
-    for (problem, sample), output in zip(todo, outputs, strict=True):
-        _record(writer, done, problem, sample, output.outputs[0].text, (time.perf_counter() - began) / len(todo))
-    writer.flush()
+    return [done[(p["id"], s)] for p in problems for s in range(config.num_samples)]
 
 
 # -------------------------------------------------------------------------------------- sympy baseline
@@ -286,10 +223,11 @@ def run_sympy_baseline(problems: Sequence[dict], out_path: Path, timeout: float 
 
     from ladder_hf.verifier import run_sandboxed
 
-    done = {row["id"]: row for row in _read_rows(out_path)}
+    store = JsonlStore(out_path, sync=False)
+    done = {row["id"]: row for row in store.read()}
     todo = [p for p in problems if p["id"] not in done]
     chunk_size = max(1, os.cpu_count() or 1)
-    with open(out_path, "a", encoding="utf-8") as writer, tqdm(total=len(todo), desc="sympy integrate") as bar:
+    with tqdm(total=len(todo), desc="sympy integrate") as bar:
         for start in range(0, len(todo), chunk_size):
             chunk = todo[start : start + chunk_size]
             began = time.perf_counter()
@@ -297,13 +235,13 @@ def run_sympy_baseline(problems: Sequence[dict], out_path: Path, timeout: float 
                 sympy_integrate, [(p["integrand"], p.get("lower") or "", p.get("upper") or "") for p in chunk], timeout
             )
             seconds = round((time.perf_counter() - began) / len(chunk), 3)  # this problem's share
+            rows = []
             for problem, outcome in zip(chunk, outcomes, strict=True):
                 answer = outcome.value if outcome.ok else None
                 status = ("solved" if answer else "gave up") if outcome.ok else (outcome.error or "failed")
-                row = {"id": problem["id"], "answer": answer, "status": status, "seconds": seconds}
-                writer.write(json.dumps(row, ensure_ascii=False) + "\n")
-                done[problem["id"]] = row
-            writer.flush()
+                rows.append({"id": problem["id"], "answer": answer, "status": status, "seconds": seconds})
+                done[problem["id"]] = rows[-1]
+            store.append(rows)
             bar.update(len(chunk))
     return [done[p["id"]] for p in problems]
 
@@ -313,6 +251,9 @@ def run_sympy_baseline(problems: Sequence[dict], out_path: Path, timeout: float 
 
 def _metric():
     from ladder_hf.metrics.integration_bee.integration_bee import IntegrationBee
+
+    # the in-package class needs no registration; evaluate.load("integration_bee") after
+    # `python -m ladder_hf.metrics` loads the same class
 
     return IntegrationBee(keep_in_memory=True)
 
@@ -480,10 +421,9 @@ def run(config: EvaluationConfig, model=None, tokenizer=None) -> dict:
         ]
     summary["wall_time_s"] = {key: round(value, 1) for key, value in wall.items()}
 
-    with open(out / "results.jsonl", "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in results)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    (out / "summary.md").write_text(render_markdown(summary, problems, per_problem), encoding="utf-8")
+    write_jsonl(out / "results.jsonl", results)
+    write_json(out / "summary.json", summary)
+    atomic_write(out / "summary.md", render_markdown(summary, problems, per_problem))
     return summary
 
 
@@ -511,7 +451,7 @@ def check_run_settings(path: Path, settings: dict, what: str = "run", check: boo
                 f"{path.parent} holds a {what} with different settings ({', '.join(changed)}); "
                 "use another --output_dir or pass --overwrite"
             )
-    path.write_text(json.dumps(settings, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_json(path, settings)
 
 
 def main(argv: list[str] | None = None) -> int:

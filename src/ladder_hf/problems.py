@@ -1,22 +1,43 @@
-"""Bundled problem sets and the paper's prompt format.
+"""Problems, problem sets and prompts: the records every command reads, and how a model is asked.
 
-Problem rows are plain dicts with at least ``id``, ``integrand`` (sympy syntax in ``x``), ``lower``
-and ``upper`` (strings; ``""`` means indefinite). The bundled sets live in ``ladder_hf/data``
-as JSONL and work offline after ``pip install``.
+A :class:`Problem` is one integral: ``id``, ``integrand`` (sympy syntax in ``x``), ``lower`` and ``upper``
+(strings; both empty for an indefinite integral), the official ``answer`` when there is one, ``source``,
+``notes``, and whatever else its row carries (``year``, ``verified``, ``excluded``, ``depth`` ...) in
+``meta``. It reads like the row it came from (``problem["integrand"]``, ``problem.get("year")``) so code
+written against rows keeps working, and writes back with :meth:`Problem.to_row`.
+
+Problem sets are named in one registry (:data:`PROBLEM_SETS`): the bundled MIT Integration Bee and
+undergraduate sets ship in ``ladder_hf/data`` and work offline; a JSONL/JSON file, a local dataset folder
+or parquet file, and a Hub dataset id are accepted wherever a set name is. A new bundled set joins with
+one :func:`register_problem_set` call.
+
+Prompts are built from a problem by :func:`build_messages`, one function for training, evaluation and
+TTRL: an optional system prompt, optional few-shot examples as real user/assistant turns, then the
+problem (see :data:`PROMPTS` for the named prompts: ``default`` and ``few_shot``).
 
 Example:
-    >>> from ladder_hf.problems import load_problems, build_messages
-    >>> problems = load_problems("mit-2025")  # doctest: +SKIP
-    >>> build_messages({"integrand": "x**2", "lower": "", "upper": ""})[-1]["content"]
+    >>> from ladder_hf.problems import Problem, build_messages, load_problems
+    >>> problems = load_problems("mit-2025")
+    >>> problems[0].id, problems[0].is_definite
+    ('mit-2025-q01', False)
+    >>> build_messages(Problem("p", "x**2"))[-1]["content"]
     'Find the indefinite integral: ∫ x**2 dx'
+    >>> [m["role"] for m in build_messages(Problem("p", "x**2"), prompt="few_shot")]
+    ['system', 'user', 'assistant', 'user', 'assistant', 'user', 'assistant', 'user']
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import math
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, fields
 from functools import cache
 from importlib import resources
+from typing import Any
+
+from ladder_hf.store import read_jsonl, write_jsonl
 
 # The paper's answer format: the final answer in <ANSWER> tags, sympy syntax, no constant.
 # Lower-case tags; the reward accepts either case.
@@ -30,24 +51,130 @@ DEFAULT_SYSTEM_PROMPT = (
 INDEFINITE_TEMPLATE = "Find the indefinite integral: ∫ {integrand} dx"
 DEFINITE_TEMPLATE = "Evaluate the definite integral: ∫_{{{lower}}}^{{{upper}}} {integrand} dx"
 
-# Bundled sets: name -> (file, filter on rows). Files are added by dataset builders in
-# dataset_scripts/ and shipped as package data.
-_FILES = {
-    "mit": "mit_integration_bee.jsonl",
-    "undergrad": "undergrad_integrals.jsonl",
-}
+# Generation stops at the closing tag: the answer is complete and the rest would be wasted compute.
+ANSWER_STOP = ("</answer>", "</ANSWER>")
 
-
-def is_definite(problem: dict) -> bool:
-    """True when the problem has both bounds."""
-    return bool(str(problem.get("lower") or "").strip()) and bool(str(problem.get("upper") or "").strip())
+# SmolLM2-135M almost never uses the answer tags when only told to (0 of 48 samples), and a worked example
+# written inside the system prompt did not help either (0 of 24); real few-shot turns did (most samples
+# tagged). See docs/results.md, "what we tried".
+FEW_SHOT_INSTRUCTION = (
+    "You integrate functions. Reply with only the antiderivative in sympy syntax inside <answer></answer> tags, "
+    "without + C."
+)
+# Chosen to be unlike the easy held-out variants (no bare x**n, sin, cos, exp), so they teach the format only.
+FEW_SHOT_EXAMPLES = (("x**4", "x**5/5"), ("cos(2*x)", "sin(2*x)/2"), ("exp(3*x)", "exp(3*x)/3"))
 
 
 def _blank(value) -> bool:
-    return value is None or (isinstance(value, float) and value != value) or not str(value).strip()
+    return value is None or (isinstance(value, float) and math.isnan(value)) or not str(value).strip()
 
 
-def validate_rows(rows: Iterable[dict], what: str = "dataset") -> None:
+def _text(value) -> str:
+    return "" if _blank(value) else str(value).strip()
+
+
+@dataclass(frozen=True)
+class Problem(Mapping):
+    """One integration problem (see the module docstring).
+
+    Parameters:
+        id (`str`): unique id, e.g. ``mit-2025-q01``.
+        integrand (`str`): the integrand in sympy syntax, in ``x``.
+        lower, upper (`str`, *optional*): bounds of a definite integral; both empty for an indefinite one.
+        answer (`str`, *optional*): the official answer (sympy syntax), when known.
+        source (`str`, *optional*): where the problem comes from.
+        notes (`str`, *optional*): remarks on the problem or its answer.
+        meta (`Mapping`, *optional*): every other field of the row (``year``, ``verified``, ``depth``, ...).
+
+    Example:
+        >>> p = Problem.from_row({"id": "q1", "integrand": "sin(x)", "lower": "0", "upper": "pi", "year": 2025})
+        >>> p.is_definite, p["year"], p.to_row()["upper"]
+        (True, 2025, 'pi')
+    """
+
+    id: str
+    integrand: str
+    lower: str = ""
+    upper: str = ""
+    answer: str = ""
+    source: str = ""
+    notes: str = ""
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_definite(self) -> bool:
+        return bool(self.lower and self.upper)
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any], index: int | None = None) -> Problem:
+        """A problem from a row (dict, dataset row, JSONL record). Blank values (``None``, NaN, ``""``)
+        become ``""``; a row without an integrand, or with only one bound, is an error naming the row.
+        A row without an id gets a stable one from its integrand and bounds (``expr-<hash>``)."""
+        if isinstance(row, Problem):
+            return row
+        name = _text(row.get("id"))
+        where = name or (f"row {index}" if index is not None else "a row")
+        if _blank(row.get("integrand")):
+            raise ValueError(f"{where}: no integrand")
+        lower, upper = _text(row.get("lower")), _text(row.get("upper"))
+        if bool(lower) != bool(upper):
+            raise ValueError(f"{where}: only one of the bounds is given (both, or neither)")
+        known = {f.name for f in fields(cls)}
+        return cls(
+            id=name or _fallback_id(str(row["integrand"]), lower, upper),
+            integrand=str(row["integrand"]).strip(),
+            lower=lower,
+            upper=upper,
+            answer=_text(row.get("answer")),
+            source=_text(row.get("source")),
+            notes=_text(row.get("notes")),
+            meta={k: v for k, v in row.items() if k not in known},
+        )
+
+    def to_row(self) -> dict[str, Any]:
+        """The problem as a plain row (the core fields, then ``meta``)."""
+        row = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "meta"}
+        row.update(self.meta)
+        return row
+
+    # read-only Mapping over the row, so row-style code (problem["lower"], dict(problem)) keeps working
+    def __getitem__(self, key: str) -> Any:
+        if key != "meta" and key in self.__dataclass_fields__:
+            return getattr(self, key)
+        return self.meta[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_row())
+
+    def __len__(self) -> int:
+        return len(self.to_row())
+
+    def __hash__(self) -> int:
+        return hash((self.id, self.integrand, self.lower, self.upper))
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, Problem):
+            return self.to_row() == other.to_row()
+        return isinstance(other, Mapping) and self.to_row() == dict(other)
+
+
+def _fallback_id(integrand: str, lower: str, upper: str) -> str:
+    import hashlib
+
+    return "expr-" + hashlib.sha1(f"{integrand}|{lower}|{upper}".encode()).hexdigest()[:10]
+
+
+def as_problems(rows: Iterable[Mapping[str, Any]]) -> list[Problem]:
+    """Rows (dicts, dataset rows, Problems) as Problems; a bad row is an error naming it."""
+    return [Problem.from_row(row, index) for index, row in enumerate(rows)]
+
+
+def is_definite(problem: Mapping[str, Any]) -> bool:
+    """True when the problem (a :class:`Problem` or a row) has both bounds."""
+    return not _blank(problem.get("lower")) and not _blank(problem.get("upper"))
+
+
+def validate_rows(rows: Iterable[Mapping[str, Any]], what: str = "dataset") -> None:
     """Check problem rows before training on them: every row needs an ``integrand`` that parses (as
     trusted data) and either both bounds or neither; bounds must be numbers. A row that fails would make
     every completion of it unscorable, so the first few bad rows are named (id and reason) in one error.
@@ -84,8 +211,51 @@ def validate_rows(rows: Iterable[dict], what: str = "dataset") -> None:
         raise ValueError(f"{what} has {len(bad)} bad row(s): " + "; ".join(bad[:5]) + more)
 
 
+# ----------------------------------------------------------------------------------------------- prompts
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """How a model is asked: a system prompt, few-shot examples and the question templates.
+
+    Parameters:
+        system_prompt (`str` or `None`): the system turn; ``None`` for none.
+        examples (`tuple[tuple[str, str], ...]`): ``(integrand, answer)`` pairs, asked and answered as
+            real user/assistant turns before the problem (indefinite integrals, tagged answers).
+        indefinite_template, definite_template (`str`): the user turn for a problem.
+    """
+
+    system_prompt: str | None = DEFAULT_SYSTEM_PROMPT
+    examples: tuple[tuple[str, str], ...] = ()
+    indefinite_template: str = INDEFINITE_TEMPLATE
+    definite_template: str = DEFINITE_TEMPLATE
+
+
+PROMPTS: dict[str, Prompt] = {
+    "default": Prompt(),
+    "few_shot": Prompt(FEW_SHOT_INSTRUCTION, FEW_SHOT_EXAMPLES),
+}
+
+
+def resolve_prompt(prompt: str | Prompt | None = "default") -> Prompt:
+    """A :class:`Prompt` from a name in :data:`PROMPTS`, any other text (used as the system prompt with
+    no examples), ``None``/``""`` (no system prompt), or a Prompt.
+
+    Example:
+        >>> resolve_prompt("few_shot").examples[0]
+        ('x**4', 'x**5/5')
+    """
+    if isinstance(prompt, Prompt):
+        return prompt
+    if not prompt:
+        return Prompt(system_prompt=None)
+    return PROMPTS.get(prompt) or Prompt(system_prompt=prompt)
+
+
 def format_problem(
-    problem: dict, indefinite_template: str = INDEFINITE_TEMPLATE, definite_template: str = DEFINITE_TEMPLATE
+    problem: Mapping[str, Any],
+    indefinite_template: str = INDEFINITE_TEMPLATE,
+    definite_template: str = DEFINITE_TEMPLATE,
 ) -> str:
     """The user turn for one problem, in plain text (sympy syntax)."""
     if is_definite(problem):
@@ -94,15 +264,70 @@ def format_problem(
 
 
 def build_messages(
-    problem: dict,
-    system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
-    indefinite_template: str = INDEFINITE_TEMPLATE,
-    definite_template: str = DEFINITE_TEMPLATE,
+    problem: Mapping[str, Any], prompt: str | Prompt | None = "default", **overrides: Any
 ) -> list[dict[str, str]]:
-    """Conversational prompt (TRL's format) asking for the paper's answer format."""
-    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    messages.append({"role": "user", "content": format_problem(problem, indefinite_template, definite_template)})
+    """The conversation (TRL's conversational format) asking ``problem`` with ``prompt`` (a name in
+    :data:`PROMPTS`, literal system-prompt text, or a :class:`Prompt`); keyword ``overrides`` replace
+    fields of the prompt (``system_prompt=``, ``examples=``, ``indefinite_template=``, ...). The one
+    prompt builder of training, evaluation and TTRL.
+
+    Example:
+        >>> build_messages({"integrand": "x", "lower": "0", "upper": "1"}, system_prompt=None)
+        [{'role': 'user', 'content': 'Evaluate the definite integral: ∫_{0}^{1} x dx'}]
+    """
+    spec = resolve_prompt(prompt)
+    if overrides:
+        spec = Prompt(**{**spec.__dict__, **overrides})
+    messages = [{"role": "system", "content": spec.system_prompt}] if spec.system_prompt else []
+    for integrand, answer in spec.examples:
+        example = {"integrand": integrand, "lower": "", "upper": ""}
+        messages.append({"role": "user", "content": format_problem(example, spec.indefinite_template)})
+        messages.append({"role": "assistant", "content": f"<answer>{answer}</answer>"})
+    messages.append(
+        {"role": "user", "content": format_problem(problem, spec.indefinite_template, spec.definite_template)}
+    )
     return messages
+
+
+# ------------------------------------------------------------------------------------------ problem sets
+
+
+@dataclass(frozen=True)
+class ProblemSet:
+    """A bundled problem set: rows of a file in ``ladder_hf/data`` that pass ``where``."""
+
+    name: str
+    file: str
+    where: Callable[[Mapping[str, Any]], bool] | None = None
+    description: str = ""
+
+    def rows(self) -> list[dict]:
+        return [dict(r) for r in _read(self.file) if self.where is None or self.where(r)]
+
+
+PROBLEM_SETS: dict[str, ProblemSet] = {}
+
+
+def register_problem_set(
+    name: str, file: str, where: Callable[[Mapping[str, Any]], bool] | None = None, description: str = ""
+) -> ProblemSet:
+    """Make a bundled set loadable by name (one line per set; see the calls below).
+
+    Example:
+        >>> _ = register_problem_set("mit-2024-defs", "mit_integration_bee.jsonl",
+        ...                          where=lambda r: r["year"] == 2024 and bool(r["lower"]))
+        >>> all(p.is_definite for p in load_problems("mit-2024-defs"))
+        True
+        >>> del PROBLEM_SETS["mit-2024-defs"]
+    """
+    PROBLEM_SETS[name] = ProblemSet(name, file, where, description)
+    return PROBLEM_SETS[name]
+
+
+_MIT, _UNDERGRAD = "mit_integration_bee.jsonl", "undergrad_integrals.jsonl"
+register_problem_set("mit", _MIT, description="MIT Integration Bee qualifiers, every year bundled")
+register_problem_set("mit-train", _MIT, lambda r: 2010 <= int(r["year"]) <= 2024, "qualifiers 2010-2024")
+register_problem_set("undergrad", _UNDERGRAD, description="undergraduate integrals with sympy answers")
 
 
 @cache
@@ -111,63 +336,96 @@ def _read(file: str) -> tuple[dict, ...]:
     return tuple(json.loads(line) for line in text.splitlines() if line.strip())
 
 
-def _all_rows() -> list[dict]:
-    rows: list[dict] = []
-    for file in _FILES.values():
-        try:
-            rows.extend(_read(file))
-        except FileNotFoundError:
-            continue
-    return rows
+def _bundled_rows() -> list[dict]:
+    return [dict(r) for file in dict.fromkeys(s.file for s in PROBLEM_SETS.values()) for r in _read(file)]
+
+
+def _year_set(name: str) -> ProblemSet | None:
+    # mit-YYYY for every year in the bundled data, without listing them by hand
+    if name.startswith("mit-") and name[4:].isdigit():
+        return ProblemSet(name, _MIT, lambda r, year=int(name[4:]): int(r["year"]) == year)
+    return None
 
 
 def available_sets() -> list[str]:
-    """Names accepted by :func:`load_problems`."""
-    years = sorted({r["year"] for r in _all_rows() if r.get("year") and str(r["id"]).startswith("mit-")})
-    return ["mit", "mit-train", *(f"mit-{y}" for y in years), "undergrad"]
+    """Names accepted by :func:`load_problems` (bundled sets; paths and Hub ids are accepted too)."""
+    years = sorted({r["year"] for r in _read(_MIT) if r.get("year")})
+    return sorted({*PROBLEM_SETS, *(f"mit-{y}" for y in years)})
 
 
-def load_problems(name: str = "mit-2025", verified_only: bool = False) -> list[dict]:
-    """Rows of a bundled set: ``mit`` (all qualifiers), ``mit-YYYY``, ``mit-train`` (2010-2024),
-    ``undergrad``; or a path to a JSONL file of rows.
+def _read_rows(name: str) -> list[dict]:
+    if name in PROBLEM_SETS:
+        return PROBLEM_SETS[name].rows()
+    year = _year_set(name)
+    if year is not None:
+        return year.rows()
+    if name.endswith((".jsonl", ".json")):
+        if not os.path.isfile(name):
+            raise FileNotFoundError(f"no problem file {name!r}")
+        return read_jsonl(name)
+    if os.path.exists(name) or "/" in name:
+        import datasets  # a local dataset folder or parquet file, or a Hub dataset id
+
+        if os.path.isfile(name):
+            loaded = datasets.load_dataset(name.rsplit(".", 1)[-1], data_files=name)
+        else:
+            loaded = datasets.load_dataset(name)
+        split = "test" if "test" in loaded else next(iter(loaded))
+        return [dict(r) for r in loaded[split]]
+    raise ValueError(
+        f"unknown problem set {name!r}; choose from {', '.join(available_sets())}, "
+        "or give a .jsonl path, a dataset folder or a Hub dataset id"
+    )
+
+
+def load_problems(name: str = "mit-2025", verified_only: bool = False) -> list[Problem]:
+    """Problems of a bundled set (``mit``, ``mit-YYYY``, ``mit-train`` (2010-2024), ``undergrad``, or any
+    :func:`register_problem_set` name), a JSONL/JSON file of rows, a local dataset folder or parquet file,
+    or a Hub dataset id (its ``test`` split, else its first).
 
     Example:
-        >>> len(load_problems("mit-2025"))  # doctest: +SKIP
+        >>> len(load_problems("mit-2025"))
         20
     """
-    if name.endswith(".jsonl") or name.endswith(".json"):
-        rows = read_jsonl(name)
-    elif name == "undergrad":
-        rows = [dict(r) for r in _read(_FILES["undergrad"])]
-    elif name == "mit":
-        rows = [dict(r) for r in _read(_FILES["mit"])]
-    elif name == "mit-train":
-        rows = [dict(r) for r in _read(_FILES["mit"]) if 2010 <= int(r["year"]) <= 2024]
-    elif name.startswith("mit-") and name[4:].isdigit():
-        rows = [dict(r) for r in _read(_FILES["mit"]) if int(r["year"]) == int(name[4:])]
-    else:
-        raise ValueError(f"unknown problem set {name!r}; choose from {available_sets()} or give a .jsonl path")
-    if not rows:
-        raise ValueError(f"problem set {name!r} is empty")
+    problems = as_problems(_read_rows(name))
+    if not problems:
+        raise ValueError(f"problem set {name!r} has no problems")
     if verified_only:
-        rows = [r for r in rows if r.get("verified", True)]
-    return rows
+        problems = [p for p in problems if p.get("verified", True)]
+    return problems
 
 
-def get_problem(problem_id: str) -> dict:
+def get_problem(problem_id: str) -> Problem:
     """One bundled problem by id, e.g. ``mit-2025-q01``."""
-    for row in _all_rows():
+    for row in _bundled_rows():
         if row["id"] == problem_id:
-            return dict(row)
+            return Problem.from_row(row)
     raise KeyError(f"no bundled problem with id {problem_id!r}")
 
 
-def read_jsonl(path: str) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+def bundled_integrands() -> frozenset[str]:
+    """The integrands of every bundled problem (trusted data: parsed with the relaxed bounds)."""
+    return frozenset(str(r["integrand"]) for r in _bundled_rows())
 
 
-def write_jsonl(path: str, rows: Iterable[dict]) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+__all__ = [
+    "ANSWER_STOP",
+    "DEFAULT_SYSTEM_PROMPT",
+    "PROBLEM_SETS",
+    "PROMPTS",
+    "Problem",
+    "ProblemSet",
+    "Prompt",
+    "as_problems",
+    "available_sets",
+    "build_messages",
+    "format_problem",
+    "get_problem",
+    "is_definite",
+    "load_problems",
+    "read_jsonl",
+    "register_problem_set",
+    "resolve_prompt",
+    "validate_rows",
+    "write_jsonl",
+]

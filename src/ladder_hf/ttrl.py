@@ -32,9 +32,15 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+
+from transformers import TrainerCallback
+
+from ladder_hf.configs import GENERATORS, RESTORE_STRATEGIES, TTRLArguments
+from ladder_hf.problems import ANSWER_STOP, build_messages
+from ladder_hf.store import JsonlStore, atomic_write, read_jsonl, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -51,77 +57,6 @@ SCORE_LABELS = {
     PASS1_AFTER: "pass@1 after TTRL",
     SOLVED_DURING: "solved during TTRL (verifier-selected pass@k, paper's metric)",
 }
-
-RESTORE_STRATEGIES = ("snapshot", "reload", "lora")
-GENERATORS = ("symbolic", "model", "both")
-
-
-@dataclass
-class TTRLArguments:
-    """What TTRL runs on and its per-problem budget. GRPO settings (``max_steps`` = GRPO steps per
-    problem, ``num_generations``, ``learning_rate``, ...) come from TRL's ``GRPOConfig`` in the same
-    YAML file; the model from TRL's ``ModelConfig`` (``model_name_or_path``, ``use_peft``, ...).
-    """
-
-    problems: str = field(
-        default="undergrad",
-        metadata={"help": "Bundled problem set name (see ladder_hf.problems.available_sets) or a .jsonl path."},
-    )
-    problem_ids: list[str] | None = field(
-        default=None, metadata={"help": "Only these problem ids (in this order); default: the whole set."}
-    )
-    max_problems: int | None = field(default=None, metadata={"help": "Use at most this many problems."})
-    generator: str = field(
-        default="symbolic",
-        metadata={"help": "Variant generator: 'symbolic', 'model' (model-written) or 'both'.", "choices": GENERATORS},
-    )
-    variant_model: str | None = field(
-        default=None,
-        metadata={"help": "Model that writes variants (Hub id or path); default: the model being adapted."},
-    )
-    variant_depth: int = field(default=2, metadata={"help": "Depth of the variant tree (paper: 2 for TTRL)."})
-    variants_per_node: int = field(default=4, metadata={"help": "Variants asked for per tree node."})
-    max_variants: int = field(
-        default=32, metadata={"help": "Train on at most this many variants per problem (chosen with variant_seed)."}
-    )
-    variant_seed: int = field(default=0, metadata={"help": "Seed of the variant generator and of the subsampling."})
-    eval_every: int = field(
-        default=2,
-        metadata={"help": "Sample answers to the test problem every N GRPO steps ('solved during TTRL'). 0: never."},
-    )
-    eval_samples: int = field(default=4, metadata={"help": "Answers to the test problem sampled at each eval step."})
-    pass_at_1_samples: int = field(
-        default=8,
-        metadata={"help": "Answers sampled after training (pass@1 after TTRL) and from the base model (base pass@1)."},
-    )
-    max_new_tokens: int = field(default=128, metadata={"help": "Token budget of each test-problem answer."})
-    sample_temperature: float = field(default=0.7, metadata={"help": "Sampling temperature of test-problem answers."})
-    reward_funcs: list[str] = field(
-        default_factory=lambda: ["integration", "format"],
-        metadata={"help": "Reward function names from ladder_hf.rewards.REWARD_FUNCS."},
-    )
-    verifier_timeout: float = field(
-        default=2.0,
-        metadata={"help": "Seconds the verifier may spend on one answer (timed-out answers get one retry at 4x)."},
-    )
-    restore: str = field(
-        default="snapshot",
-        metadata={
-            "help": "How the original weights come back after each problem: 'snapshot' (full fine-tuning, "
-            "in-memory copy of the state_dict copied back), 'reload' (full fine-tuning, weights re-read from disk) "
-            "or 'lora' (train a LoRA adapter from ModelConfig's lora_* settings, then discard it).",
-            "choices": RESTORE_STRATEGIES,
-        },
-    )
-    check_restore: bool = field(
-        default=True,
-        metadata={"help": "After each problem, check bitwise that every parameter equals the original."},
-    )
-    verify_timeout: float = field(default=2.0, metadata={"help": "Verifier timeout per answer, seconds."})
-    report_dir: str | None = field(
-        default=None, metadata={"help": "Summary and plots folder; default output_dir/report."}
-    )
-
 
 # ---------------------------------------------------------------------------------------------
 # Problems and variants
@@ -173,22 +108,23 @@ def make_generators(args: TTRLArguments, model=None, tokenizer=None, cache: dict
     """``[(name, generator), ...]`` for ``args.generator``. The model generator reuses the loaded
     (original-weights) model unless ``variant_model`` names another one, which is loaded once
     and kept in ``cache``."""
-    from ladder_hf import variants as V
+    from ladder_hf.generation import TransformersBackend
+    from ladder_hf.variants import make_generator
 
     if args.generator not in GENERATORS:
         raise ValueError(f"unknown generator {args.generator!r}; choose from {GENERATORS}")
     generators: list[tuple] = []
     if args.generator in ("symbolic", "both"):
-        generators.append(("symbolic", V.SymbolicGenerator(seed=args.variant_seed)))
+        generators.append(("symbolic", make_generator("symbolic", seed=args.variant_seed)))
     if args.generator in ("model", "both"):
         if args.variant_model:
             cache = {} if cache is None else cache
             if args.variant_model not in cache:
-                cache[args.variant_model] = V.TransformersBackend(args.variant_model, seed=args.variant_seed)
+                cache[args.variant_model] = TransformersBackend(args.variant_model, seed=args.variant_seed)
             backend = cache[args.variant_model]
         else:
-            backend = V.TransformersBackend(model=model, tokenizer=tokenizer, seed=args.variant_seed)
-        generators.append(("model", V.ModelVariantGenerator(backend, seed=args.variant_seed)))
+            backend = TransformersBackend(model=model, tokenizer=tokenizer, seed=args.variant_seed)
+        generators.append(("model", make_generator("model", seed=args.variant_seed, backend=backend)))
     return generators
 
 
@@ -219,14 +155,14 @@ def build_variants(problem: dict, args: TTRLArguments, out_dir: str, generators:
     return unique[: args.max_variants]
 
 
-def variants_to_dataset(rows: Sequence[dict], problem: dict):
+def variants_to_dataset(rows: Sequence[dict], problem: dict, prompt: str | None = "default"):
     """A ``datasets.Dataset`` of GRPO prompts (TRL conversational format, via
-    :func:`ladder_hf.grpo.add_prompts`) from variant rows, keeping the ``integrand``/``lower``/``upper``
-    columns the reward reads. Refuses the test problem.
+    :func:`ladder_hf.training_data.add_prompts`) from variant rows, keeping the ``integrand``/``lower``/
+    ``upper`` columns the reward reads. Refuses the test problem.
     """
     from datasets import Dataset
 
-    from ladder_hf.grpo import add_prompts
+    from ladder_hf.training_data import add_prompts
 
     assert_excludes_test_problem(rows, problem)
     table = Dataset.from_list(
@@ -241,45 +177,26 @@ def variants_to_dataset(rows: Sequence[dict], problem: dict):
             for r in rows
         ]
     )
-    return add_prompts(table)
+    return add_prompts(table, prompt)
 
 
 # ---------------------------------------------------------------------------------------------
 # Answering the test problem
 
 
-def sample_answers(model, tokenizer, problem: dict, n: int, max_new_tokens: int, temperature: float) -> list[str]:
-    """``n`` sampled completions of the problem's prompt (chat template, paper's answer format)."""
-    import torch
-
-    from ladder_hf.problems import build_messages
+def sample_answers(
+    model, tokenizer, problem: dict, n: int, max_new_tokens: int, temperature: float, prompt: str | None = "default"
+) -> list[str]:
+    """``n`` sampled completions of the problem's prompt (through the generation layer; they stop after
+    the closing answer tag)."""
+    from ladder_hf.generation import TransformersBackend
 
     if n <= 0:
         return []
-    inputs = tokenizer.apply_chat_template(
-        build_messages(problem), add_generation_prompt=True, return_tensors="pt", return_dict=True
-    )
-    inputs = {k: v.to(model.device) for k, v in inputs.items()}
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = model.generate(
-                **inputs,
-                do_sample=True,
-                temperature=temperature,
-                max_new_tokens=max_new_tokens,
-                num_return_sequences=n,
-                pad_token_id=tokenizer.pad_token_id,
-                use_cache=True,
-                # Nothing after the answer block is scored: stop there and save the tokens.
-                stop_strings=["</answer>", "</ANSWER>"],
-                tokenizer=tokenizer,
-            )
-    finally:
-        model.train(was_training)
-    prompt_len = inputs["input_ids"].shape[1]
-    return tokenizer.batch_decode(out[:, prompt_len:], skip_special_tokens=True)
+    backend = TransformersBackend(model=model, tokenizer=tokenizer, batch_size=n)
+    return backend.generate(
+        [build_messages(problem, prompt)], n=n, max_new_tokens=max_new_tokens, temperature=temperature, stop=ANSWER_STOP
+    )[0]
 
 
 def score_answers(problem: dict, completions: Sequence[str], timeout: float = 2.0) -> list[dict]:
@@ -307,7 +224,9 @@ def score_answers(problem: dict, completions: Sequence[str], timeout: float = 2.
 
 def _sample_and_score(model, tokenizer, problem: dict, n: int, args) -> list[dict]:
     """``n`` sampled answers to ``problem``, each scored and carrying its completion text."""
-    completions = sample_answers(model, tokenizer, problem, n, args.max_new_tokens, args.sample_temperature)
+    completions = sample_answers(
+        model, tokenizer, problem, n, args.max_new_tokens, args.sample_temperature, args.system_prompt
+    )
     scored = score_answers(problem, completions, args.verify_timeout)
     for s, c in zip(scored, completions, strict=True):
         s["completion"] = c
@@ -380,19 +299,19 @@ def _state_bytes(snapshot: dict) -> int:
 # Training callback: look at the test problem every few steps
 
 
-def _make_eval_callback(problem: dict, tokenizer, args: TTRLArguments, on_eval: Callable[[int, list[dict]], None]):
-    from transformers import TrainerCallback
+class TestProblemCallback(TrainerCallback):
+    """Every ``args.eval_every`` steps, sample answers to the test problem and verify them (``on_eval(step,
+    scored)``). The answers are observed only: nothing here feeds a reward or a gradient."""
 
-    class TestProblemCallback(TrainerCallback):
-        """Every ``eval_every`` steps, sample answers to the test problem and verify them. The
-        answers are observed only: nothing here feeds a reward or a gradient."""
+    def __init__(self, problem: dict, tokenizer, args: TTRLArguments, on_eval: Callable[[int, list[dict]], None]):
+        self.problem, self.tokenizer, self.args, self.on_eval = problem, tokenizer, args, on_eval
 
-        def on_step_end(self, train_args, state, control, model=None, **kwargs):
-            if args.eval_every > 0 and state.global_step % args.eval_every == 0 and model is not None:
-                on_eval(state.global_step, _sample_and_score(model, tokenizer, problem, args.eval_samples, args))
-            return control
-
-    return TestProblemCallback()
+    def on_step_end(self, train_args, state, control, model=None, **kwargs):
+        every = self.args.eval_every
+        if every > 0 and state.global_step % every == 0 and model is not None:
+            scored = _sample_and_score(model, self.tokenizer, self.problem, self.args.eval_samples, self.args)
+            self.on_eval(state.global_step, scored)
+        return control
 
 
 def _reward_history(log_history: list[dict]) -> list[dict]:
@@ -409,26 +328,13 @@ def _reward_history(log_history: list[dict]) -> list[dict]:
 
 
 def read_results(path: str | os.PathLike) -> list[dict]:
-    """Finished records from a results JSONL. A torn last line (run killed mid-write) is cut off
-    the file so later appends start on a clean line."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    raw = path.read_bytes()
-    if raw and not raw.endswith(b"\n"):
-        cut = raw.rfind(b"\n") + 1
-        with open(path, "r+b") as f:
-            f.truncate(cut)
-        raw = raw[:cut]
-    return [json.loads(line) for line in raw.decode("utf-8").splitlines() if line.strip()]
+    """Finished records from a results JSONL (a cut last line is not a record; see :mod:`ladder_hf.store`)."""
+    return read_jsonl(path)
 
 
 def append_result(path: str | os.PathLike, record: dict) -> None:
-    """Append one record and force it to disk before moving on."""
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(record, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    """Append one record and force it to disk before moving on (a cut last line is removed first)."""
+    JsonlStore(path).append(record)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -463,10 +369,10 @@ def run_ttrl(
     import copy
 
     from tqdm.auto import tqdm
-    from trl import GRPOTrainer
 
     from ladder_hf.models import resolve_model_name_or_path
     from ladder_hf.rewards import get_reward_funcs
+    from ladder_hf.trainer import LadderGRPOTrainer
 
     if ttrl_args.restore not in RESTORE_STRATEGIES:
         raise ValueError(f"restore must be one of {RESTORE_STRATEGIES}, got {ttrl_args.restore!r}")
@@ -476,7 +382,7 @@ def run_ttrl(
     report_dir = Path(ttrl_args.report_dir or out / REPORT_DIR)
 
     problems = select_problems(ttrl_args)
-    (out / "ttrl_args.json").write_text(json.dumps(asdict(ttrl_args), indent=2) + "\n", encoding="utf-8")
+    write_json(out / "ttrl_args.json", asdict(ttrl_args))
     model_path = resolve_model_name_or_path(getattr(model_args, "model_name_or_path", None))
     model, tokenizer = _load(model_path, model_args)
     reward_funcs = get_reward_funcs(ttrl_args.reward_funcs, ttrl_args.verifier_timeout)
@@ -533,20 +439,20 @@ def run_ttrl(
         trainer = None
         try:
             if variant_rows:
-                dataset = variants_to_dataset(variant_rows, problem)
+                dataset = variants_to_dataset(variant_rows, problem, ttrl_args.system_prompt)
                 run_args = copy.copy(training_args)
                 run_args.output_dir = str(out / "runs" / _safe(problem["id"]))
                 run_args.logging_steps = 1
                 run_args.save_strategy = "no"
                 t0 = time.perf_counter()
-                trainer = GRPOTrainer(
+                trainer = LadderGRPOTrainer(
                     model=model,
                     reward_funcs=reward_funcs,
                     args=run_args,
                     train_dataset=dataset,
                     processing_class=tokenizer,
                     peft_config=peft_config,
-                    callbacks=[_make_eval_callback(problem, tokenizer, ttrl_args, on_eval), *(callbacks or [])],
+                    callbacks=[TestProblemCallback(problem, tokenizer, ttrl_args, on_eval), *(callbacks or [])],
                 )
                 timings["trainer_init_s"] = _t(t0)
                 t0 = time.perf_counter()
@@ -730,7 +636,7 @@ def write_report(records: Sequence[dict], summary: dict, report_dir: str | os.Pa
     """``summary.md``, ``summary.json`` and reward-curve PNGs (one per problem + all together)."""
     report_dir = Path(report_dir)
     (report_dir / "plots").mkdir(parents=True, exist_ok=True)
-    (report_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_json(report_dir / "summary.json", summary)
     note = (
         "# TTRL summary\n\n"
         f"- **{SCORE_LABELS[BASE_PASS1]}**: the original model's answers, fraction verified.\n"
@@ -738,7 +644,7 @@ def write_report(records: Sequence[dict], summary: dict, report_dir: str | os.Pa
         f"- **{SCORE_LABELS[SOLVED_DURING]}**: any of the k answers sampled while adapting (every few steps "
         "and after training) verified. A verifier-selected pass@k, not comparable to pass@1.\n\n"
     )
-    (report_dir / "summary.md").write_text(note + summary_markdown(summary), encoding="utf-8")
+    atomic_write(report_dir / "summary.md", note + summary_markdown(summary))
     plot_reward_curves(records, report_dir / "plots")
 
 

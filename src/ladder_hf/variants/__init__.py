@@ -8,9 +8,14 @@ Example:
 See docs/variants.md.
 """
 
-from ladder_hf.variants.backends import GenerationBackend, OpenAIBackend, TransformersBackend, VLLMBackend
 from ladder_hf.variants.base import Candidate, VariantGenerator, parse_integrand
-from ladder_hf.variants.generators import ModelVariantGenerator, build_variant_prompt, extract_variants
+from ladder_hf.variants.generators import (
+    GENERATOR_KINDS,
+    ModelVariantGenerator,
+    build_variant_prompt,
+    extract_variants,
+    make_generator,
+)
 from ladder_hf.variants.quality import (
     ContaminationGuard,
     FingerprintIndex,
@@ -25,25 +30,23 @@ from ladder_hf.variants.tree import FUNNEL_STAGES, generate_tree, read_funnel
 
 __all__ = [
     "FUNNEL_STAGES",
+    "GENERATOR_KINDS",
     "MUTATIONS",
     "PERSONAS",
     "TRANSFORMATIONS",
     "Candidate",
     "ContaminationGuard",
     "FingerprintIndex",
-    "GenerationBackend",
     "ModelVariantGenerator",
-    "OpenAIBackend",
     "QualityConfig",
     "SymbolicGenerator",
     "Transformation",
-    "TransformersBackend",
-    "VLLMBackend",
     "VariantGenerator",
     "build_variant_prompt",
     "difficulty",
     "extract_variants",
     "generate_tree",
+    "make_generator",
     "parse_integrand",
     "profile_batch",
     "read_funnel",

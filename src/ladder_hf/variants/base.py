@@ -59,9 +59,9 @@ def parse_integrand(text: str, variable: str = X_NAME):
 
 @functools.cache
 def _bundled_integrands() -> frozenset[str]:
-    from ladder_hf.problems import _all_rows
+    from ladder_hf.problems import bundled_integrands
 
-    return frozenset(str(r["integrand"]) for r in _all_rows())
+    return bundled_integrands()
 
 
 def parse_problem_integrand(text: str, variable: str = X_NAME):

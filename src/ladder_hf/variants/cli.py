@@ -20,30 +20,23 @@ import os
 import sys
 
 
-def resolve_problems(items: list[str]) -> list[dict]:
-    """Problem rows from set names, ids, JSONL files or integrand expressions (in that order).
+def resolve_problems(items: list[str]):
+    """Problems from set names, ids, JSONL files or integrand expressions (in that order).
 
     Example:
-        >>> resolve_problems(["x**2*exp(x)"])[0]["integrand"]  # doctest: +SKIP
+        >>> resolve_problems(["x**2*exp(x)"])[0]["integrand"]
         'x**2*exp(x)'
     """
-    from ladder_hf.problems import available_sets, get_problem, load_problems
+    from ladder_hf.problems import Problem, available_sets, get_problem, load_problems
     from ladder_hf.variants.base import parse_integrand
 
-    rows: list[dict] = []
+    problems: list[Problem] = []
     for item in items:
-        if (item.endswith(".jsonl") or item.endswith(".json")) and os.path.exists(item):
-            rows.extend(load_problems(item))
+        if (item.endswith((".jsonl", ".json")) and os.path.exists(item)) or item in available_sets():
+            problems.extend(load_problems(item))
             continue
         try:
-            sets = available_sets()
-        except Exception:
-            sets = []
-        if item in sets:
-            rows.extend(load_problems(item))
-            continue
-        try:
-            rows.append(get_problem(item))
+            problems.append(get_problem(item))
             continue
         except KeyError:
             pass
@@ -54,33 +47,25 @@ def resolve_problems(items: list[str]) -> list[dict]:
                 f"--problems: {item!r} is not a problem set, problem id, file, or parsable integrand ({err})"
             ) from err
         text = str(expr)
-        rows.append(
-            {"id": "expr-" + hashlib.sha1(text.encode()).hexdigest()[:10], "integrand": text, "lower": "", "upper": ""}
-        )
-    for r in rows:
-        r.setdefault("lower", "")
-        r.setdefault("upper", "")
-    return rows
+        problems.append(Problem("expr-" + hashlib.sha1(text.encode()).hexdigest()[:10], text))
+    return problems
 
 
 def _build_generator(args):
-    from ladder_hf.variants.symbolic import SymbolicGenerator
+    from ladder_hf.variants.generators import make_generator
 
-    if args.generator == "symbolic":
-        return SymbolicGenerator(seed=args.seed)
-    from ladder_hf.variants.backends import OpenAIBackend, TransformersBackend, VLLMBackend
-    from ladder_hf.variants.generators import ModelVariantGenerator
-
-    if args.backend == "openai":
-        if not args.base_url or not args.model:
-            raise SystemExit("--backend openai needs --base-url and --model")
-        backend = OpenAIBackend(args.base_url, args.model)
-    elif args.backend == "vllm":
-        backend = VLLMBackend(args.model, seed=args.seed)
-    else:
-        backend = TransformersBackend(args.model, batch_size=args.batch_size, seed=args.seed, device=args.device)
-    return ModelVariantGenerator(
-        backend, variants_per_prompt=args.variants_per_prompt, max_new_tokens=args.max_new_tokens, seed=args.seed
+    if args.backend == "openai" and not (args.base_url and args.model):
+        raise SystemExit("--backend openai needs --base-url and --model")
+    return make_generator(
+        args.generator,
+        seed=args.seed,
+        backend=args.backend,
+        model_name_or_path=args.model,
+        base_url=args.base_url,
+        batch_size=args.batch_size,
+        device=args.device,
+        variants_per_prompt=args.variants_per_prompt,
+        max_new_tokens=args.max_new_tokens,
     )
 
 

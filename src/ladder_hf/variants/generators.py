@@ -15,7 +15,8 @@ that ignore the tags, from list-like lines) and parsed with
 ``expr=None`` so the funnel counts it, then dropped.
 
 Example:
-    >>> from ladder_hf.variants import ModelVariantGenerator, TransformersBackend
+    >>> from ladder_hf.generation import TransformersBackend
+    >>> from ladder_hf.variants import ModelVariantGenerator
     >>> gen = ModelVariantGenerator(TransformersBackend(), variants_per_prompt=5)  # doctest: +SKIP
     >>> cands = gen.propose([{"id": "p", "integrand": "x**2*exp(x)"}], 10)  # doctest: +SKIP
 """
@@ -27,7 +28,7 @@ import random
 import re
 from dataclasses import dataclass, field
 
-from ladder_hf.variants.backends import GenerationBackend
+from ladder_hf.generation import GenerationBackend
 from ladder_hf.variants.base import Candidate, parse_integrand
 from ladder_hf.variants.transformations import PERSONAS, sample_kind, sample_transformations
 
@@ -151,10 +152,11 @@ class ModelVariantGenerator:
 
     def propose(self, parents: list[dict], num_variants: int) -> list[list[Candidate]]:
         specs = self.build_prompts(parents, num_variants)
-        completions = self.backend.generate(
-            [s.messages for s in specs], [s.temperature for s in specs], max_new_tokens=self.max_new_tokens
+        samples = self.backend.generate(
+            [s.messages for s in specs], temperature=[s.temperature for s in specs], max_new_tokens=self.max_new_tokens
         )
-        self.last_completions = list(completions)
+        completions = [texts[0] for texts in samples]
+        self.last_completions = completions
         out: list[list[Candidate]] = [[] for _ in parents]
         for spec, text in zip(specs, completions, strict=True):
             parent = parents[spec.parent_index]
@@ -181,3 +183,51 @@ class ModelVariantGenerator:
                     cand.parse_error = f"{type(err).__name__}: {err}"[:200]
                 bucket.append(cand)
         return out
+
+
+GENERATOR_KINDS = ("symbolic", "model")
+
+
+def make_generator(
+    kind: str = "symbolic",
+    *,
+    seed: int = 0,
+    backend: str | GenerationBackend = "transformers",
+    model_name_or_path: str | None = None,
+    base_url: str | None = None,
+    batch_size: int = 32,
+    device: str | None = None,
+    model=None,
+    tokenizer=None,
+    variants_per_prompt: int = 5,
+    max_new_tokens: int = 256,
+):
+    """The variant generator every command builds: ``"symbolic"`` (no model) or ``"model"`` (LADDER's
+    model-written variants through a generation backend, given by name or as an existing backend).
+
+    Example:
+        >>> make_generator("symbolic", seed=1).seed
+        1
+    """
+    from ladder_hf.variants.symbolic import SymbolicGenerator
+
+    if kind == "symbolic":
+        return SymbolicGenerator(seed=seed)
+    if kind != "model":
+        raise ValueError(f"unknown generator {kind!r}; choose from {', '.join(GENERATOR_KINDS)}")
+    if isinstance(backend, str):
+        from ladder_hf.generation import load_backend
+
+        backend = load_backend(
+            backend,
+            model_name_or_path,
+            base_url=base_url,
+            batch_size=batch_size,
+            device=device,
+            seed=seed,
+            model=model,
+            tokenizer=tokenizer,
+        )
+    return ModelVariantGenerator(
+        backend, variants_per_prompt=variants_per_prompt, max_new_tokens=max_new_tokens, seed=seed
+    )

@@ -36,6 +36,7 @@ from dataclasses import asdict
 
 from tqdm.auto import tqdm
 
+from ladder_hf.store import JsonlStore, write_json
 from ladder_hf.variants.base import Candidate, parse_problem_integrand
 from ladder_hf.variants.quality import (
     ContaminationGuard,
@@ -56,58 +57,6 @@ RUN_FILE = "run.json"
 FUNNEL_STAGES = ("requested", "generated", "parsed", "sane", "unique", "clean", "kept")
 
 
-# ----------------------------------------------------------------------------------------------
-# Append-only JSONL with crash recovery
-
-
-def _read_jsonl_recover(path: str) -> list[dict]:
-    """Rows of a JSONL file; a torn last line (a crash mid-write) is cut off the file."""
-    if not os.path.exists(path):
-        return []
-    with open(path, "rb") as f:
-        data = f.read()
-    end = data.rfind(b"\n") + 1
-    if end != len(data):
-        with open(path, "r+b") as f:
-            f.truncate(end)
-        data = data[:end]
-    rows = []
-    for line in data.decode("utf-8").splitlines():
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                logger.warning("skipping a corrupt line in %s", path)
-    return rows
-
-
-def _append(path: str, rows: list[dict]) -> None:
-    if not rows:
-        return
-    payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(payload)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _rewrite(path: str, rows: list[dict]) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _write_json(path: str, obj) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
-
-
 def root_id(problem: dict) -> str:
     """The problem's ``id``, or a stable hash of its integrand and bounds."""
     if problem.get("id"):
@@ -125,14 +74,18 @@ class TreeState:
         self.nodes_path = os.path.join(out_dir, NODES_FILE)
         self.rejected_path = os.path.join(out_dir, REJECTED_FILE)
         self.expansions_path = os.path.join(out_dir, EXPANSIONS_FILE)
+        self._nodes = JsonlStore(self.nodes_path)
+        self._rejected = JsonlStore(self.rejected_path)
+        self._expansions = JsonlStore(self.expansions_path)
         self._recover()
 
     def _recover(self) -> None:
         expansions = {}
-        for rec in _read_jsonl_recover(self.expansions_path):
+        raw_expansions = self._expansions.read()
+        for rec in raw_expansions:
             expansions.setdefault(rec["parent_id"], rec)
-        raw_nodes = _read_jsonl_recover(self.nodes_path)
-        raw_rejected = _read_jsonl_recover(self.rejected_path)
+        raw_nodes = self._nodes.read()
+        raw_rejected = self._rejected.read()
         by_id: dict[str, dict] = {}
         for n in raw_nodes:
             by_id.setdefault(n["id"], n)
@@ -142,28 +95,30 @@ class TreeState:
         committed = {c for r in expansions.values() for c in r["children"]}
         nodes = [n for n in by_id.values() if n.get("depth", 0) == 0 or n["id"] in committed]
         rejected = [r for r in raw_rejected if r.get("parent_id") in expansions]
+        # the run that resumes owns the folder: it drops what was never committed before appending
         if len(nodes) != len(raw_nodes):
             logger.info("recovered %s: kept %d of %d node lines", self.nodes_path, len(nodes), len(raw_nodes))
-            _rewrite(self.nodes_path, nodes)
+            self._nodes.rewrite(nodes)
         if len(rejected) != len(raw_rejected):
-            _rewrite(self.rejected_path, rejected)
-        if len(expansions) != len(_read_jsonl_recover(self.expansions_path)):
-            _rewrite(self.expansions_path, list(expansions.values()))
+            self._rejected.rewrite(rejected)
+        if len(expansions) != len(raw_expansions):
+            self._expansions.rewrite(list(expansions.values()))
         self.nodes: list[dict] = nodes
         self.node_ids = {n["id"] for n in nodes}
         self.expansions: dict[str, dict] = expansions
 
     def add_roots(self, roots: list[dict]) -> None:
         new = [r for r in roots if r["id"] not in self.node_ids]
-        _append(self.nodes_path, new)
+        self._nodes.append(new)
         self.nodes.extend(new)
         self.node_ids.update(r["id"] for r in new)
 
     def commit_expansion(self, parent_id: str, children: list[dict], rejected: list[dict], funnel: dict) -> None:
-        _append(self.nodes_path, children)
-        _append(self.rejected_path, rejected)
+        # children before the record that commits them (see the module docstring)
+        self._nodes.append(children)
+        self._rejected.append(rejected)
         record = {"parent_id": parent_id, "children": [c["id"] for c in children], "funnel": funnel}
-        _append(self.expansions_path, [record])
+        self._expansions.append(record)
         self.nodes.extend(children)
         self.node_ids.update(c["id"] for c in children)
         self.expansions[parent_id] = record
@@ -392,7 +347,7 @@ def generate_tree(
             logger.warning(
                 "resuming %s written by %s with %s", out_dir, previous.get("generator"), settings["generator"]
             )
-    _write_json(run_path, settings)
+    write_json(run_path, settings, sort_keys=True)
 
     guard = ContaminationGuard(protect, config) if protect else None
     missing = [p for p in problems if root_id(p) not in state.node_ids]
@@ -400,7 +355,7 @@ def generate_tree(
         parsed, exprs, skipped = _parse_roots(missing)
         if skipped:
             settings["skipped_problems"] = [root_id(p) for p in skipped]
-            _write_json(run_path, settings)
+            write_json(run_path, settings, sort_keys=True)
         state.add_roots(_make_roots(parsed, exprs, guard, config))
 
     index = FingerprintIndex(config.rtol)
@@ -428,10 +383,10 @@ def generate_tree(
             bar.update(added)
             funnel = state.funnel()
             bar.set_postfix(kept=funnel["kept"], parsed=funnel["parsed"], generated=funnel["generated"])
-            _write_json(os.path.join(out_dir, FUNNEL_FILE), funnel)
+            write_json(os.path.join(out_dir, FUNNEL_FILE), funnel, sort_keys=True)
     bar.close()
     funnel = state.funnel()
-    _write_json(os.path.join(out_dir, FUNNEL_FILE), funnel)
+    write_json(os.path.join(out_dir, FUNNEL_FILE), funnel, sort_keys=True)
     return [n for n in state.nodes if n["root_id"] in wanted_roots]
 
 

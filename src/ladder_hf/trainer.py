@@ -1,0 +1,94 @@
+"""The LADDER trainer: TRL's ``GRPOTrainer`` plus reward timing, held-out scores and a LADDER model card.
+
+Example:
+    >>> from ladder_hf.trainer import LadderGRPOTrainer
+    >>> issubclass(LadderGRPOTrainer, __import__("trl").GRPOTrainer)
+    True
+"""
+
+from __future__ import annotations
+
+import os
+
+from huggingface_hub import ModelCard
+from trl import GRPOTrainer
+
+from ladder_hf.callbacks import RewardTimer
+
+
+class LadderGRPOTrainer(GRPOTrainer):
+    """``GRPOTrainer`` that logs reward timing and held-out scores and writes a LADDER model card.
+
+    Args (beyond ``GRPOTrainer``'s):
+        reward_timer (:class:`~ladder_hf.callbacks.RewardTimer`, *optional*): its metrics join each log.
+        card_info (`dict`, *optional*): facts of the run for the model card (:func:`ladder_card_section`).
+    """
+
+    def __init__(self, *args, reward_timer: RewardTimer | None = None, card_info: dict | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.reward_timer = reward_timer
+        self.card_info = dict(card_info or {})
+        self._pending_logs: dict[str, float] = {}
+
+    def add_pending_logs(self, metrics: dict[str, float]) -> None:
+        """Metrics (e.g. held-out scores) to add to the next training log."""
+        self._pending_logs.update(metrics)
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if self.model.training and self.reward_timer is not None:
+            logs.update(self.reward_timer.flush())
+        logs.update(self._pending_logs)
+        self._pending_logs = {}
+        super().log(logs, start_time)
+
+    def create_model_card(self, model_name=None, dataset_name=None, tags=None):
+        super().create_model_card(model_name=model_name, dataset_name=dataset_name, tags=tags)
+        if not self.is_world_process_zero():
+            return
+        path = os.path.join(self.args.output_dir, "README.md")
+        card = ModelCard.load(path)
+        info = dict(self.card_info, steps=self.state.global_step)
+        if info.get("base_model") and not os.path.isdir(str(info["base_model"])):
+            card.data.base_model = info["base_model"]
+        if info.get("dataset") and not os.path.exists(str(info["dataset"])):
+            card.data.datasets = [info["dataset"]]
+        card.text = card.text.rstrip() + "\n\n" + ladder_card_section(info) + "\n"
+        card.save(path)
+
+
+def ladder_card_section(info: dict) -> str:
+    """Markdown section of the model card describing the LADDER run.
+
+    Example:
+        >>> print(ladder_card_section({"base_model": "m", "steps": 3}).splitlines()[0])
+        ## LADDER training
+    """
+    lines = [
+        "## LADDER training",
+        "",
+        "Trained with GRPO on variant trees of integration problems (LADDER, arXiv 2503.00735) using `ladder_hf`.",
+        "",
+        "| field | value |",
+        "|---|---|",
+    ]
+    labels = [
+        ("base_model", "base model"),
+        ("dataset", "training data"),
+        ("dataset_revision", "data revision"),
+        ("train_rows", "training rows"),
+        ("curriculum", "curriculum"),
+        ("reward_funcs", "reward functions"),
+        ("reward_weights", "reward weights"),
+        ("steps", "optimizer steps"),
+        ("beta", "KL coefficient (beta)"),
+        ("num_generations", "completions per prompt"),
+        ("eval_set", "held-out set"),
+    ]
+    for key, label in labels:
+        if info.get(key) not in (None, "", []):
+            lines.append(f"| {label} | {info[key]} |")
+    scores = info.get("eval_scores") or {}
+    if scores:
+        lines += ["", "### Held-out scores (greedy, one answer per problem)", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {v:.4g} |" for k, v in sorted(scores.items())]
+    return "\n".join(lines)

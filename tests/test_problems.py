@@ -199,3 +199,62 @@ def test_build_script_publishes_a_tagged_version(hub_server, tmp_path):
     # A version is immutable: publishing the same tag again is refused.
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode != 0 and "TagExistsError" in again.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# The typed Problem, the registry of sets, the one prompt builder
+
+
+def test_problem_from_row_normalises_blanks_and_names_bad_rows():
+    from ladder_hf.problems import Problem
+
+    p = Problem.from_row({"id": "a", "integrand": "x", "lower": None, "upper": float("nan"), "year": 2020})
+    assert (p.lower, p.upper, p.is_definite, p["year"], p.get("nope", 1)) == ("", "", False, 2020, 1)
+    assert Problem.from_row(p.to_row()) == p and dict(p)["integrand"] == "x"
+    assert Problem.from_row({"integrand": "x**2"}).id.startswith("expr-")  # stable id from the integrand
+    with pytest.raises(ValueError, match="b: only one of the bounds"):
+        Problem.from_row({"id": "b", "integrand": "x", "lower": "0", "upper": " "})
+    with pytest.raises(ValueError, match="row 3: no integrand"):
+        Problem.from_row({"integrand": None}, index=3)
+
+
+def test_registry_one_line_per_set_and_every_source(tmp_path):
+    import datasets
+
+    from ladder_hf.problems import PROBLEM_SETS, load_problems, register_problem_set
+
+    register_problem_set("ug-subs", "undergrad_integrals.jsonl", lambda r: r.get("technique") == "substitution")
+    try:
+        subs = load_problems("ug-subs")
+        assert subs and {p["technique"] for p in subs} == {"substitution"}
+    finally:
+        del PROBLEM_SETS["ug-subs"]
+    with pytest.raises(ValueError, match=r"unknown problem set 'mit-twenty'; choose from .*mit-2025.*undergrad"):
+        load_problems("mit-twenty")
+    rows = [{"id": "t1", "integrand": "x", "lower": "0", "upper": "1"}]
+    datasets.Dataset.from_list(rows).to_parquet(str(tmp_path / "set.parquet"))
+    assert [p.is_definite for p in load_problems(str(tmp_path / "set.parquet"))] == [True]
+    with pytest.raises(FileNotFoundError, match=r"missing\.jsonl"):
+        load_problems(str(tmp_path / "missing.jsonl"))
+    (tmp_path / "empty.jsonl").write_text("")
+    with pytest.raises(ValueError, match="has no problems"):
+        load_problems(str(tmp_path / "empty.jsonl"))
+
+
+def test_one_prompt_builder_for_every_command():
+    from ladder_hf.problems import DEFAULT_SYSTEM_PROMPT, FEW_SHOT_EXAMPLES, Prompt, build_messages
+
+    problem = {"integrand": "x", "lower": "0", "upper": "1"}
+    assert [m["role"] for m in build_messages(problem)] == ["system", "user"]
+    assert build_messages(problem)[0]["content"] == DEFAULT_SYSTEM_PROMPT
+    shots = build_messages(problem, "few_shot")
+    assert len(shots) == 2 + 2 * len(FEW_SHOT_EXAMPLES) and shots[-1]["content"].startswith("Evaluate the definite")
+    assert build_messages(problem, "Be brief.")[0] == {"role": "system", "content": "Be brief."}
+    custom = build_messages(
+        problem, Prompt(None, (("x", "x**2/2"),)), definite_template="{integrand} on [{lower}, {upper}]"
+    )
+    assert [m["content"] for m in custom] == [
+        "Find the indefinite integral: ∫ x dx",
+        "<answer>x**2/2</answer>",
+        "x on [0, 1]",
+    ]

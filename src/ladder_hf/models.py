@@ -17,9 +17,9 @@ Example:
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
+
+from ladder_hf.store import atomic_path
 
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 DEFAULT_MODEL_ALIASES = ("", "default", "embedded", DEFAULT_MODEL_NAME, f"HuggingFaceTB/{DEFAULT_MODEL_NAME}")
@@ -107,16 +107,9 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     if model.config.tie_word_embeddings:
         model.tie_weights()
     model.generation_config = quantised.generation_config
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+    with atomic_path(target) as tmp:  # a half-converted model is never left under the target name
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def is_default_model(name_or_path: str | None) -> bool:
@@ -215,12 +208,8 @@ def default_tokenizer_path() -> str:
 
     gguf = default_gguf_path()
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    tokenizer.save_pretrained(tmp)
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(tmp, target)
+    with atomic_path(target) as tmp:
+        tokenizer.save_pretrained(tmp)
     return str(target)
 
 

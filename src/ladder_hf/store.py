@@ -90,7 +90,16 @@ def atomic_path(path: PathLike, suffix: str = "") -> Iterator[str]:
     os.unlink(tmp)  # the writer creates it (a file or a folder)
     try:
         yield tmp
-        os.replace(tmp, path)
+        if os.path.isdir(tmp) and path.is_dir():
+            # a folder cannot be renamed over a non-empty one: move the old one aside first
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+            os.replace(path, old / path.name)
+            os.replace(tmp, path)
+            import shutil
+
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
     finally:
         if os.path.isdir(tmp):
             import shutil

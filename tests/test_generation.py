@@ -13,18 +13,18 @@ from ladder_hf.generation import (
     OpenAIBackend,
     TransformersBackend,
     VLLMBackend,
-    _per_row_temperature_processor,
     cut_at_stop,
     load_backend,
     per_row,
+    per_row_temperature_processor,
 )
 
 
-def test_per_row_temperature_processor():
+def testper_row_temperature_processor():
     import torch
 
     scores = torch.tensor([[2.0, 4.0], [2.0, 4.0]])
-    out = _per_row_temperature_processor([0.5, 2.0])(None, scores)
+    out = per_row_temperature_processor([0.5, 2.0])(None, scores)
     assert torch.allclose(out, torch.tensor([[4.0, 8.0], [1.0, 2.0]]))
 
 

@@ -328,11 +328,9 @@ def grpo_arguments(dataset_dir: str, out_dir: str, config: DemoConfig):
     from ladder_hf.grpo import make_parser
 
     settings = grpo_settings(dataset_dir, out_dir, config)
-    os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, "grpo_config.yaml")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("# Written by `ladder-hf demo`; rerun or extend with: ladder-hf train --config " + path + "\n")
-        yaml.safe_dump(settings, f, sort_keys=False, allow_unicode=True)
+    header = "# Written by `ladder-hf demo`; rerun or extend with: ladder-hf train --config " + path + "\n"
+    atomic_write(path, header + yaml.safe_dump(settings, sort_keys=False, allow_unicode=True))
     # The recipe's own parser reads it back, so the file is checked to be a valid recipe config.
     return make_parser().parse_args_and_config(args=["--config", path])
 

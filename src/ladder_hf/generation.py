@@ -72,7 +72,7 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> str:
     return text[: min(ends)] if ends else text
 
 
-def _per_row_temperature_processor(temperatures: Sequence[float]):
+def per_row_temperature_processor(temperatures: Sequence[float]):
     """A ``LogitsProcessor`` dividing each row's logits by its own temperature.
 
     ``generate`` takes one temperature per call; this lets a batch mix temperatures instead of
@@ -200,7 +200,7 @@ class TransformersBackend:
                         temperature=1.0,
                         top_k=0,
                         top_p=top_p,
-                        logits_processor=LogitsProcessorList([_per_row_temperature_processor(tempered)]),
+                        logits_processor=LogitsProcessorList([per_row_temperature_processor(tempered)]),
                     )
                 out = self.model.generate(**enc, **options)
                 decoded = self.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)

@@ -122,7 +122,7 @@ def _integrate_worker(expr) -> tuple[str | None, int, int | None]:
 # Numeric profiles
 
 
-def _interval(lower: str, upper: str) -> tuple[float, float] | None:
+def integration_interval(lower: str, upper: str) -> tuple[float, float] | None:
     """Numeric bounds of a definite problem, or None (indefinite or non-numeric bounds)."""
     if not str(lower or "").strip() or not str(upper or "").strip():
         return None

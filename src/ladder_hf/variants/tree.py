@@ -42,7 +42,7 @@ from ladder_hf.variants.quality import (
     ContaminationGuard,
     FingerprintIndex,
     QualityConfig,
-    _interval,
+    integration_interval,
     profile_batch,
     solvability_batch,
 )
@@ -211,7 +211,7 @@ def _parse_roots(problems: list[dict]) -> tuple[list[dict], list, list[dict]]:
 def _make_roots(
     problems: list[dict], exprs: list, guard: ContaminationGuard | None, config: QualityConfig
 ) -> list[dict]:
-    intervals = [_interval(p.get("lower", ""), p.get("upper", "")) for p in problems]
+    intervals = [integration_interval(p.get("lower", ""), p.get("upper", "")) for p in problems]
     profiles = profile_batch(exprs, intervals, config)
     solvs = solvability_batch(exprs, config)
     roots = []
@@ -239,7 +239,7 @@ def _expand_chunk(
 ) -> int:
     proposals = generator.propose(parents, variants_per_node)
     flat = [(i, c) for i, cands in enumerate(proposals) for c in cands if c.expr is not None]
-    intervals = [_interval(parents[i].get("lower", ""), parents[i].get("upper", "")) for i, _ in flat]
+    intervals = [integration_interval(parents[i].get("lower", ""), parents[i].get("upper", "")) for i, _ in flat]
     profiles = profile_batch([c.expr for _, c in flat], intervals, config)
     prof_of = {id(c): p for (_, c), p in zip(flat, profiles, strict=True)}
 

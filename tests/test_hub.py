@@ -9,13 +9,25 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
 
 import pytest
+from huggingface_hub import DatasetCard
 
 from ladder_hf.dataset import load_ladder_dataset
+from ladder_hf.hub import (
+    TagExistsError,
+    card_metadata,
+    check_tag,
+    files_to_delete,
+    refuse_existing_tag,
+    refuse_unchanged,
+    render_card,
+)
+from ladder_hf.variants.card import prepare_variants, variant_statistics
 
 REPO = "org/ladder-variants"
 
@@ -73,7 +85,8 @@ def local_rows(folder: str, config: str, tmp_path) -> list[dict]:
 PRELUDE = f"""
 import json, os, urllib.request
 from datasets import load_dataset, get_dataset_config_names
-from ladder_hf.hub import push_variants, push_versioned, PushError, TagExistsError
+from ladder_hf.hub import push_versioned, PushError, TagExistsError
+from ladder_hf.variants.card import push_variants
 REPO = {REPO!r}
 
 def control(path, payload=None):
@@ -110,8 +123,10 @@ def test_push_then_load_latest_and_by_tag(hub_server, tmp_path):
     folder = write_tree(tmp_path / "v1", n_roots=2, depth=2)
     got = client(
         f"""
+        from huggingface_hub import hf_hub_download
         r = push_variants({folder!r}, REPO, "v1.0")
         result = {{
+            "readme": open(hf_hub_download(REPO, "README.md", repo_type="dataset", revision="v1.0")).read(),
             "oid": r.commit_oid, "rows": r.rows, "state": state(),
             "default": rows(), "tagged": rows(revision="v1.0"),
             "depth_2": rows("depth_2", revision="v1.0"), "by_commit": rows("roots", revision=r.commit_oid),
@@ -131,6 +146,10 @@ def test_push_then_load_latest_and_by_tag(hub_server, tmp_path):
     assert got["by_commit"] == local_rows(folder, "roots", tmp_path)
     assert got["configs"][0] == "all"
     assert set(got["configs"]) == {"all", "roots", "variants", "depth_1", "depth_2"}
+    # the published README is a DatasetCard whose front matter lists exactly what load_dataset found
+    card = DatasetCard(got["readme"])
+    assert [c["config_name"] for c in card.data.configs] == got["configs"]
+    assert card.data.license == "apache-2.0" and "ladder" in card.data.tags
 
 
 def test_new_version_leaves_old_tag_readable(hub_server, tmp_path):
@@ -268,20 +287,84 @@ def test_push_versioned_generic_dataset_dict_and_card(hub_server):
     assert "mit/test-00000-of-00001.parquet" in got["files"]
 
 
-def test_card_has_statistics_and_attribution(hub_server, tmp_path):
+def test_card_has_statistics_attribution_and_parsed_front_matter(tmp_path):
+    """The README push_variants publishes, built in-process: nothing in it depends on the server."""
     folder = write_tree(tmp_path / "v1", n_roots=2, depth=1)
-    readme = client(
-        f"""
-        from huggingface_hub import hf_hub_download
-        push_variants({folder!r}, REPO, "v1.0")
-        result = open(hf_hub_download(REPO, "README.md", repo_type="dataset", revision="v1.0")).read()
-        """
-    )
+    (tmp_path / "v1" / "qc.json").write_text(json.dumps({"generated": 9, "kept": 6}))
+    built, card = prepare_variants(folder, REPO, "v1.0", cache_dir=str(tmp_path / "cache"))
+    readme = render_card(card, card_metadata(built, "all"), "v1.0", REPO)
     assert "| 1 | 4 |" in readme  # depth 1: 4 kept variants
     assert "| symbolic | 4 |" in readme
     assert "| rejected | 1 |" in readme
+    assert "| generated | 9 |" in readme  # the QC funnel from qc.json
     assert "arXiv:2503.00735" in readme and "MIT Integration Bee" in readme
     assert 'revision="v1.0"' in readme
+
+    parsed = DatasetCard(readme)
+    configs = {c["config_name"]: c for c in parsed.data.configs}
+    assert list(configs) == ["all", "depth_1", "roots", "variants"]  # the default first
+    assert configs["all"]["default"] is True
+    assert configs["variants"]["data_files"] == [{"split": "train", "path": "variants/train-*"}]
+    assert parsed.data.license == "apache-2.0" and parsed.data.pretty_name == "LADDER variant trees"
+    assert {"ladder", "ttrl", "integration"} <= set(parsed.data.tags)
+    assert parsed.data.size_categories == ["n<1K"]
+    info = {i["config_name"]: i for i in parsed.data.dataset_info}
+    assert info["all"]["splits"] == [{"name": "train", "num_bytes": info["all"]["splits"][0]["num_bytes"],
+                                      "num_examples": 2 + 4}]  # fmt: skip
+    assert parsed.text.lstrip().startswith(f"# {REPO}")
+
+
+def test_caller_card_keeps_its_front_matter_and_gains_configs():
+    from datasets import Dataset
+
+    meta = card_metadata({"mit": Dataset.from_dict({"x": [1]}), "undergrad": Dataset.from_dict({"x": [2]})}, "mit")
+    readme = render_card("---\nlicense: cc-by-4.0\ntags: [bee]\n---\n# Bee problems\n", meta, "v0.1", "org/bee")
+    card = DatasetCard(readme)
+    assert (card.data.license, card.data.tags) == ("cc-by-4.0", ["bee"])
+    assert [(c["config_name"], c.get("default", False)) for c in card.data.configs] == [
+        ("mit", True),
+        ("undergrad", False),
+    ]
+    assert card.text.strip() == "# Bee problems"
+    # no card at all: a generic one with the version and how to load it
+    generic = DatasetCard(render_card(None, meta, "v0.1", "org/bee"))
+    assert generic.text.lstrip().startswith("# org/bee") and 'revision="v0.1"' in generic.text
+
+
+# ------------------------------------------------------------------ push decisions (no server needed)
+
+
+def test_version_tags_must_be_plain_names():
+    for tag in ("v1.0", "2025-06-01", "v2_rc1"):
+        assert check_tag(tag) == tag
+    for tag in ("", "v1 final", "-v1", "v1/beta", "..", None):
+        with pytest.raises(ValueError, match="invalid tag"):
+            check_tag(tag)
+
+
+def test_an_existing_tag_is_refused_naming_its_commit():
+    refuse_existing_tag({"v1.0": "abc"}, "v1.1", REPO)
+    with pytest.raises(TagExistsError, match=re.escape("'v1.0' (commit abc)")):
+        refuse_existing_tag({"v1.0": "abc"}, "v1.0", REPO)
+
+
+def test_a_version_deletes_what_it_does_not_write_except_kept_files():
+    old = [".gitattributes", "README.md", "all/train-00000-of-00001.parquet", "depth_2/train-00000-of-00001.parquet"]
+    new = {"README.md", "all/train-00000-of-00002.parquet", "all/train-00001-of-00002.parquet"}
+    assert files_to_delete(old, new) == ["all/train-00000-of-00001.parquet", "depth_2/train-00000-of-00001.parquet"]
+    assert files_to_delete(old, new, keep=(".gitattributes", "depth_*/*")) == ["all/train-00000-of-00001.parquet"]
+    assert files_to_delete(old, new, keep=()) == [
+        ".gitattributes",
+        "all/train-00000-of-00001.parquet",
+        "depth_2/train-00000-of-00001.parquet",
+    ]
+
+
+def test_an_unchanged_commit_is_tagged_only_if_no_version_has_it():
+    refuse_unchanged({"v1.0": "aaa"}, "bbb", "ccc", REPO)  # a new commit
+    refuse_unchanged({"v1.0": "aaa"}, "bbb", "bbb", REPO)  # re-run after a failed tag: the head is untagged
+    with pytest.raises(TagExistsError, match=re.escape("already version 'v1.0'")):
+        refuse_unchanged({"v1.0": "aaa"}, "aaa", "aaa", REPO)
 
 
 TOY_METRIC = """
@@ -319,8 +402,6 @@ def test_evaluate_load_from_a_space(hub_server, tmp_path):
 
 
 def test_variant_statistics_counts_qc_outcomes():
-    from ladder_hf.hub import variant_statistics
-
     nodes = [
         {"id": "r", "depth": 0, "generator": "", "kind": "root", "qc_status": "root", "contaminated_with": "r"},
         {"id": "r.0", "depth": 1, "generator": "symbolic", "kind": "easier", "sympy_solvable": True},

@@ -5,7 +5,8 @@ One version is one commit, tagged on that exact commit:
 1. refuse at once, before touching anything, when the tag already exists (tags are never moved
    or overwritten);
 2. build every file locally: parquet shards per config and split (``<config>/<split>-NNNNN-of-MMMMM.parquet``)
-   and a README whose YAML ``configs:`` lists them (plus ``dataset_info`` with the features);
+   and the README: the caller's ``DatasetCard`` (or markdown) with ``configs:`` listing the shards and
+   ``dataset_info`` (features, row counts) added to its front matter;
 3. send them, together with deletions of whatever the previous version had and this one does not,
    in a single ``HfApi.create_commit`` whose ``parent_commit`` is the head we read in step 1, so a
    concurrent push makes it fail instead of mixing two versions;
@@ -18,29 +19,29 @@ tag fails, the same call again finds nothing changed, makes no commit and tags t
 Afterwards ``load_dataset(repo_id)`` reads the newest version and
 ``load_dataset(repo_id, revision=tag)`` reads exactly the rows of that version, forever.
 
+This module knows nothing about what the data is: the card of a variant tree, and the push of a
+variants folder, live in :mod:`ladder_hf.variants.card`.
+
 Example:
     >>> from datasets import Dataset
     >>> from ladder_hf.hub import push_versioned
     >>> ds = Dataset.from_dict({"integrand": ["x**2"], "depth": [0]})
     >>> result = push_versioned({"all": ds}, "my-org/ladder-variants", "v1.0")  # doctest: +SKIP
-    >>> result.commit_oid == HfApi().list_repo_refs(..., repo_type="dataset").tags[0].target_commit  # doctest: +SKIP
-    True
+    >>> result.tag, result.rows  # doctest: +SKIP
+    ('v1.0', {'all': {'train': 1}})
 """
 
 from __future__ import annotations
 
 import fnmatch
-import json
 import math
 import os
 import re
 import tempfile
-from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import datasets
-import yaml
 from datasets.info import DatasetInfosDict
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, DatasetCard, DatasetCardData, HfApi
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
@@ -126,15 +127,13 @@ def write_shards(
     return paths
 
 
-def card_metadata(
-    configs: Mapping[str, datasets.DatasetDict], default_config: str | None = None, extra: Mapping | None = None
-) -> DatasetCardData:
+def card_metadata(configs: Mapping[str, datasets.DatasetDict], default_config: str | None = None) -> DatasetCardData:
     """The README YAML: ``configs:`` (data files per split, the default marked) and ``dataset_info``."""
     configs = normalize_configs(configs)
     default_config = default_config or ("default" if "default" in configs else next(iter(configs)))
     if default_config not in configs:
         raise ValueError(f"default config {default_config!r} is not among {list(configs)}")
-    card_data = DatasetCardData(**dict(extra or {}))
+    card_data = DatasetCardData()
     entries = []
     for config, splits in configs.items():
         entry: dict = {"config_name": config}
@@ -157,34 +156,144 @@ def card_metadata(
     return card_data
 
 
+def as_card(card: str | DatasetCard | None, repo_id: str = "", tag: str = "") -> DatasetCard:
+    """``card`` as a new ``DatasetCard`` (the caller's object is never changed).
+
+    Markdown is parsed with its YAML front matter, if any; ``None`` is the generic card of
+    :data:`DEFAULT_CARD_TEMPLATE` (a title, the version and how to load it).
+
+    Example:
+        >>> as_card("---\\nlicense: mit\\n---\\n# Bee problems\\n").data.license
+        'mit'
+        >>> as_card("# no front matter").text
+        '# no front matter'
+        >>> print(as_card(None, "org/bee", "v1.0").text.splitlines()[1])
+        # org/bee
+    """
+    if card is None:
+        return DatasetCard.from_template(
+            DatasetCardData(), template_str=DEFAULT_CARD_TEMPLATE, repo_id=repo_id, tag=tag
+        )
+    text = str(card)
+    if not _FRONT_MATTER.match(text):
+        # An empty front matter instead of none: DatasetCard warns about a card without one.
+        return DatasetCard(f"---\n\n---\n{text}")
+    return DatasetCard(text)
+
+
 def render_card(card: str | DatasetCard | None, metadata: DatasetCardData, tag: str, repo_id: str) -> str:
-    """Merge our metadata into ``card`` (markdown, possibly with its own YAML header) and render it."""
-    text = str(card) if isinstance(card, DatasetCard) else (card or default_card_body(repo_id, tag))
-    merged: dict = {}
-    match = _FRONT_MATTER.match(text)
-    if match:
-        merged = yaml.safe_load(match.group(1)) or {}
-        if not isinstance(merged, dict):
-            raise ValueError("the card's YAML header must be a mapping")
-        text = text[match.end() :]
-    merged.update(metadata.to_dict())
-    return f"---\n{DatasetCardData(**merged).to_yaml()}\n---\n\n{text.lstrip()}"
+    """The README text: ``card`` (see :func:`as_card`) with ``metadata`` (:func:`card_metadata`) in its front matter.
+
+    Our keys (``configs``, ``dataset_info``, and any other in ``metadata``) replace the card's own.
+
+    Example:
+        >>> from datasets import Dataset
+        >>> meta = card_metadata({"all": Dataset.from_dict({"x": [1, 2]})})
+        >>> readme = render_card("---\\nlicense: mit\\n---\\n# Data\\n", meta, "v1", "org/data")
+        >>> card = DatasetCard(readme)
+        >>> card.data.license, card.data.configs[0]["config_name"], card.text.strip()
+        ('mit', 'all', '# Data')
+    """
+    out = as_card(card, repo_id, tag)
+    for key, value in metadata.to_dict().items():
+        out.data[key] = value
+    return str(out)
 
 
-def default_card_body(repo_id: str, tag: str) -> str:
-    return f"# {repo_id}\n\nVersion `{tag}`.\n\n{usage_section(repo_id, tag)}"
+# The card push_versioned writes when the caller gives none.
+DEFAULT_CARD_TEMPLATE = """\
+---
+{{ card_data }}
+---
+
+# {{ repo_id }}
+
+Version `{{ tag }}`.
+
+## Usage
+
+```python
+from datasets import load_dataset
+
+latest = load_dataset("{{ repo_id }}")
+pinned = load_dataset("{{ repo_id }}", revision="{{ tag }}")  # exactly this version, forever
+```
+"""
 
 
-def usage_section(repo_id: str, tag: str, config: str | None = None) -> str:
-    arg = f', "{config}"' if config else ""
-    return (
-        "## Usage\n\n"
-        "```python\n"
-        "from datasets import load_dataset\n\n"
-        f'latest = load_dataset("{repo_id}"{arg})\n'
-        f'pinned = load_dataset("{repo_id}"{arg}, revision="{tag}")  # exactly this version, forever\n'
-        "```\n"
-    )
+# --------------------------------------------------------------------------------------------
+# Push decisions: pure functions of what the repo has and what this version writes.
+# --------------------------------------------------------------------------------------------
+def check_tag(tag: str) -> str:
+    """``tag`` if it is a usable version name, else ``ValueError``.
+
+    Example:
+        >>> check_tag("v1.0")
+        'v1.0'
+        >>> check_tag("v1 final")
+        Traceback (most recent call last):
+        ...
+        ValueError: invalid tag 'v1 final': use letters, digits, '.', '-', '_' (e.g. v1.0)
+    """
+    if not _TAG_RE.match(tag or ""):
+        raise ValueError(f"invalid tag {tag!r}: use letters, digits, '.', '-', '_' (e.g. v1.0)")
+    return tag
+
+
+def refuse_existing_tag(tags: Mapping[str, str], tag: str, repo_id: str) -> None:
+    """Raise :class:`TagExistsError` when ``tag`` is already in ``tags`` (name -> commit): tags never move.
+
+    Example:
+        >>> refuse_existing_tag({"v1.0": "abc123"}, "v1.1", "org/data")  # a new version: fine
+        >>> refuse_existing_tag({"v1.0": "abc123"}, "v1.0", "org/data")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ladder_hf.hub.TagExistsError: org/data already has tag 'v1.0' (commit abc123); tags are never moved: ...
+    """
+    if tag in tags:
+        raise TagExistsError(
+            f"{repo_id} already has tag {tag!r} (commit {tags[tag]}); tags are never moved: choose a new version"
+        )
+
+
+def files_to_delete(
+    old_files: Sequence[str], new_files: Collection[str], keep: Sequence[str] = (".gitattributes",)
+) -> list[str]:
+    """Files of the previous version that this one does not write and no ``keep`` glob protects.
+
+    Deleting them in the version commit means a config that disappeared leaves no stale rows.
+
+    Example:
+        >>> old = [".gitattributes", "README.md", "all/train-0.parquet", "depth_2/train-0.parquet"]
+        >>> files_to_delete(old, ["README.md", "all/train-0.parquet"])
+        ['depth_2/train-0.parquet']
+        >>> files_to_delete(old, ["README.md"], keep=(".gitattributes", "depth_*"))
+        ['all/train-0.parquet']
+    """
+    new = set(new_files)
+    return [p for p in old_files if p not in new and not any(fnmatch.fnmatch(p, pat) for pat in keep)]
+
+
+def refuse_unchanged(tags: Mapping[str, str], head: str | None, commit_oid: str, repo_id: str) -> None:
+    """After the commit: raise :class:`TagExistsError` if it changed nothing and the head is already a version.
+
+    ``create_commit`` returns the head itself when every file is unchanged (a re-run after a failed
+    tag does that, and may then tag it); tagging a commit that is already a version would make two
+    versions of one commit.
+
+    Example:
+        >>> refuse_unchanged({"v1.0": "aaa"}, "bbb", "ccc", "org/data")  # a new commit
+        >>> refuse_unchanged({}, "bbb", "bbb", "org/data")  # nothing new, but the head is untagged: tag it
+        >>> refuse_unchanged({"v1.0": "aaa"}, "aaa", "aaa", "org/data")
+        Traceback (most recent call last):
+        ...
+        ladder_hf.hub.TagExistsError: org/data@aaa is already version 'v1.0': nothing changed, no tag created
+    """
+    if commit_oid != head:
+        return
+    taken = [name for name, oid in tags.items() if oid == head]
+    if taken:
+        raise TagExistsError(f"{repo_id}@{head} is already version {taken[0]!r}: nothing changed, no tag created")
 
 
 # --------------------------------------------------------------------------------------------
@@ -212,7 +321,6 @@ def push_versioned(
     tag_message: str | None = None,
     branch: str = "main",
     keep: Sequence[str] = (".gitattributes",),
-    card_metadata_extra: Mapping | None = None,
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
     endpoint: str | None = None,
     token: str | bool | None = None,
@@ -224,8 +332,9 @@ def push_versioned(
             ``{config_name: Dataset | DatasetDict}``.
         repo_id: ``org/name``; created (``private`` honoured) when missing.
         tag: the version, e.g. ``"v1.0"``; refused with :class:`TagExistsError` if it exists.
-        card: README markdown (may carry its own YAML header, which is kept and extended) or a
-            ``DatasetCard``; ``configs:`` and ``dataset_info`` are always written by us.
+        card: the dataset card: a ``DatasetCard`` (e.g. :func:`ladder_hf.variants.card.variants_card`)
+            or README markdown, with or without YAML front matter, which is kept and extended;
+            ``configs:`` and ``dataset_info`` are always written by us. ``None``: a generic card.
         default_config: the config ``load_dataset(repo_id)`` returns (first one by default).
         keep: glob patterns of files in the repo that the version commit must not delete;
             everything else that this version does not write is removed, so each version is
@@ -239,23 +348,18 @@ def push_versioned(
         >>> push_versioned({"all": ds, "roots": roots}, "org/ladder-variants", "v1.1")  # doctest: +SKIP
         PushResult(repo_id='org/ladder-variants', tag='v1.1', commit_oid='3f5c...', ...)
     """
-    if not _TAG_RE.match(tag or ""):
-        raise ValueError(f"invalid tag {tag!r}: use letters, digits, '.', '-', '_' (e.g. v1.0)")
+    check_tag(tag)
     configs = normalize_configs(data)
     api = HfApi(endpoint=endpoint, token=token)
 
     # 1. Refuse before any side effect.
     tags, head, exists = _existing_tags_and_head(api, repo_id, branch)
-    if tag in tags:
-        raise TagExistsError(
-            f"{repo_id} already has tag {tag!r} (commit {tags[tag]}); tags are never moved: choose a new version"
-        )
+    refuse_existing_tag(tags, tag, repo_id)
 
     with tempfile.TemporaryDirectory(prefix="ladder-hf-push-") as tmp:
         # 2. Everything is built locally before the network sees a byte of this version.
         paths = write_shards(configs, tmp, max_shard_bytes)
-        metadata = card_metadata(configs, default_config, card_metadata_extra)
-        readme = render_card(card, metadata, tag, repo_id)
+        readme = render_card(card, card_metadata(configs, default_config), tag, repo_id)
         with open(os.path.join(tmp, "README.md"), "w", encoding="utf-8") as f:
             f.write(readme)
         new_files = {*paths, "README.md"}
@@ -269,11 +373,7 @@ def push_versioned(
             raise PushError(f"{repo_id} has no branch {branch!r}; create it first")
 
         old_files = api.list_repo_files(repo_id, repo_type=REPO_TYPE, revision=head)
-        deletions = [
-            CommitOperationDelete(path_in_repo=p)
-            for p in old_files
-            if p not in new_files and not any(fnmatch.fnmatch(p, pat) for pat in keep)
-        ]
+        deletions = [CommitOperationDelete(path_in_repo=p) for p in files_to_delete(old_files, new_files, keep)]
         additions = [
             CommitOperationAdd(path_in_repo=p, path_or_fileobj=os.path.join(tmp, p)) for p in sorted(new_files)
         ]
@@ -289,12 +389,7 @@ def push_versioned(
             parent_commit=head,
         )
 
-    # A re-run after a failed tag finds nothing to change: create_commit then returns the head,
-    # which must not already be another version.
-    if info.oid == head:
-        taken = [name for name, oid in tags.items() if oid == head]
-        if taken:
-            raise TagExistsError(f"{repo_id}@{head} is already version {taken[0]!r}: nothing changed, no tag created")
+    refuse_unchanged(tags, head, info.oid, repo_id)
 
     # 4. Tag exactly that commit.
     last_error: Exception | None = None
@@ -323,239 +418,11 @@ def push_versioned(
     return PushResult(repo_id, tag, info.oid, info.commit_url, rows, sorted(new_files))
 
 
-# --------------------------------------------------------------------------------------------
-# Variant trees.
-# --------------------------------------------------------------------------------------------
-def variant_statistics(nodes: Sequence[dict]) -> dict:
-    """Counts for the card: kept rows per depth / generator / kind, and quality-control counts.
+def __getattr__(name: str):
+    # push_variants moved to ladder_hf.variants.card (it is about variant trees, this module is not);
+    # resolved lazily so that `from ladder_hf.hub import push_variants` keeps working.
+    if name == "push_variants":
+        from ladder_hf.variants.card import push_variants
 
-    ``nodes`` are raw nodes.jsonl records (rejected ones included when the generator keeps them).
-
-    Example:
-        >>> variant_statistics([{"id": "a", "depth": 0, "generator": "root"}])["per_depth"]
-        {0: 1}
-    """
-    from ladder_hf.dataset import node_to_row
-
-    rows = [node_to_row(n) for n in nodes]
-    kept = [r for r in rows if r["kept"]]
-
-    def count(key, source) -> dict:
-        def label(r):
-            return r[key] or ("root" if (r["depth"] or 0) == 0 else "unknown")
-
-        return dict(sorted(Counter(label(r) for r in source).items(), key=str))
-
-    def has_status(r, status) -> bool:
-        return r["qc_status"] == status
-
-    variants = [r for r in rows if (r["depth"] or 0) > 0]
-    qc = {
-        "nodes": len(rows),
-        "kept": len(kept),
-        "rejected": len(rows) - len(kept),
-        "unparsable": sum(has_status(r, "unparsable") for r in variants),
-        "numerically_insane": sum(r["numeric_sane"] is False or has_status(r, "not_sane") for r in variants),
-        "duplicates": sum(bool(r["duplicate_of"]) or has_status(r, "duplicate") for r in variants),
-        # Roots of TTRL trees are flagged with the test problem they are; only variants count here.
-        "contaminated": sum(bool(r["contaminated_with"]) or has_status(r, "contaminated") for r in variants),
-        "sympy_solvable": sum(r["sympy_solvable"] is True for r in kept),
-        "sympy_unsolved": sum(r["sympy_solvable"] is False for r in kept),
-    }
-    statuses = Counter(r["qc_status"] for r in rows if r["qc_status"])
-    if statuses:
-        qc["by_status"] = dict(sorted(statuses.items()))
-    return {
-        "per_depth": dict(sorted(Counter(r["depth"] or 0 for r in kept).items())),
-        "per_generator": count("generator", kept),
-        "per_kind": count("kind", kept),
-        "qc": qc,
-    }
-
-
-def _table(title: str, counts: Mapping, key_name: str) -> str:
-    lines = [f"| {key_name} | rows |", "|---|---:|"] + [f"| {k} | {v} |" for k, v in counts.items()]
-    return f"**{title}**\n\n" + "\n".join(lines) + "\n"
-
-
-def variants_card(
-    repo_id: str, tag: str, stats: Mapping, rows: Mapping[str, int], generation: Mapping | None = None
-) -> str:
-    """README markdown for a variant-tree dataset: what it is, configs, statistics, attribution."""
-    config_lines = "\n".join(f"| `{c}` | {n} |" for c, n in rows.items())
-    qc = stats.get("qc", {})
-    qc_lines = "\n".join(f"| {k} | {v} |" for k, v in qc.items() if not isinstance(v, Mapping))
-    by_status = qc.get("by_status") or {}
-    status_block = _table("Nodes by QC status", by_status, "status") if by_status else ""
-    generation = dict(generation or {})
-    funnel = generation.pop("qc", None)
-    funnel_block = ""
-    if isinstance(funnel, Mapping) and funnel:
-        funnel_block = (
-            "**Quality-control funnel** (candidates surviving each stage: generated by the model or the "
-            "mutations, parsed by the safe parser, numerically sane, numerically unique, not contaminated, kept)\n\n"
-            + "| stage | count |\n|---|---:|\n"
-            + "\n".join(f"| {k} | {v} |" for k, v in funnel.items())
-            + "\n\n"
-        )
-    gen_block = ""
-    if generation:
-        gen_block = "## Generation run\n\n```json\n" + json.dumps(generation, indent=2, sort_keys=True, default=str)
-        gen_block += "\n```\n\n"
-    return f"""# {repo_id}
-
-Variant trees of integration problems, in the style of LADDER (Simonds & Yoshiyama, 2025,
-[arXiv:2503.00735](https://arxiv.org/abs/2503.00735)): each root problem has easier or equivalent
-variants, recursively, each checked by quality control (numeric sanity on sample points,
-numerical deduplication, a difficulty estimate, whether sympy finds an antiderivative, and a
-contamination guard against protected test problems). Built and published with
-[ladder_hf](https://arxiv.org/abs/2503.00735) (`ladder-hf variants push`).
-
-Version **`{tag}`**. Every version is one commit with its own git tag; a tag is never moved.
-
-{usage_section(repo_id, tag)}
-## Configs
-
-| config | rows |
-|---|---:|
-{config_lines}
-
-`all` is the default. `variants` is the LADDER training set (every kept variant, roots
-excluded); `depth_N` holds the variants N steps below their root; `roots` the original problems.
-
-## Statistics
-
-{_table("Kept rows per depth", stats.get("per_depth", {}), "depth")}
-{_table("Kept rows per generator", stats.get("per_generator", {}), "generator")}
-{_table("Kept rows per kind", stats.get("per_kind", {}), "kind")}
-**Quality control**
-
-| check | count |
-|---|---:|
-{qc_lines}
-
-{status_block}
-{funnel_block}{gen_block}## Columns
-
-`id`, `root_id`, `parent_id`, `depth`, `integrand` (sympy syntax in `x`), `lower`/`upper` (`""` for
-an indefinite integral), `kind` (easier/equivalent), `transformations` (the suggested
-transformations, or the sympy mutations applied), `persona`, `temperature`, `generator` (a model
-id or `symbolic`), `difficulty`, `difficulty_delta` (versus the parent), `sympy_solvable`, `sympy_antiderivative`,
-`source_problem` (the bundled problem id at the root of the tree), `raw` (the text as written), QC
-fields (`kept`, `qc_status`, `qc_reason`, `numeric_sane`, `duplicate_of`, `contaminated_with`)
-and `extra` (any other field the generator recorded, as JSON).
-
-## Attribution
-
-- Method: LADDER, Toby Simonds and Akira Yoshiyama, "LADDER: Self-Improving LLMs Through Recursive
-  Problem Decomposition", arXiv:2503.00735 (2025).
-- Root problems from the MIT Integration Bee qualifying exams are (c) MIT Integration Bee,
-  reproduced for research with attribution; see `source_problem` for each row's origin.
-- Variants written by a model carry that model's id in `generator`; its licence applies to them.
-
-## Citation
-
-```bibtex
-@misc{{simonds2025ladder,
-  title={{LADDER: Self-Improving LLMs Through Recursive Problem Decomposition}},
-  author={{Toby Simonds and Akira Yoshiyama}},
-  year={{2025}},
-  eprint={{2503.00735}},
-  archivePrefix={{arXiv}},
-}}
-```
-"""
-
-
-# Files generate_tree may leave next to nodes.jsonl that describe the run (stats, QC funnel).
-_RUN_SUMMARY_FILES = ("stats.json", "qc.json", "summary.json", "run.json", "meta.json")
-
-
-def read_run_summary(folder: str) -> dict:
-    """Whatever run summary JSON files the variants folder has, merged by file name."""
-    out = {}
-    for name in _RUN_SUMMARY_FILES:
-        path = os.path.join(folder, name)
-        if os.path.exists(path):
-            try:
-                with open(path, encoding="utf-8") as f:
-                    out[name[: -len(".json")]] = json.load(f)
-            except (OSError, json.JSONDecodeError):
-                continue
-    return out
-
-
-def push_variants(
-    folder: str,
-    repo_id: str,
-    tag: str,
-    private: bool = False,
-    *,
-    configs: Sequence[str] | None = None,
-    include_rejected: bool = False,
-    card: str | None = None,
-    cache_dir: str | None = None,
-    endpoint: str | None = None,
-    token: str | bool | None = None,
-    **push_kwargs,
-) -> PushResult:
-    """Publish a variants folder (``nodes.jsonl``) as version ``tag`` of ``repo_id``.
-
-    Each :class:`~ladder_hf.dataset.LadderDataset` config with rows becomes a Hub config (``all``
-    is the default; ``rejected``, the QC audit trail, only with ``include_rejected``); the card
-    carries the statistics (rows per depth, per generator, QC counts and funnel) and attribution.
-    Same guarantees as :func:`push_versioned`.
-
-    Example:
-        >>> push_variants("variants/mit-train", "my-org/ladder-variants", "v1.0")  # doctest: +SKIP
-    """
-    from ladder_hf.dataset import REJECTED_FILE, config_names, load_ladder_dataset, read_nodes
-
-    nodes = read_nodes(folder)
-    if not nodes:
-        raise ValueError(f"{folder!r} has no nodes to publish")
-    rejected_path = os.path.join(folder, REJECTED_FILE)
-    rejected = read_nodes(rejected_path) if os.path.exists(rejected_path) else []
-    default_configs = [c for c in config_names() if c != "rejected" or include_rejected]
-    wanted = list(configs) if configs else default_configs
-    built: dict[str, datasets.Dataset] = {}
-    for name in wanted:
-        ds = load_ladder_dataset(folder, name, cache_dir=cache_dir)
-        # Empty slices (depth_4 of a depth-2 tree) would only confuse people browsing the Hub.
-        if ds.num_rows or name == "all":
-            built[name] = ds
-    stats = variant_statistics([*nodes, *rejected])
-    rows = {name: ds.num_rows for name, ds in built.items()}
-    summary = read_run_summary(folder)
-    run = summary.get("run")
-    if isinstance(run, dict) and isinstance(run.get("problems"), list):
-        # The root ids are in the data; the card only needs how many there were.
-        summary["run"] = {**run, "problems": len(run["problems"])}
-    text = card or variants_card(repo_id, tag, stats, rows, summary or None)
-    extra = {
-        "license": "apache-2.0",
-        "language": ["en"],
-        "pretty_name": "LADDER variant trees",
-        "task_categories": ["text-generation"],
-        "tags": ["ladder", "ttrl", "integration", "calculus", "synthetic", "math", "reinforcement-learning"],
-        "size_categories": [_size_category(rows.get("all", 0))],
-    }
-    return push_versioned(
-        built,
-        repo_id,
-        tag,
-        text,
-        private=private,
-        default_config="all" if "all" in built else None,
-        card_metadata_extra=extra,
-        endpoint=endpoint,
-        token=token,
-        **push_kwargs,
-    )
-
-
-def _size_category(n: int) -> str:
-    for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
-        if n < limit:
-            return label
-    return "n>1M"
+        return push_variants
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -26,7 +26,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from ladder_hf.problems import ANSWER_STOP, Prompt, build_messages
+from ladder_hf.problems import ANSWER_STOP, Prompt, as_problems, build_messages
 
 # ---------------------------------------------------------------------------------------------
 # Reward timing
@@ -175,10 +175,7 @@ def score_completions(problems: Sequence[Mapping[str, Any]], completions: list[s
         {'integration_bee/accuracy': 1.0, 'integration_bee/answer_rate': 1.0, 'integration_bee/count': 1.0}
     """
     metric = metric or load_bee_metric()
-    references = [
-        {"integrand": p["integrand"], "lower": str(p.get("lower") or ""), "upper": str(p.get("upper") or "")}
-        for p in problems
-    ]
+    references = [{"integrand": p.integrand, "lower": p.lower, "upper": p.upper} for p in as_problems(problems)]
     result = metric.compute(predictions=list(completions), references=references, answer_format="tagged")
     return {
         "integration_bee/accuracy": float(result["accuracy"]),

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ladder_hf.problems import ANSWER_STOP, build_messages, load_problems
+from ladder_hf.problems import ANSWER_STOP, as_problems, build_messages, load_problems
 from ladder_hf.store import JsonlStore, atomic_write, write_json, write_jsonl
 
 logger = logging.getLogger(__name__)
@@ -232,7 +232,7 @@ def run_sympy_baseline(problems: Sequence[dict], out_path: Path, timeout: float 
             chunk = todo[start : start + chunk_size]
             began = time.perf_counter()
             outcomes = run_sandboxed(
-                sympy_integrate, [(p["integrand"], p.get("lower") or "", p.get("upper") or "") for p in chunk], timeout
+                sympy_integrate, [(p.integrand, p.lower, p.upper) for p in as_problems(chunk)], timeout
             )
             seconds = round((time.perf_counter() - began) / len(chunk), 3)  # this problem's share
             rows = []

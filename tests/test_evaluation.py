@@ -115,3 +115,10 @@ def test_sympy_integrate_answers_are_scored_and_time_limited(tmp_path):
     assert rows[0]["answer"] is None
     assert rows[0]["status"] != "solved"
     assert rows[0]["seconds"] < 30
+
+
+def test_a_mistyped_problem_set_writes_nothing(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match="unknown problem set 'mit-2052'"):
+        evaluate_model("default", "mit-2052", out)
+    assert not out.exists()  # the corrected command is not refused by a half-made folder

@@ -591,6 +591,9 @@ def run_demo(config: DemoConfig) -> dict:
     from ladder_hf.variants import read_funnel
 
     out = Path(config.output_dir)
+    fresh = not (out / "problems" / "test.jsonl").is_file()
+    # checked before anything is written: a mistyped set must not leave a folder that refuses the fix
+    rows = load_problems(config.problem_set) if fresh or config.overwrite else None
     if config.overwrite and out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -615,7 +618,7 @@ def run_demo(config: DemoConfig) -> dict:
         os.path.join(paths["problems"], "test.jsonl"),
     )
     if not (os.path.isfile(train_path) and os.path.isfile(test_path)):
-        rows = load_problems(config.problem_set)
+        rows = rows if rows is not None else load_problems(config.problem_set)
         train, test = split_problems(
             rows, config.num_train_problems, config.num_test_problems, config.seed, config.selection
         )

@@ -356,12 +356,13 @@ def evaluate_model(
 
 def run(config: EvaluationConfig, model=None, tokenizer=None) -> dict:
     """Run an evaluation described by ``config`` (what ``ladder-hf evaluate`` calls)."""
-    out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    _check_resume(out, config)
+    # arguments are checked before anything is written: a mistyped set must not lock the folder
     problems = load_problems(config.problem_set)
     if config.limit:
         problems = problems[: config.limit]
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_resume(out, config)
     references = [_reference(p) for p in problems]
     metric = _metric()
     wall: dict[str, float] = {}

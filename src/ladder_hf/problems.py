@@ -342,7 +342,7 @@ def _bundled_rows() -> list[dict]:
 
 def _year_set(name: str) -> ProblemSet | None:
     # mit-YYYY for every year in the bundled data, without listing them by hand
-    if name.startswith("mit-") and name[4:].isdigit():
+    if name.startswith("mit-") and name[4:].isdigit() and any(r.get("year") == int(name[4:]) for r in _read(_MIT)):
         return ProblemSet(name, _MIT, lambda r, year=int(name[4:]): int(r["year"]) == year)
     return None
 

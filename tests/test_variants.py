@@ -518,3 +518,18 @@ def test_bundled_problems_beyond_parser_bounds_are_trusted_user_text_is_not(tmp_
     assert all(n["root_id"] == "mit-2025-q09" for n in nodes)
     with pytest.raises(ValueError, match="protected problem 'user-1' does not parse"):
         ContaminationGuard([user])
+
+
+def test_a_variant_folder_is_not_merged_with_another_run(tmp_path):
+    out = str(tmp_path / "tree")
+    qc = QualityConfig(check_solvable=False)
+    first = generate_tree(PROBLEMS[:1], SymbolicGenerator(seed=0), 1, out, variants_per_node=2, quality=qc)
+    # the same run resumes (nothing to do, same nodes)
+    again = generate_tree(PROBLEMS[:1], SymbolicGenerator(seed=0), 1, out, variants_per_node=2, quality=qc)
+    assert [n["id"] for n in again] == [n["id"] for n in first]
+    with pytest.raises(ValueError, match="other depth, problems"):
+        generate_tree(PROBLEMS[:2], SymbolicGenerator(seed=0), 2, out, variants_per_node=2, quality=qc)
+    after = generate_tree(PROBLEMS[:1], SymbolicGenerator(seed=0), 1, out, variants_per_node=2, quality=qc)
+    assert [n["id"] for n in after] == [n["id"] for n in first]  # the refused run changed nothing
+    grown = generate_tree(PROBLEMS[:2], SymbolicGenerator(seed=0), 1, out, variants_per_node=2, quality=qc, extend=True)
+    assert {n["root_id"] for n in grown} == {p["id"] for p in PROBLEMS[:2]}

@@ -307,6 +307,7 @@ def generate_tree(
     batch_parents: int = 16,
     quality: QualityConfig | None = None,
     progress: bool = True,
+    extend: bool = False,
 ) -> list[dict]:
     """Build (or resume) variant trees for ``problems`` down to ``depth``; return all kept nodes.
 
@@ -320,6 +321,8 @@ def generate_tree(
         max_nodes_per_root: cap on kept variants per tree (paper: about 500 per problem).
         batch_parents: parents expanded per generator call (model backends batch across them).
         quality: :class:`QualityConfig` (sanity fraction, tolerances, sympy time limit).
+        extend: allow growing an existing folder with other settings or other problems (the trees are
+            merged and ``run.json`` records the new settings); without it such a run is refused.
 
     Example:
         >>> nodes = generate_tree(load_problems("mit-2025")[:2], SymbolicGenerator(seed=0), 2, "out")  # doctest: +SKIP
@@ -329,7 +332,6 @@ def generate_tree(
     if depth < 0:
         raise ValueError("depth must be >= 0")
     config = quality or QualityConfig()
-    state = TreeState(out_dir)
     run_path = os.path.join(out_dir, RUN_FILE)
     settings = {
         "generator": getattr(generator, "name", type(generator).__name__),
@@ -340,13 +342,20 @@ def generate_tree(
         "problems": [root_id(p) for p in problems],
         "quality": asdict(config),
     }
+    previous: dict = {}
     if os.path.exists(run_path):
         with open(run_path, encoding="utf-8") as f:
             previous = json.load(f)
-        if previous.get("generator") != settings["generator"]:
-            logger.warning(
-                "resuming %s written by %s with %s", out_dir, previous.get("generator"), settings["generator"]
+        changed = sorted(k for k in settings if previous.get(k) != settings[k] and k != "skipped_problems")
+        if changed and not extend:
+            # resuming is only safe with the same run: anything else would merge two trees silently
+            raise ValueError(
+                f"{out_dir} holds a variant run with other {', '.join(changed)}; use another output folder, "
+                "or pass extend=True (--extend) to grow it with these settings"
             )
+    state = TreeState(out_dir)
+    if "skipped_problems" in previous:
+        settings["skipped_problems"] = previous["skipped_problems"]
     write_json(run_path, settings, sort_keys=True)
 
     guard = ContaminationGuard(protect, config) if protect else None

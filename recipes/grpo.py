@@ -7,17 +7,9 @@ Options: `ladder_hf.grpo.ScriptArguments` (data, prompt, rewards, curriculum, he
 TRL's `GRPOConfig` (trainer, vLLM, Hub) and `ModelConfig` (model, dtype, LoRA). See docs/training.md.
 """
 
-import os
-import sys
+from trl import GRPOConfig, ModelConfig, TrlParser
 
-# Python puts this script's folder first on sys.path; a sibling recipe such as recipes/evaluate.py
-# would then shadow the `evaluate` library that the held-out scoring imports.
-_here = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _here]
-
-from trl import GRPOConfig, ModelConfig, TrlParser  # noqa: E402
-
-from ladder_hf.grpo import ScriptArguments, main  # noqa: E402
+from ladder_hf.grpo import ScriptArguments, main
 
 if __name__ == "__main__":
     parser = TrlParser((ScriptArguments, GRPOConfig, ModelConfig))

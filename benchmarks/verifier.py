@@ -246,10 +246,9 @@ def baseline_verify(row: dict, answer: str | None, rng: random.Random) -> bool:
 def _worker_cpu_seconds() -> float:
     """CPU time used so far by the verifier's worker processes (Linux /proc; 0 elsewhere)."""
     total = 0.0
-    pool = get_pool()
-    for worker in pool._workers:
+    for pid in get_pool().pids():
         try:
-            with open(f"/proc/{worker.process.pid}/stat") as stat:
+            with open(f"/proc/{pid}/stat") as stat:
                 fields = stat.read().rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         except (OSError, IndexError, ValueError):

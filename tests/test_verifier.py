@@ -5,24 +5,32 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import sys
 import threading
 import time
+import types
+from fractions import Fraction
 
 import pytest
 import sympy
 from lark import Tree
-from verifier_cases import ADVERSARIAL, DEFINITE, INDEFINITE
+from verifier_cases import ADVERSARIAL, DEFINITE, INDEFINITE, PARSED
 
 from ladder_hf import problems
 from ladder_hf.verifier import (
     MIN_CHECKS,
     MathParseError,
+    RejectedAnswer,
+    SandboxFailure,
     SandboxOutcome,
+    Status,
     VerificationResult,
     compile_math,
+    parse_expression,
     parse_math,
     parsing,
     run_sandboxed,
+    to_sympy,
     verify_antiderivative,
     verify_batch,
     verify_definite,
@@ -171,6 +179,10 @@ def test_parse_math_accepts_sympy_and_latex(text, expected):
         ("sin(x, 2)", "one argument"),
         ("1/0", "not a finite expression"),
         ("x +", "syntax error"),
+        # sympy folds sqrt(10^8) to 10^4: the bounds hold on what sympy makes of the expression too
+        (r"x^{\sqrt{10^{8}}}", "exponent too large"),
+        (r"(10^{999})^{\sqrt{4}}", "too large"),
+        ("x^{oo}", "non-rational numeric exponent"),
     ],
 )
 def test_parse_math_rejects_with_a_reason(text, message):
@@ -190,7 +202,23 @@ def _lark_reference():
         def lex(self, data, *args):
             yield from data
 
-    return lark.Lark(parsing._GRAMMAR, parser="lalr", lexer=_GivenTokens), lark
+    return lark.Lark(parsing.GRAMMAR, parser="lalr", lexer=_GivenTokens), lark
+
+
+class _LarkTrees:
+    """A builder for :class:`parsing.Parser` that makes the trees lark makes (children as lark gives them)."""
+
+    def __getattr__(self, rule):
+        def build(*children):
+            flat = []
+            for child in children:  # call(name, sub, fpow, args), sum(children), ...: lark's flat list
+                if isinstance(child, list):
+                    flat.extend(child)
+                else:
+                    flat.append(child)
+            return Tree(rule, flat)
+
+        return build
 
 
 def _shape(node):
@@ -208,7 +236,7 @@ def test_parser_builds_the_trees_lark_builds_from_the_same_grammar():
         except lark.exceptions.LarkError:
             expected = "error"
         try:
-            got = _shape(parsing._Descent(tokens, Tree).parse())
+            got = _shape(parsing.Parser(tokens, _LarkTrees()).parse())
         except MathParseError:
             got = "error"
         return expected, got
@@ -220,7 +248,7 @@ def test_parser_builds_the_trees_lark_builds_from_the_same_grammar():
     token_lists = []
     for text in texts:
         with contextlib.suppress(MathParseError):
-            token_lists.append(parsing._tokens(parsing._normalise(text, "x"), "x"))
+            token_lists.append(parsing.tokenize(text))
     # plus random edits of those (insert, delete, replace a token) and random token soups
     rng = random.Random(0)
     alphabet = [token for tokens in token_lists for token in tokens]
@@ -265,6 +293,82 @@ def test_parse_math_uses_a_plain_symbol_and_validates_the_variable():
         parse_math("x", variable="x; import os")
 
 
+def test_parse_math_gives_what_it_gave_before_over_the_labelled_cases():
+    # parse_math builds sympy from the intermediate form (to_sympy); PARSED was recorded from the builder
+    # it replaced, which walked lark-shaped parse trees
+    different = []
+    for (text, trusted), expected in PARSED.items():
+        try:
+            got = str(parse_math(text, trusted=trusted))
+        except MathParseError as err:
+            got = f"! {err}"
+        if got != expected:
+            different.append(f"{text!r} (trusted={trusted}): got {got}, expected {expected}")
+    assert not different, "\n".join(different)
+    assert len(PARSED) > 400 and sum(v.startswith("!") for v in PARSED.values()) > 20  # errors too
+
+
+def test_parse_math_and_compile_math_share_one_intermediate_form():
+    expression = parse_expression(r"\frac{1}{2}\ln|x| + 3")
+    assert expression.node == (
+        "add",
+        [("mul", [("fn", "log", ("abs", ("var",))), ("num", Fraction(1, 2))]), ("num", 3)],
+    )
+    assert expression.nodes[0] == expression.node and ("var",) in expression.nodes
+    assert to_sympy(expression.node, x) == sympy.log(sympy.Abs(x)) / 2 + 3
+    assert compile_math(r"\frac{1}{2}\ln|x| + 3").node == expression.node
+    t = sympy.Symbol("t")
+    assert to_sympy(parse_expression("t e^t", "t").node, t) == t * sympy.exp(t)
+    assert parse_expression(r"\sin^{-1} x").node == ("fn", "asin", ("var",))  # aliases are resolved
+
+
+def test_an_integral_is_a_rejected_answer_not_a_parse_error():
+    assert issubclass(RejectedAnswer, MathParseError)
+    for text in (r"\int x\,dx", "Integral(x, x)", "integrate(x**2, x)"):
+        with pytest.raises(RejectedAnswer, match="rejected: contains an integral"):
+            parse_math(text)
+    with pytest.raises(MathParseError) as info:
+        parse_math("x +")
+    assert not isinstance(info.value, RejectedAnswer)
+    rejected, malformed = verify_batch(
+        [{"integrand": "x", "candidate": r"\int x\,dx"}, {"integrand": "x", "candidate": "x +"}]
+    )
+    assert rejected.status is Status.REJECTED and rejected.reason == "rejected: contains an integral"
+    assert malformed.status is Status.PARSE_ERROR and malformed.reason.startswith("parse error: syntax error")
+
+
+def test_statuses_are_string_enums():
+    assert {str(s) for s in Status} == {
+        "correct", "mismatch", "no_answer", "parse_error", "rejected", "unverifiable", "timeout",
+        "bad_problem", "no_reference", "error",
+    }  # fmt: skip
+    result = verify_antiderivative("x", "x^2/2")
+    assert result.status is Status.CORRECT and result.status == "correct" and f"{result.status}" == "correct"
+    assert {"correct": 1}[result.status] == 1  # hashes as its string (Counter keys, dict lookups)
+    assert verify_antiderivative("x", "").status is Status.NO_ANSWER
+    assert not VerificationResult(False, "", Status.ERROR).scored
+    assert VerificationResult(False, "", Status.MISMATCH).scored
+
+
+def test_problem_side_failures_keep_their_status_and_reason():
+    bad, bad_bound, diverges = verify_batch(
+        [
+            {"integrand": "y", "lower": "0", "upper": "1", "candidate": "2"},
+            {"integrand": "x", "lower": r"\int 1", "upper": "1", "candidate": "2"},
+            {"integrand": "1/x", "lower": "0", "upper": "1", "candidate": "2"},
+        ]
+    )
+    assert (
+        bad.status is Status.BAD_PROBLEM
+        and bad.reason == "problem: unknown symbol 'y' (only the variable 'x' is allowed)"
+    )
+    assert bad_bound.status is Status.BAD_PROBLEM and bad_bound.reason == "problem: rejected: contains an integral"
+    assert diverges.status is Status.NO_REFERENCE and not diverges.scored
+    assert diverges.reason.startswith(
+        "unverifiable: the integral's value cannot be established (UnverifiableReference: the integral diverges"
+    )
+
+
 # ----------------------------------------------------------------------------- sandbox
 
 
@@ -274,6 +378,34 @@ def test_run_sandboxed_returns_values_and_errors_in_order():
     assert not outcomes[1].ok and "ZeroDivisionError" in outcomes[1].error
     assert outcomes[2].value == (2, 1)
     assert run_sandboxed(divmod, []) == []
+
+
+def _ghost():
+    return 1
+
+
+def test_sandbox_failures_have_a_kind():
+    (raised,) = run_sandboxed(divmod, [(1, 0)])
+    assert raised.failure is SandboxFailure.RAISED and raised.exception == "ZeroDivisionError"
+    assert raised.error == "ZeroDivisionError: integer division or modulo by zero"
+    (died,) = run_sandboxed(_die, [(3,)])
+    assert died.failure is SandboxFailure.WORKER_DIED and died.error == "worker died (exit code 3)"
+    (late,) = run_sandboxed(_sleep_then, [(60, "late")], timeout=0.5)
+    assert late.failure is SandboxFailure.TIMEOUT and late.error == "timeout after 0.5s"
+    unpicklable, fine = run_sandboxed(_sleep_then, [(0, lambda: 0), (0, "fine")])
+    assert unpicklable.failure is SandboxFailure.CANNOT_SEND and unpicklable.error.startswith("cannot send task: ")
+    assert fine.ok and fine.failure is None and fine.exception == ""
+    # a function the parent can pickle but the worker cannot import
+    ghost = types.ModuleType("ladder_hf_ghost_module")
+    ghost.fn = types.FunctionType(_ghost.__code__, {})
+    ghost.fn.__module__, ghost.fn.__qualname__ = ghost.__name__, "fn"
+    sys.modules[ghost.__name__] = ghost
+    try:
+        (lost,) = run_sandboxed(ghost.fn, [()])
+    finally:
+        del sys.modules[ghost.__name__]
+    assert lost.failure is SandboxFailure.CANNOT_LOAD and lost.exception == "ModuleNotFoundError"
+    assert lost.error.startswith("cannot load task: ModuleNotFoundError")
 
 
 def test_timeout_works_off_the_main_thread_and_the_worker_is_replaced():
@@ -478,6 +610,7 @@ def test_a_timed_out_task_costs_no_worker_restart_but_a_stuck_one_is_killed():
         start = time.monotonic()
         (stuck,) = pool.run(_stubborn, [(30,)], timeout=0.3)
         assert not stuck.ok and "timeout" in stuck.error and time.monotonic() - start < 10
+        assert stuck.failure is SandboxFailure.TIMEOUT
         (fresh,) = pool.run(_pid, [(0,)], timeout=60)
         assert fresh.ok and fresh.value != first.value  # the stuck worker was killed and replaced
     finally:

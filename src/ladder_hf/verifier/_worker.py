@@ -2,7 +2,9 @@
 
 Reads length-prefixed pickled ``(fn, [args, ...], [seconds, ...])`` chunks from stdin, answers
 ``("started", None)`` once the chunk is loaded, then one pickled ``("ok", value)`` or
-``("err", description)`` per task, in order, as each finishes, until stdin closes (the parent exited).
+``("err", (failure, exception type name, description))`` per task, in order, as each finishes, until
+stdin closes (the parent exited). ``failure`` is the value of a
+:class:`ladder_hf.verifier.sandbox.SandboxFailure`.
 A chunk saves a round trip per task; the per-result frames let the parent time each task separately.
 
 Each task runs under its own ``SIGALRM`` timer (this process's main thread, where signals work): a task
@@ -18,6 +20,8 @@ import os
 import pickle
 import signal
 import sys
+
+from ladder_hf.verifier.sandbox import SandboxFailure
 
 
 class TaskTimeout(BaseException):
@@ -66,7 +70,8 @@ def main() -> None:
         try:
             fn, chunk, limits = pickle.loads(frame)  # imports fn's module on first use
         except BaseException as err:
-            write_frame(protocol_out, pickle.dumps(("err", f"cannot load task: {type(err).__name__}: {err}"[:400])))
+            error = f"cannot load task: {type(err).__name__}: {err}"[:400]
+            write_frame(protocol_out, _error(SandboxFailure.CANNOT_LOAD, type(err).__name__, error))
             continue
         # the per-task timeout starts now; each result written restarts it for the next task of the chunk
         write_frame(protocol_out, pickle.dumps(("started", None)))
@@ -84,14 +89,20 @@ def _run_one(fn, args, limit: float = 0.0) -> bytes:
             signal.setitimer(signal.ITIMER_REAL, 0)
         return pickle.dumps(("ok", value), protocol=pickle.HIGHEST_PROTOCOL)
     except TaskTimeout:
-        return pickle.dumps(("err", f"timeout after {limit:g}s"))
+        return _error(SandboxFailure.TIMEOUT, "", f"timeout after {limit:g}s")
     except MemoryError:
-        return pickle.dumps(("err", "MemoryError: memory limit exceeded"))
+        return _error(SandboxFailure.RAISED, "MemoryError", "MemoryError: memory limit exceeded")
     except BaseException as err:  # report everything; the parent decides
+        name = type(err).__name__
         try:
-            return pickle.dumps(("err", f"{type(err).__name__}: {str(err)[:300]}"))
+            return _error(SandboxFailure.RAISED, name, f"{name}: {str(err)[:300]}")
         except MemoryError:
-            return pickle.dumps(("err", "MemoryError"))
+            return _error(SandboxFailure.RAISED, "MemoryError", "MemoryError")
+
+
+def _error(failure: SandboxFailure, exception: str, description: str) -> bytes:
+    # plain strings on the wire: the parent rebuilds the enum (see sandbox._outcome)
+    return pickle.dumps(("err", (failure.value, exception, description)))
 
 
 if __name__ == "__main__":

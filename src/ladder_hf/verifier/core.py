@@ -27,6 +27,7 @@ when the row has one.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -36,8 +37,20 @@ import mpmath
 import numpy as np
 
 from .numeric import NUMPY_FUNCTIONS, Program, compile_math, evaluate_node
-from .parsing import MathParseError
-from .sandbox import DEFAULT_TIMEOUT, get_pool
+from .parsing import MathParseError, RejectedAnswer
+from .sandbox import DEFAULT_TIMEOUT, SandboxFailure, SandboxOutcome, get_pool
+
+if hasattr(enum, "StrEnum"):
+    StrEnum = enum.StrEnum
+else:  # Python 3.10
+
+    class StrEnum(str, enum.Enum):
+        """``enum.StrEnum`` of Python 3.11: members are their values as strings."""
+
+        __str__ = str.__str__
+        __format__ = str.__format__
+        __hash__ = str.__hash__
+
 
 MIN_CHECKS = 8  # agreeing sample points required to accept an antiderivative
 FAST_RTOL = 1e-9  # double-precision screen: points that disagree by more are confirmed with mpmath
@@ -68,7 +81,6 @@ DEFINITE_ATOL = 1e-9
 MAX_ABS_VALUE = 1e150  # beyond this, float64 comparisons are meaningless
 MIN_ABS_VALUE = 1e-150  # nonzero values below this are underflow territory (x**2016 near 0.7): skipped too
 MAX_CANDIDATE_CHARS = 4000  # longer answers are rejected without entering the sandbox
-UNSCORED_STATUSES = frozenset({"bad_problem", "no_reference", "error"})
 RETRY_FACTOR = 4.0  # a timed-out answer gets one more try with this many times the limit
 MAX_RETRIES = 8  # per batch: a wave of timeouts is the answers' doing, not the machine's
 REFERENCE_TIMEOUT_FACTOR = 4.0  # a definite problem's reference value gets this many answer time limits
@@ -80,6 +92,36 @@ STEP_GRID = 1 << 15  # grid that locates the jumps of floor/ceiling/sign in a de
 STEP_MAX_PIECES = 200_000
 
 
+class Status(StrEnum):
+    """What a verdict is about (:attr:`VerificationResult.status`). Members are strings, so
+    ``result.status == "timeout"`` works and logs show ``timeout``.
+
+    About the answer: ``CORRECT``, ``MISMATCH``, ``NO_ANSWER``, ``PARSE_ERROR``, ``REJECTED`` (math, but
+    not an acceptable answer: an integral, infinity, an undefined constant), ``UNVERIFIABLE`` (too few
+    points where it is defined, or a reference less precise than the tolerance), ``TIMEOUT``. About the
+    problem or the machine, which say nothing about the answer (not scored): ``BAD_PROBLEM``,
+    ``NO_REFERENCE`` (the integral's value cannot be established), ``ERROR`` (a sandbox failure).
+
+    Example:
+        >>> Status.TIMEOUT == "timeout", f"{Status.PARSE_ERROR}"
+        (True, 'parse_error')
+    """
+
+    CORRECT = "correct"
+    MISMATCH = "mismatch"
+    NO_ANSWER = "no_answer"
+    PARSE_ERROR = "parse_error"
+    REJECTED = "rejected"
+    UNVERIFIABLE = "unverifiable"
+    TIMEOUT = "timeout"
+    BAD_PROBLEM = "bad_problem"
+    NO_REFERENCE = "no_reference"
+    ERROR = "error"
+
+
+UNSCORED_STATUSES = frozenset({Status.BAD_PROBLEM, Status.NO_REFERENCE, Status.ERROR})
+
+
 @dataclass(frozen=True)
 class VerificationResult:
     """Verdict on one answer.
@@ -88,16 +130,16 @@ class VerificationResult:
         correct: whether the answer is verified.
         reason: human-readable explanation ("verified at 212 points", "mismatch at x=1.234: ...",
             "parse error: unknown symbol 'y'", "timeout after 2s", ...).
-        status: machine-readable category. About the answer: ``correct``, ``mismatch``, ``no_answer``,
-            ``parse_error``, ``rejected``, ``unverifiable`` (too few points where it is defined) or
-            ``timeout``. About the problem or the machine (not scored, see :attr:`scored`):
-            ``bad_problem``, ``no_reference`` or ``error``.
+        status: machine-readable category, a :class:`Status` (a string). About the answer: ``correct``,
+            ``mismatch``, ``no_answer``, ``parse_error``, ``rejected``, ``unverifiable`` (too few points
+            where it is defined) or ``timeout``. About the problem or the machine (not scored, see
+            :attr:`scored`): ``bad_problem``, ``no_reference`` or ``error``.
         checks: number of independent numeric checks that agreed.
     """
 
     correct: bool
     reason: str
-    status: str = "mismatch"
+    status: Status = Status.MISMATCH
     checks: int = 0
 
     def __bool__(self) -> bool:
@@ -111,7 +153,7 @@ class VerificationResult:
         return self.status not in UNSCORED_STATUSES
 
 
-def _fail(status: str, reason: str, checks: int = 0) -> VerificationResult:
+def _fail(status: Status, reason: str, checks: int = 0) -> VerificationResult:
     return VerificationResult(False, reason, status, checks)
 
 
@@ -311,9 +353,9 @@ def _relative_errors(f_values: np.ndarray, derivative: np.ndarray, scale) -> np.
 
 
 def _parse_failure(err: MathParseError) -> VerificationResult:
-    if str(err).startswith("rejected"):
-        return _fail("rejected", str(err))
-    return _fail("parse_error", f"parse error: {err}")
+    if isinstance(err, RejectedAnswer):
+        return _fail(Status.REJECTED, str(err))
+    return _fail(Status.PARSE_ERROR, f"parse error: {err}")
 
 
 def _undefined_constant(answer: Program) -> bool:
@@ -482,13 +524,13 @@ def check_antiderivative(integrand: str, candidate: str, variable: str = "x") ->
     try:
         f, all_points, all_f_values = _integrand_values(integrand, variable)
     except MathParseError as err:
-        return _fail("bad_problem", f"integrand: parse error: {err}")
+        return _fail(Status.BAD_PROBLEM, f"integrand: parse error: {err}")
     try:
         answer = _compiled(candidate, variable)
     except MathParseError as err:
         return _parse_failure(err)
     if answer.has_infinity:
-        return _fail("rejected", "rejected: answer is not finite")
+        return _fail(Status.REJECTED, "rejected: answer is not finite")
     # With a special function (evaluated point by point in mpmath) probe a few points first: most
     # wrong answers are wrong everywhere and are rejected for a fraction of the cost. numpy's cost is
     # per call, not per point, so everything else is checked on the whole sample at once.
@@ -510,7 +552,7 @@ def check_antiderivative(integrand: str, candidate: str, variable: str = "x") ->
             # wrong at most points by far more than any rounding of a natural answer: no need for mpmath
             worst = int(np.argmax(error))
             return _fail(
-                "mismatch",
+                Status.MISMATCH,
                 f"mismatch at {variable}={points[index[worst]]:.6g}: derivative of answer = "
                 f"{derivative[worst]:.8g}, integrand = {f_here[worst]:.8g}",
                 checks=count,
@@ -521,22 +563,22 @@ def check_antiderivative(integrand: str, candidate: str, variable: str = "x") ->
     for k in undefined_points[:MAX_CONFIRMATIONS]:
         agrees, reason = _confirm(integrand, answer, float(points[k]), variable)
         if not agrees:
-            return _fail("mismatch", reason, checks=count)
+            return _fail(Status.MISMATCH, reason, checks=count)
         count += 1
     if count < MIN_CHECKS:
         return _fail(
-            "unverifiable", f"unverifiable: only {count} sample points where integrand and answer are both defined"
+            Status.UNVERIFIABLE, f"unverifiable: only {count} sample points where integrand and answer are both defined"
         )
     # a constant part without a value (tan(pi/2)) does not change the derivative
     if _undefined_constant(answer):
         return _fail(
-            "rejected",
+            Status.REJECTED,
             "rejected: answer contains an undefined constant (no value, or one that depends on the precision)",
         )
     # a step function that jumps by far more than rounding is settled in float64, before any mpmath work
     gross = _gross_step_jump(f, answer, variable) if answer.steps else ""
     if gross:
-        return _fail("mismatch", gross, checks=count)
+        return _fail(Status.MISMATCH, gross, checks=count)
     # worst disagreement first: a wrong answer is usually rejected by its first confirmation. A typical
     # point (median error) is always confirmed, so a relative error too small for float64 to see is still
     # caught (1.000000001 x^3/3, (1 + 10^-15) x^3/3)
@@ -550,15 +592,15 @@ def check_antiderivative(integrand: str, candidate: str, variable: str = "x") ->
         noise_scale = float(scale[k]) if scale is not None else 0.0
         agrees, reason = _confirm(integrand, answer, float(points[index[k]]), variable, noise_scale)
         if not agrees:
-            return _fail("mismatch", reason, checks=count)
+            return _fail(Status.MISMATCH, reason, checks=count)
     # F' = f at every counted point: F must also be continuous wherever f is finite
     # steps first: a jump of a floor/ceiling/sign in the answer is found and measured exactly, and cheaply
     jump = _step_discontinuity(f, answer, variable) if answer.steps else ""
     if not jump and answer.can_jump:
         jump = _cell_discontinuity(integrand, variable, f, answer, index, values[index])
     if jump:
-        return _fail("mismatch", jump, checks=count)
-    return VerificationResult(True, f"verified at {count} points", "correct", count)
+        return _fail(Status.MISMATCH, jump, checks=count)
+    return VerificationResult(True, f"verified at {count} points", Status.CORRECT, count)
 
 
 def _bound(text: str, variable: str):
@@ -970,10 +1012,10 @@ def definite_answer_value(candidate: str, variable: str = "x") -> complex | Veri
     except MathParseError as err:
         return _parse_failure(err)
     if answer.has_variable:
-        return _fail("rejected", f"rejected: a definite integral's value cannot depend on {variable}")
+        return _fail(Status.REJECTED, f"rejected: a definite integral's value cannot depend on {variable}")
     value = _exact_value(answer)
     if value is None or not (np.isfinite(value.real) and np.isfinite(value.imag)):
-        return _fail("mismatch", "answer is not a finite number")
+        return _fail(Status.MISMATCH, "answer is not a finite number")
     return value
 
 
@@ -983,13 +1025,13 @@ def judge_definite_value(
     """Compare an answer's value with the reference value and its error estimate (pure arithmetic)."""
     tolerance = DEFINITE_RTOL * max(abs(reference), abs(value)) + atol
     if error > tolerance:
-        return _fail("unverifiable", f"unverifiable: quadrature error estimate {error:.2g} exceeds tolerance")
+        return _fail(Status.UNVERIFIABLE, f"unverifiable: quadrature error estimate {error:.2g} exceeds tolerance")
     if abs(value - reference) <= tolerance:
         reason = f"matches the integral {reference.real:.10g} to {DEFINITE_RTOL:g}"
         if source != "quadrature":
             reason += f" ({source})"
-        return VerificationResult(True, reason, "correct", 1)
-    return _fail("mismatch", f"mismatch: answer = {value.real:.10g}, integral = {reference.real:.10g}", 1)
+        return VerificationResult(True, reason, Status.CORRECT, 1)
+    return _fail(Status.MISMATCH, f"mismatch: answer = {value.real:.10g}, integral = {reference.real:.10g}", 1)
 
 
 def check_definite_value(
@@ -1008,9 +1050,16 @@ def check_definite_value(
 
 
 def _task(kind: str, args: tuple):
-    """One worker task of :func:`verify_batch` (so one pass can mix checks and reference integrals)."""
+    """One worker task of :func:`verify_batch` (so one pass can mix checks and reference integrals).
+
+    A reference integral that cannot be had comes back as the verdict for every answer to its problem."""
     if kind == "reference":
-        return reference_integral(*args)
+        try:
+            return reference_integral(*args)
+        except MathParseError as err:
+            return _fail(Status.BAD_PROBLEM, f"problem: {str(err)[:300]}")
+        except UnverifiableReference as err:
+            return _no_reference(f"{type(err).__name__}: {str(err)[:300]}")
     if kind == "value":
         return definite_answer_value(*args)
     return check_antiderivative(*args)
@@ -1025,8 +1074,8 @@ def warm_up() -> None:
     check_antiderivative("x**2", r"\frac{x^{3}}{3} + \sin^2 x - \ln|x| + \sqrt[3]{x} + e^{2x} + C")
     check_antiderivative("cos(x)", "sin(x) + 1e-12*x")  # one mpmath confirmation
     for lower, upper in (("0", "1"), ("-oo", "oo"), ("1", "oo")):
-        reference = reference_integral("exp(-x**2)", lower, upper)
-        check_definite_value("1/2", *reference)
+        value, error, atol, source = reference_integral("exp(-x**2)", lower, upper)
+        check_definite_value("1/2", value, error, "x", atol, source)
     reference_integral("sqrt(x)", "0", "1")  # mpmath's tanh-sinh
 
 
@@ -1037,18 +1086,23 @@ def _is_blank(value) -> bool:
     return value is None or (isinstance(value, float) and value != value) or not str(value).strip()
 
 
-def _sandbox_failure(error: str) -> VerificationResult:
+def _sandbox_failure(outcome: SandboxOutcome) -> VerificationResult:
     # a task that ran out of time is the answer's doing (0 after the retry); a dead or unstartable worker
     # is the infrastructure's (not scored)
-    return _fail("timeout" if error.startswith("timeout") else "error", error)
+    timed_out = outcome.failure is SandboxFailure.TIMEOUT
+    return _fail(Status.TIMEOUT if timed_out else Status.ERROR, outcome.error)
 
 
-def _reference_failure(error: str) -> VerificationResult:
-    if "MathParseError" in error:
-        return _fail("bad_problem", f"problem: {error.split(': ', 1)[-1]}")
-    if error.startswith("timeout") or "UnverifiableReference" in error:
-        return _fail("no_reference", f"unverifiable: the integral's value cannot be established ({error})")
-    return _fail("error", f"reference integral failed: {error}")
+def _no_reference(why: str) -> VerificationResult:
+    return _fail(Status.NO_REFERENCE, f"unverifiable: the integral's value cannot be established ({why})")
+
+
+def _reference_failure(outcome: SandboxOutcome) -> VerificationResult:
+    # a reference that cannot be established is a verdict the task returns (see _task); here the task
+    # itself did not finish
+    if outcome.failure is SandboxFailure.TIMEOUT:
+        return _no_reference(outcome.error)
+    return _fail(Status.ERROR, f"reference integral failed: {outcome.error}")
 
 
 def _run_round(items: list[dict], timeout: float) -> list[VerificationResult]:
@@ -1061,15 +1115,15 @@ def _run_round(items: list[dict], timeout: float) -> list[VerificationResult]:
         variable = item.get("variable") or "x"
         lower, upper = item.get("lower"), item.get("upper")
         if _is_blank(integrand):
-            results[i] = _fail("bad_problem", "no integrand")
+            results[i] = _fail(Status.BAD_PROBLEM, "no integrand")
         elif _is_blank(lower) != _is_blank(upper):
             results[i] = _fail(
-                "bad_problem", "only one of the bounds is given (both, or neither for an indefinite integral)"
+                Status.BAD_PROBLEM, "only one of the bounds is given (both, or neither for an indefinite integral)"
             )
         elif _is_blank(candidate):
-            results[i] = _fail("no_answer", "no answer")
+            results[i] = _fail(Status.NO_ANSWER, "no answer")
         elif len(str(candidate)) > MAX_CANDIDATE_CHARS:
-            results[i] = _fail("parse_error", "parse error: answer too long")
+            results[i] = _fail(Status.PARSE_ERROR, "parse error: answer too long")
         elif _is_blank(lower):
             indefinite.append((i, (str(integrand), str(candidate), variable)))
         else:
@@ -1094,13 +1148,15 @@ def _run_round(items: list[dict], timeout: float) -> list[VerificationResult]:
     outcomes = {args: next(done) for args in unique}
     for i, args in indefinite:
         outcome = outcomes[args]
-        results[i] = outcome.value if outcome.ok else _sandbox_failure(outcome.error)
+        results[i] = outcome.value if outcome.ok else _sandbox_failure(outcome)
     for i, key, candidate, variable in definite:
         ref, value = references[key], values[candidate, variable]
         if not ref.ok:
-            results[i] = _reference_failure(ref.error)
+            results[i] = _reference_failure(ref)
+        elif isinstance(ref.value, VerificationResult):  # the problem is malformed or has no value
+            results[i] = ref.value
         elif not value.ok:
-            results[i] = _sandbox_failure(value.error)
+            results[i] = _sandbox_failure(value)
         elif isinstance(value.value, VerificationResult):
             results[i] = value.value
         else:
@@ -1135,7 +1191,7 @@ def verify_batch(
         [True, True]
     """
     results = _run_round(items, timeout)
-    retry = [i for i, r in enumerate(results) if r.status == "timeout"][:MAX_RETRIES] if retry_factor else []
+    retry = [i for i, r in enumerate(results) if r.status == Status.TIMEOUT][:MAX_RETRIES] if retry_factor else []
     if retry:
         again = _run_round([items[i] for i in retry], retry_factor * timeout)
         for i, result in zip(retry, again, strict=True):

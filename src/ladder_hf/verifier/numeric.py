@@ -1,16 +1,13 @@
 """Fast numeric evaluation of parsed math, for the verifier's hot path.
 
-The same parse that :func:`parse_math` turns into sympy is compiled here into a small expression
-tree that evaluates directly with numpy (float64 for values, complex128 for complex-step
-derivatives) or with mpmath (arbitrary precision, for confirmations and definite integrals). This
-skips sympy's construction, ``diff`` and ``lambdify`` on every answer, which is what makes the
-reward cheap enough to run on every completion of every GRPO step. Function semantics follow sympy's
-(principal branches: ``x**(1/3)`` is not real for ``x < 0``, ``acot(x) = atan(1/x)``, ...).
-
-Derivatives use the complex step ``F'(x) = Im F(x + ih) / h`` (Squire and Trapp, 1998): exact to
-rounding, no subtractive cancellation, valid wherever ``F`` is real-analytic, i.e. at every point the
-verifier counts (all intermediate values real and finite). ``|u|`` is evaluated as
-``u * sign(Re u)`` so the step survives it.
+:func:`compile_math` takes the intermediate form that :mod:`ladder_hf.verifier.parsing` builds (the same
+parse :func:`parse_math` turns into sympy) and wraps it in a :class:`Program` that evaluates directly
+with numpy (float64 for values, complex128 for principal branches) or with mpmath (arbitrary precision,
+for confirmations and definite integrals). This skips sympy's construction, ``diff`` and ``lambdify`` on
+every answer, which is what makes the reward cheap enough to run on every completion of every GRPO step.
+Function semantics follow sympy's (principal branches: ``x**(1/3)`` is not real for ``x < 0``,
+``acot(x) = atan(1/x)``, ...). Derivatives are forward-mode automatic differentiation over the same
+expression (see :func:`_dual`).
 
 Example:
     >>> import numpy as np
@@ -21,312 +18,17 @@ Example:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import cache, cached_property, partial
+from functools import cached_property
 
 import mpmath
 import numpy as np
-from lark import Tree
 
-from .parsing import (
-    _INVERSES,
-    MAX_NUMBER_DIGITS,
-    MAX_TREE_DEPTH,
-    STRICT,
-    TRUSTED,
-    Bounds,
-    MathParseError,
-    Token,
-    _parse,
-    exact_binomial,
-    exact_factorial,
-    polylog_order,
-)
+from .parsing import STEP_FUNCTIONS, is_number, parse_expression
 
 # Functions numpy lacks; evaluated point by point with mpmath (slow, rare in answers).
 _SPECIAL = {"erf", "erfc", "erfi", "Si", "Ci", "Shi", "Chi", "Ei", "li", "gamma", "zeta", "Li2", "Li3"}
-_CANONICAL = {
-    "cosec": "csc",
-    "arcsin": "asin",
-    "arccos": "acos",
-    "arctan": "atan",
-    "arccot": "acot",
-    "arcsec": "asec",
-    "arccsc": "acsc",
-    "arcsinh": "asinh",
-    "arccosh": "acosh",
-    "arctanh": "atanh",
-    "arccoth": "acoth",
-    "arsinh": "asinh",
-    "arcosh": "acosh",
-    "artanh": "atanh",
-    "arcoth": "acoth",
-    "ln": "log",
-    "abs": "Abs",
-    "ceil": "ceiling",
-    "sgn": "sign",
-    "Gamma": "gamma",
-}
-_CONSTANT_NAMES = {
-    "e": "e",
-    "E": "e",
-    "pi": "pi",
-    "oo": "oo",
-    "G": "catalan",
-    "Catalan": "catalan",
-    "EulerGamma": "eulergamma",
-}
-# Piecewise-constant functions: derivative 0 where they are continuous; definite integrals over them
-# are split at their jumps (see :func:`step_nodes`).
-STEP_FUNCTIONS = {"floor", "ceiling", "sign"}
-
-
-def _digits(q: Fraction) -> float:
-    return max(math.log10(abs(q.numerator) + 1), math.log10(q.denominator + 1))
-
-
-def _checked(q: Fraction, bounds: Bounds = STRICT) -> Fraction:
-    if _digits(q) > bounds.max_result_digits:
-        raise MathParseError("number too large")
-    return q
-
-
-# Expression nodes are tuples: ("num", Fraction) ("const", name) ("var",) ("add", [..]) ("mul", [..])
-# ("neg", a) ("inv", a) ("pow", base, exponent) ("fn", name, a) ("logb", a, base) ("abs", a)
-
-
-def _is_num(node) -> bool:
-    return node[0] == "num"
-
-
-def _add(terms, bounds: Bounds = STRICT):
-    nums = [t[1] for t in terms if _is_num(t)]
-    rest = [t for t in terms if not _is_num(t)]
-    if nums:
-        total = _checked(sum(nums, Fraction(0)), bounds)
-        if not rest:
-            return ("num", total)
-        if total:
-            rest.append(("num", total))
-    return rest[0] if len(rest) == 1 else ("add", rest)
-
-
-def _mul(factors, bounds: Bounds = STRICT):
-    nums = [f[1] for f in factors if _is_num(f)]
-    rest = [f for f in factors if not _is_num(f)]
-    if nums:
-        product = Fraction(1)
-        for n in nums:
-            product = _checked(product * n, bounds)
-        if not rest or (product == 0 and ("const", "oo") not in rest):  # 0*oo stays undefined
-            return ("num", product)
-        if product != 1:
-            rest.append(("num", product))
-    return rest[0] if len(rest) == 1 else ("mul", rest)
-
-
-def _neg(a):
-    return ("num", -a[1]) if _is_num(a) else ("neg", a)
-
-
-def _inv(a):
-    if _is_num(a):
-        if a[1] == 0:
-            raise MathParseError("not a finite expression")
-        return ("num", 1 / a[1])
-    return ("inv", a)
-
-
-def _pow(base, exponent, bounds: Bounds = STRICT):
-    # same bounds as parse_math, checked before anything is computed
-    if _is_num(exponent):
-        e = exponent[1]
-        if abs(e) > bounds.max_exponent:
-            raise MathParseError(f"exponent too large (|{e}| > {bounds.max_exponent})")
-        if _is_num(base):
-            b = base[1]
-            if _digits(b) * float(abs(e)) > bounds.max_result_digits:
-                raise MathParseError("number too large")
-            if e.denominator == 1:
-                if b == 0 and e < 0:
-                    raise MathParseError("not a finite expression")
-                return ("num", b ** int(e))
-    return ("pow", base, exponent)
-
-
-def _step_exact(name: str, q: Fraction) -> Fraction:
-    if name == "floor":
-        return Fraction(math.floor(q))
-    if name == "ceiling":
-        return Fraction(math.ceil(q))
-    return Fraction((q > 0) - (q < 0))
-
-
-class _Compiler:
-    """lark tree -> expression nodes (mirrors parsing._Builder, without sympy)."""
-
-    def __init__(self, bounds: Bounds = STRICT):
-        self.bounds = bounds
-
-    def build(self, node):
-        if isinstance(node, Token):
-            raise MathParseError(f"unexpected token {node!s}")
-        return getattr(self, "_" + node.data)(node.children)
-
-    def _number(self, children):
-        text = str(children[0])
-        mantissa, _, exponent = text.lower().partition("e")
-        if len(mantissa.replace(".", "")) > MAX_NUMBER_DIGITS or len(exponent.lstrip("+-")) > 3:
-            raise MathParseError(f"number literal longer than {MAX_NUMBER_DIGITS} digits")
-        if exponent and abs(int(exponent)) > self.bounds.max_result_digits // 2:
-            raise MathParseError("number too large")
-        digits = mantissa.rstrip(".") or "0"
-        value = Fraction(int(digits)) if digits.isdigit() else Fraction(digits)  # int: skips Fraction's regex
-        return ("num", value * Fraction(10) ** int(exponent) if exponent else value)
-
-    def _var(self, children):
-        return ("var",)
-
-    def _const(self, children):
-        return ("const", _CONSTANT_NAMES[str(children[0])])
-
-    def _sum(self, children):
-        terms, negate = [], False
-        for child in children:
-            if isinstance(child, Token):
-                negate = str(child) == "-"
-                continue
-            term = self.build(child)
-            terms.append(_neg(term) if negate else term)
-            negate = False
-        return _add(terms, self.bounds)
-
-    def _product(self, children):
-        factors, invert = [], False
-        for child in children:
-            if isinstance(child, Token):
-                invert = child.type == "DIVOP"
-                continue
-            value = self.build(child)
-            factors.append(_inv(value) if invert else value)
-            invert = False
-        return _mul(factors, self.bounds)
-
-    def _signed(self, children):
-        sign, value = children
-        value = self.build(value)
-        return _neg(value) if str(sign) == "-" else value
-
-    def _power(self, children):
-        base, _, exponent = children
-        return _pow(self.build(base), self.build(exponent), self.bounds)
-
-    def _abs(self, children):
-        a = self.build(children[1])
-        return ("num", abs(a[1])) if _is_num(a) else ("abs", a)
-
-    def _frac(self, children):
-        _, num, den = children
-        return _mul([self.build(num), _inv(self.build(den))], self.bounds)
-
-    def _sqrt(self, children):
-        return _pow(self.build(children[1]), ("num", Fraction(1, 2)), self.bounds)
-
-    def _binom(self, children):
-        n, k = self.build(children[1]), self.build(children[2])
-        if not (_is_num(n) and _is_num(k)):
-            raise MathParseError("binomial coefficients need integer arguments")
-        return ("num", Fraction(exact_binomial(n[1], k[1], self.bounds)))
-
-    def _factorial(self, children):
-        n = self.build(children[0])
-        if not _is_num(n):
-            raise MathParseError("factorial needs a non-negative integer")
-        return ("num", Fraction(exact_factorial(n[1], self.bounds)))
-
-    def _root(self, children):
-        _, index, radicand = children
-        index = self.build(index)
-        if not (_is_num(index) and index[1].denominator == 1 and 2 <= index[1] <= self.bounds.max_exponent):
-            raise MathParseError("root index must be an integer >= 2")
-        return _pow(self.build(radicand), ("num", Fraction(1, int(index[1]))), self.bounds)
-
-    def _apply(self, name, sub, fpow, args):
-        exponent = self.build(fpow.children[1]) if fpow is not None else None
-        if exponent is not None and exponent == ("num", Fraction(-1)) and name in _INVERSES:
-            name, exponent = _INVERSES[name], None
-        name = _CANONICAL.get(name, name)
-        if sub is not None:
-            if name == "Li":
-                args = [self.build(sub.children[0]), *args]
-            elif name == "log":
-                args = [*args, self.build(sub.children[0])]
-            else:
-                raise MathParseError(f"subscript on {name}")
-        if len(args) == 2 and name == "log":
-            value = ("logb", args[0], args[1])
-        elif name in ("Li", "polylog"):
-            if len(args) != 2 or not _is_num(args[0]):
-                raise MathParseError("a polylogarithm needs its order: Li_2(x) or polylog(2, x)")
-            value = ("fn", f"Li{polylog_order(args[0][1])}", args[1])
-        elif name == "binomial":
-            if len(args) != 2 or not (_is_num(args[0]) and _is_num(args[1])):
-                raise MathParseError("binomial coefficients need integer arguments")
-            value = ("num", Fraction(exact_binomial(args[0][1], args[1][1], self.bounds)))
-        elif len(args) == 1:
-            if name == "sqrt":
-                value = _pow(args[0], ("num", Fraction(1, 2)), self.bounds)
-            elif name == "cbrt":
-                value = _pow(args[0], ("num", Fraction(1, 3)), self.bounds)
-            elif name == "Abs":
-                value = ("abs", args[0])
-            elif name in STEP_FUNCTIONS and _is_num(args[0]):
-                value = ("num", _step_exact(name, args[0][1]))
-            else:
-                value = ("fn", name, args[0])
-        else:
-            raise MathParseError(f"{name} takes one argument")
-        return _pow(value, exponent, self.bounds) if exponent is not None else value
-
-    def _call(self, children):
-        name, sub, fpow, *args = children
-        return self._apply(str(name), sub, fpow, [self.build(a) for a in args])
-
-    def _bare_call(self, children):
-        name, sub, fpow, arg = children
-        return self._apply(str(name), sub, fpow, [self.build(arg)])
-
-    def _bare_arg(self, children):
-        return _mul([self.build(c) for c in children], self.bounds)
-
-
-class _PrebuiltCompiler(_Compiler):
-    """_Compiler whose children arrive already compiled (tuples); ``sub``/``fpow`` stay small trees."""
-
-    def build(self, node):
-        return node if isinstance(node, tuple) else super().build(node)
-
-
-@cache
-def _reducer(bounds: Bounds):
-    """The parser's ``reduce`` callback: compiles each rule as it is parsed (no parse tree, no second walk)."""
-    compiler = _PrebuiltCompiler(bounds)
-    handlers = {rule: getattr(compiler, "_" + rule) for rule in _COMPILED_RULES}
-    handlers["sub"] = partial(Tree, "sub")  # small trees that _apply reads
-    handlers["fpow"] = partial(Tree, "fpow")
-
-    def reduce(rule: str, children: list):
-        return handlers[rule](children)
-
-    return reduce
-
-
-_COMPILED_RULES = (
-    "number", "var", "const", "sum", "product", "signed", "power", "abs", "frac", "sqrt", "root", "call",
-    "bare_call", "bare_arg", "binom", "factorial",
-)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- backends
@@ -566,9 +268,9 @@ def _eval_np(node, x):
     if kind == "pow":
         base = _eval_np(node[1], x)
         exponent = node[2]
-        if _is_num(exponent) and exponent[1].denominator == 1:
+        if is_number(exponent) and exponent[1].denominator == 1:
             return _ipow(base, int(exponent[1]))
-        if _is_num(exponent) and exponent[1] == Fraction(1, 2):
+        if is_number(exponent) and exponent[1] == Fraction(1, 2):
             return np.sqrt(base)
         return np.power(base, _eval_np(exponent, x))
     if kind == "abs":
@@ -600,7 +302,7 @@ def _eval_mp(node, x):
     if kind == "pow":
         base = _eval_mp(node[1], x)
         exponent = node[2]
-        if _is_num(exponent) and exponent[1].denominator == 1:
+        if is_number(exponent) and exponent[1].denominator == 1:
             return _ipow(base, int(exponent[1]))
         return _mp_power(base, _eval_mp(exponent, x))
     if kind == "abs":
@@ -713,7 +415,7 @@ def _dual(node, x, m):
         base, db = _dual(node[1], x, m)
         base = m.positive_zero(base)
         exponent = node[2]
-        if _is_num(exponent):
+        if is_number(exponent):
             p = exponent[1]
             if p.denominator == 1:
                 n = int(p)
@@ -780,7 +482,7 @@ def _eval_magnitude(node, x):
         return total
     if kind == "neg":
         return _eval_magnitude(node[1], x)
-    if kind == "pow" and _is_num(node[2]) and node[2][1].denominator == 1 and node[2][1] > 0:
+    if kind == "pow" and is_number(node[2]) and node[2][1].denominator == 1 and node[2][1] > 0:
         return _ipow(_eval_magnitude(node[1], x), int(node[2][1]))
     return np.abs(_eval_np(node, x))
 
@@ -852,21 +554,6 @@ def evaluate_node(node: tuple, x: np.ndarray) -> np.ndarray:
         return np.asarray(_eval_np(node, x), dtype=np.float64)
 
 
-def _survey(node) -> tuple[int, list, list]:
-    """The expression's depth and all its sub-expressions, in one iterative walk."""
-    deepest, nodes, stack = 0, [], [(node, 1)]
-    while stack:
-        n, depth = stack.pop()
-        nodes.append(n)
-        deepest = max(deepest, depth)
-        for child in n[1:]:
-            if isinstance(child, tuple):
-                stack.append((child, depth + 1))
-            elif isinstance(child, list):
-                stack.extend((c, depth + 1) for c in child)
-    return deepest, nodes
-
-
 def _constant_parts(node) -> list:
     """Largest sub-expressions without the variable that are more than a number (``tan(pi/2)``, ``sqrt(2)``),
     in one walk that decides each node's variable-freeness from its children's."""
@@ -894,31 +581,20 @@ def compile_math(text: str, variable: str = "x", *, trusted: bool = False) -> Pr
     """Parse ``text`` (same grammar and bounds as :func:`parse_math`) into a fast numeric :class:`Program`.
 
     ``trusted=True`` applies the relaxed exponent bounds meant for integrands from our own data.
+
+    Example:
+        >>> compile_math("1/x").can_jump, compile_math("sin(x)").can_jump
+        (True, False)
     """
-    try:
-        # the parser reduces straight into expression nodes (its recursion is bounded by the parse
-        # tree's depth); the expression's own depth bound is checked on the result below
-        node = _parse(text, variable, _reducer(TRUSTED if trusted else STRICT))
-    except MathParseError:
-        raise
-    except (RecursionError, OverflowError, ZeroDivisionError, TypeError, ValueError) as err:
-        if isinstance(err, ValueError) and "variable" in str(err):
-            raise
-        raise MathParseError(f"could not build expression: {type(err).__name__}") from None
-    if not isinstance(node, tuple):  # pragma: no cover - every rule is compiled
-        raise MathParseError("not an expression")
-    depth, kinds = _survey(node)
-    if depth > MAX_TREE_DEPTH:
-        raise MathParseError(f"nested too deeply (expression deeper than {MAX_TREE_DEPTH})")
-    functions = {n[1] for n in kinds if n[0] == "fn"}
-    has_variable = any(n[0] == "var" for n in kinds)
+    node, nodes = parse_expression(text, variable, trusted=trusted)
+    functions = {n[1] for n in nodes if n[0] == "fn"}
     return Program(
         node=node,
-        has_variable=has_variable,
-        has_infinity=any(n == ("const", "oo") for n in kinds),
+        has_variable=any(n[0] == "var" for n in nodes),
+        has_infinity=any(n == ("const", "oo") for n in nodes),
         special=not functions.isdisjoint(_SPECIAL),
-        steps=tuple({repr(n): n for n in kinds if n[0] == "fn" and n[1] in STEP_FUNCTIONS}.values()),
-        can_jump=any(_may_jump(n) for n in kinds),
+        steps=tuple({repr(n): n for n in nodes if n[0] == "fn" and n[1] in STEP_FUNCTIONS}.values()),
+        can_jump=any(_may_jump(n) for n in nodes),
     )
 
 
@@ -933,5 +609,5 @@ def _may_jump(node) -> bool:
         return True
     if kind == "pow":
         exponent = node[2]
-        return not (_is_num(exponent) and exponent[1].denominator == 1 and exponent[1] >= 0)
+        return not (is_number(exponent) and exponent[1].denominator == 1 and exponent[1] >= 0)
     return kind == "fn" and node[1] not in _CONTINUOUS

@@ -1,42 +1,49 @@
-"""Grammar-based, bounded parsing of model-written math into sympy.
+"""Grammar-based, bounded parsing of model-written math into one intermediate form.
 
 Model output is hostile input, so it never reaches ``eval``, ``exec`` or ``sympify``. Text goes
 through three bounded stages:
 
 1. a light normalisation (strip ``$``, ``+ C``, LaTeX spacing, unicode minus/pi, ...) on text that
    is already capped in length and checked for control characters;
-2. a grammar (:data:`_GRAMMAR`, in lark's notation) that knows sympy syntax and the LaTeX that models
+2. a grammar (:data:`GRAMMAR`, in lark's notation) that knows sympy syntax and the LaTeX that models
    actually write (``\\frac``, ``\\sqrt[n]{}``, ``\\ln``, ``e^{...}``, ``\\sin^2 x``, ``\\tan^{-1}``,
    ``|x|``, implicit multiplication ``3x``, ``x e^x``); any other name (``y``, ``__import__``,
-   ``Integral``) is a lexing error. Tokens come from lark's terminals; the parser is a small
-   recursive-descent one written for this grammar (lark's generic LALR driver was the largest single
-   cost of judging an answer), and the tests check that it builds the trees lark's LALR parser builds;
-3. a tree walk that checks depth and numeric magnitudes (``10**10**10`` is refused) *before* sympy
-   builds, and therefore evaluates, each node.
+   ``Integral``) is a lexing error. Tokens come from lark's terminals; the parser (:class:`Parser`) is
+   a small recursive-descent one written for this grammar (lark's generic LALR driver was the largest
+   single cost of judging an answer), and the tests check that it builds the trees lark's LALR parser
+   builds;
+3. one compiler (:class:`Compiler`) that reduces each rule, as it is parsed, into the intermediate form
+   (expression tuples, see below), folding numbers exactly and checking every magnitude bound before
+   anything larger is computed (``10**10**10`` is refused).
+
+Everything downstream reads the intermediate form: :mod:`ladder_hf.verifier.numeric` evaluates it
+(numpy, mpmath) and :func:`to_sympy` builds sympy from it, for :func:`parse_math`.
 
 Example:
     >>> from ladder_hf.verifier import parse_math
     >>> parse_math(r"\\frac{1}{2}\\ln|x| + \\sin^2 x + C")
     log(Abs(x))/2 + sin(x)**2
+    >>> parse_expression("2x^2").node
+    ('mul', [('pow', ('var',), ('num', Fraction(2, 1))), ('num', Fraction(2, 1))])
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any
+from fractions import Fraction
+from functools import cache, lru_cache
+from typing import NamedTuple
 
 import sympy
-from lark import Lark, Tree
+from lark import Lark
 
 # Bounds. Answers to integration problems are short; anything beyond these is either garbage or an attack.
 MAX_LENGTH = 1000  # characters after normalisation
 MAX_TOKENS = 400
 MAX_NESTING = 30  # open brackets at once
-MAX_TREE_DEPTH = 80  # parse-tree depth (the tree walk recurses)
+MAX_TREE_DEPTH = 80  # depth of the parse (the parser recurses) and of the expression (evaluators recurse)
 MAX_NUMBER_DIGITS = 40  # digits in one numeric literal
 # |e| of a numeric exponent. Competition answers use exponents like 1013, 2023 or 4044
 # (x**1013/1013, tan(x)**2023/2023); exact numbers stay bounded by MAX_RESULT_DIGITS whatever the exponent.
@@ -80,76 +87,58 @@ class MathParseError(ValueError):
     """Raised when text is not a bounded math expression in the expected variable."""
 
 
-# name -> sympy callable. Aliases that models commonly write map to the same function.
-_FUNCTIONS: dict[str, object] = {
-    "sin": sympy.sin,
-    "cos": sympy.cos,
-    "tan": sympy.tan,
-    "cot": sympy.cot,
-    "sec": sympy.sec,
-    "csc": sympy.csc,
-    "cosec": sympy.csc,
-    "asin": sympy.asin,
-    "acos": sympy.acos,
-    "atan": sympy.atan,
-    "acot": sympy.acot,
-    "asec": sympy.asec,
-    "acsc": sympy.acsc,
-    "arcsin": sympy.asin,
-    "arccos": sympy.acos,
-    "arctan": sympy.atan,
-    "arccot": sympy.acot,
-    "arcsec": sympy.asec,
-    "arccsc": sympy.acsc,
-    "sinh": sympy.sinh,
-    "cosh": sympy.cosh,
-    "tanh": sympy.tanh,
-    "coth": sympy.coth,
-    "sech": sympy.sech,
-    "csch": sympy.csch,
-    "asinh": sympy.asinh,
-    "acosh": sympy.acosh,
-    "atanh": sympy.atanh,
-    "acoth": sympy.acoth,
-    "asech": sympy.asech,
-    "acsch": sympy.acsch,
-    "arcsinh": sympy.asinh,
-    "arccosh": sympy.acosh,
-    "arctanh": sympy.atanh,
-    "arccoth": sympy.acoth,
-    "arsinh": sympy.asinh,
-    "arcosh": sympy.acosh,
-    "artanh": sympy.atanh,
-    "arcoth": sympy.acoth,
-    "exp": sympy.exp,
-    "log": sympy.log,  # natural log, as in sympy and in Integration Bee answer keys
-    "ln": sympy.log,
-    "sqrt": sympy.sqrt,
-    "cbrt": sympy.cbrt,
-    "Abs": sympy.Abs,
-    "abs": sympy.Abs,
-    "erf": sympy.erf,
-    "erfc": sympy.erfc,
-    "erfi": sympy.erfi,
-    "Si": sympy.Si,
-    "Ci": sympy.Ci,
-    "Shi": sympy.Shi,
-    "Chi": sympy.Chi,
-    "Ei": sympy.Ei,
-    "li": sympy.li,
-    "gamma": sympy.gamma,
-    "Gamma": sympy.gamma,
-    "zeta": sympy.zeta,
-    "Li": sympy.polylog,  # Li_2(x), Li_3(x): the order is the subscript
-    "polylog": sympy.polylog,  # polylog(2, x)
-    "binomial": sympy.binomial,  # binomial(2020, 1010): integers only
-    # step functions (Integration Bee problems use floor of ceiling, sign, ...)
-    "floor": sympy.floor,
-    "ceiling": sympy.ceiling,
-    "ceil": sympy.ceiling,
-    "sign": sympy.sign,
-    "sgn": sympy.sign,
+class RejectedAnswer(MathParseError):
+    """The text is math, but not an answer: it contains an integral (``\\int x\\,dx``, ``Integral(x, x)``).
+
+    The verifier reports it as ``rejected`` rather than a parse error. Example:
+        >>> try:
+        ...     parse_math(r"\\int x\\,dx")
+        ... except RejectedAnswer as err:
+        ...     print(err)
+        rejected: contains an integral
+    """
+
+
+# Canonical names of the functions in the intermediate form (``("fn", name, argument)``): the numeric
+# evaluators and to_sympy implement exactly these. Li2 and Li3 are the polylogarithms of order 2 and 3.
+FUNCTIONS = frozenset(
+    {
+        "sin", "cos", "tan", "cot", "sec", "csc", "asin", "acos", "atan", "acot", "asec", "acsc",
+        "sinh", "cosh", "tanh", "coth", "sech", "csch", "asinh", "acosh", "atanh", "acoth", "asech", "acsch",
+        "exp", "log", "erf", "erfc", "erfi", "Si", "Ci", "Shi", "Chi", "Ei", "li", "gamma", "zeta", "Li2", "Li3",
+        "floor", "ceiling", "sign",
+    }
+)  # fmt: skip
+# Piecewise-constant functions: derivative 0 where they are continuous, exact on numbers.
+STEP_FUNCTIONS = frozenset({"floor", "ceiling", "sign"})
+# Other names models write for them
+_ALIASES = {
+    "cosec": "csc",
+    "arcsin": "asin",
+    "arccos": "acos",
+    "arctan": "atan",
+    "arccot": "acot",
+    "arcsec": "asec",
+    "arccsc": "acsc",
+    "arcsinh": "asinh",
+    "arccosh": "acosh",
+    "arctanh": "atanh",
+    "arccoth": "acoth",
+    "arsinh": "asinh",
+    "arcosh": "acosh",
+    "artanh": "atanh",
+    "arcoth": "acoth",
+    "ln": "log",  # natural log, as in sympy and in Integration Bee answer keys
+    "abs": "Abs",
+    "ceil": "ceiling",
+    "sgn": "sign",
+    "Gamma": "gamma",
 }
+# Names the compiler turns into other nodes: powers, |u|, polylogarithms of a given order (Li_2(x),
+# polylog(2, x)) and exact numbers (binomial(2020, 1010): integers only)
+_FORMS = frozenset({"sqrt", "cbrt", "Abs", "Li", "polylog", "binomial"})
+# every function name the lexer knows
+_FUNCTION_WORDS = frozenset(FUNCTIONS - {"Li2", "Li3"}) | _ALIASES.keys() | _FORMS
 # f^{-1} means the inverse function for these (\sin^{-1} x, \tan^{-1} x), a power for everything else.
 _INVERSES = {
     "sin": "asin",
@@ -166,18 +155,20 @@ _INVERSES = {
     "sech": "asech",
     "csch": "acsch",
 }
+# constant names in text -> canonical names in the intermediate form
 _CONSTANTS = {
-    "pi": sympy.pi,
-    "e": sympy.E,
-    "E": sympy.E,
-    "oo": sympy.oo,
-    "G": sympy.Catalan,  # Catalan's constant, as Integration Bee answers write it
-    "Catalan": sympy.Catalan,
-    "EulerGamma": sympy.EulerGamma,  # also \gamma
+    "pi": "pi",
+    "e": "e",
+    "E": "e",
+    "oo": "oo",
+    "G": "catalan",  # Catalan's constant, as Integration Bee answers write it
+    "Catalan": "catalan",
+    "EulerGamma": "eulergamma",  # also \gamma
 }
-_RESERVED = set(_FUNCTIONS) | set(_CONSTANTS) | {"C", "I"}
+CONSTANTS = frozenset(_CONSTANTS.values())
+_RESERVED = set(_FUNCTION_WORDS) | set(_CONSTANTS) | {"C", "I"}
 
-_GRAMMAR = r"""
+GRAMMAR = r"""
 ?start: sum
 
 sum: _signed (ADDOP product)*
@@ -237,9 +228,6 @@ BANG: "!"
 %ignore /\\displaystyle/
 """
 
-# Lexer-only grammar: names are lexed as one NAME token and split into known names below, so the
-# set of allowed names (which depends on the variable) does not need a grammar per variable.
-_NAME_RE = re.compile(r"\\?[A-Za-z]+")
 _CONTROL_RE = re.compile(r"[^\x20-\x7e]")
 _LINE_BREAK_RE = re.compile(r"[\n\r\t\f\v]+|\\\\(?![a-zA-Z])")  # also LaTeX's "\\" line break
 _INTEGRAL_RE = re.compile(r"\\i*int(?![a-zA-Z])|\\oint|integral|integrate|∫", re.IGNORECASE)
@@ -308,9 +296,10 @@ _LATEX_BRACKETS = {"lfloor": ("floor", None), "rfloor": (None, ")"), "lceil": ("
 
 @lru_cache(maxsize=1)
 def _lexer() -> Lark:
-    # Lexer-only mode (built once): the scanner below takes its terminals. NAME and PIPE exist only
-    # before the token pass.
-    return Lark(_GRAMMAR + "\nNAME: /\\\\?[A-Za-z]+/\n", parser=None, lexer="basic")
+    # Lexer-only mode (built once): the scanner below takes its terminals. Names are lexed as one NAME
+    # token and split into known names by the token pass, so the set of allowed names (which depends on
+    # the variable) needs no grammar per variable. NAME and PIPE exist only before the token pass.
+    return Lark(GRAMMAR + "\nNAME: /\\\\?[A-Za-z]+/\n", parser=None, lexer="basic")
 
 
 def _normalise(text: str, variable: str) -> str:
@@ -328,7 +317,7 @@ def _normalise(text: str, variable: str) -> str:
     # right-hand side of the last "=", before any "\approx"
     text = text.rpartition("=")[2].partition("\\approx")[0]
     if _INTEGRAL_RE.search(text):
-        raise MathParseError("rejected: contains an integral")
+        raise RejectedAnswer("rejected: contains an integral")
     boxed = _BOXED_RE.fullmatch(text.strip())
     if boxed:
         text = boxed.group(1)
@@ -344,7 +333,7 @@ def _normalise(text: str, variable: str) -> str:
 @lru_cache(maxsize=16)
 def _known_names(variable: str) -> re.Pattern:
     # longest first, so "sinh" wins over "sin" and "exp" over "e"
-    names = sorted({*_FUNCTIONS, *_CONSTANTS, variable}, key=len, reverse=True)
+    names = sorted({*_FUNCTION_WORDS, *_CONSTANTS, variable}, key=len, reverse=True)
     return re.compile("|".join(re.escape(n) for n in names))
 
 
@@ -372,7 +361,7 @@ def _split_name(name: str, variable: str, pos: Token) -> list[Token]:
             return [Token("RPAR", ")", start_pos=pos.start_pos)]
         if body in ("vert", "mid"):
             return [Token("PIPE", "|", start_pos=pos.start_pos)]
-        if body in _FUNCTIONS:
+        if body in _FUNCTION_WORDS:
             return [Token("FUNC", body, start_pos=pos.start_pos)]
         if body in ("pi", "e"):
             return [Token("CONST", body, start_pos=pos.start_pos)]
@@ -383,13 +372,13 @@ def _split_name(name: str, variable: str, pos: Token) -> list[Token]:
         match = known.match(body, i)
         if match:
             word = match.group(0)
-            kind = "VAR" if word == variable else "FUNC" if word in _FUNCTIONS else "CONST"
+            kind = "VAR" if word == variable else "FUNC" if word in _FUNCTION_WORDS else "CONST"
             tokens.append(Token(kind, word, start_pos=pos.start_pos + i))
             i += len(word)
         else:
             bad = re.match(r"[A-Za-z]+", body[i:]).group(0)
             if bad in ("Integral", "integrate", "int"):
-                raise MathParseError("rejected: contains an integral")
+                raise RejectedAnswer("rejected: contains an integral")
             raise MathParseError(f"unknown symbol '{bad[:20]}' (only the variable '{variable}' is allowed)")
     return tokens
 
@@ -462,22 +451,101 @@ def _tokens(text: str, variable: str) -> list[Token]:
     return resolved
 
 
-def _tree_depth(tree: Tree) -> int:
-    deepest, stack = 0, [(tree, 1)]
-    while stack:
-        node, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if depth > MAX_TREE_DEPTH:
-            return depth
-        stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
-    return deepest
+# ----------------------------------------------------------------------------- the intermediate form
+# Expressions are tuples (cheap to build, hash and compare; numeric.py evaluates them directly):
+#   ("num", Fraction)  ("const", name)  ("var",)  ("add", [terms])  ("mul", [factors])  ("neg", a)
+#   ("inv", a)  ("pow", base, exponent)  ("fn", name, a)  ("logb", a, base)  ("abs", a)
+# with names from FUNCTIONS and CONSTANTS. Numbers are folded exactly as they are built, so each
+# magnitude bound is checked on an actual value before anything larger is computed.
 
-
+Node = tuple
+VAR: Node = ("var",)
+_HALF: Node = ("num", Fraction(1, 2))
+_THIRD: Node = ("num", Fraction(1, 3))
+_MINUS_ONE: Node = ("num", Fraction(-1))
+_INFINITY: Node = ("const", "oo")
 POLYLOG_ORDERS = (2, 3)  # Li_2 (dilogarithm) and Li_3: the orders Integration Bee answers use
 
 
+def is_number(node: Node) -> bool:
+    """Is ``node`` an exact number (``("num", Fraction)``)? Example: ``is_number(("num", Fraction(1, 2)))`` is True."""
+    return node[0] == "num"
+
+
+def _digits(q: Fraction) -> float:
+    return max(math.log10(abs(q.numerator) + 1), math.log10(q.denominator + 1))
+
+
+def _checked(q: Fraction, bounds: Bounds) -> Fraction:
+    if _digits(q) > bounds.max_result_digits:
+        raise MathParseError("number too large")
+    return q
+
+
+def _add(terms: list, bounds: Bounds) -> Node:
+    total, rest = None, []
+    for term in terms:
+        if term[0] == "num":
+            total = term[1] if total is None else total + term[1]
+        else:
+            rest.append(term)
+    if total is not None:
+        _checked(total, bounds)
+        if not rest:
+            return ("num", total)
+        if total:
+            rest.append(("num", total))
+    return rest[0] if len(rest) == 1 else ("add", rest)
+
+
+def _mul(factors: list, bounds: Bounds) -> Node:
+    product, rest = None, []
+    for factor in factors:
+        if factor[0] == "num":
+            product = factor[1] if product is None else _checked(product * factor[1], bounds)
+        else:
+            rest.append(factor)
+    if product is not None:
+        if not rest or (product == 0 and _INFINITY not in rest):  # 0*oo stays undefined
+            return ("num", product)
+        if product != 1:
+            rest.append(("num", product))
+    return rest[0] if len(rest) == 1 else ("mul", rest)
+
+
+def _neg(a: Node) -> Node:
+    return ("num", -a[1]) if a[0] == "num" else ("neg", a)
+
+
+def _inv(a: Node) -> Node:
+    if a[0] == "num":
+        if a[1] == 0:
+            raise MathParseError("not a finite expression")
+        return ("num", 1 / a[1])
+    return ("inv", a)
+
+
+def _pow(base: Node, exponent: Node, bounds: Bounds) -> Node:
+    if exponent[0] == "num":
+        e = exponent[1]
+        if abs(e) > bounds.max_exponent:
+            raise MathParseError(f"exponent too large (|{e}| > {bounds.max_exponent})")
+        if base[0] == "num":
+            b = base[1]
+            if _digits(b) * float(abs(e)) > bounds.max_result_digits:
+                raise MathParseError("number too large")
+            if e.denominator == 1:
+                if b == 0 and e < 0:
+                    raise MathParseError("not a finite expression")
+                return ("num", b ** int(e))
+    return ("pow", base, exponent)
+
+
 def exact_factorial(n, bounds: Bounds = STRICT) -> int:
-    """n! for a non-negative integer ``n`` whose factorial stays within the digit bound."""
+    """n! for a non-negative integer ``n`` whose factorial stays within the digit bound.
+
+    Example: ``exact_factorial(5)`` is 120; ``exact_factorial(10**6)`` raises :class:`MathParseError`.
+    """
     if n != int(n) or n < 0:
         raise MathParseError("factorial needs a non-negative integer")
     n = int(n)
@@ -487,7 +555,10 @@ def exact_factorial(n, bounds: Bounds = STRICT) -> int:
 
 
 def exact_binomial(n, k, bounds: Bounds = STRICT) -> int:
-    """C(n, k) for integers ``n >= 0`` and ``k`` whose value stays within the digit bound."""
+    """C(n, k) for integers ``n >= 0`` and ``k`` whose value stays within the digit bound.
+
+    Example: ``exact_binomial(4, 2)`` is 6; ``exact_binomial(10**5, 7)`` raises :class:`MathParseError`.
+    """
     if n != int(n) or k != int(k) or n < 0:
         raise MathParseError("binomial coefficients need integer arguments")
     n, k = int(n), int(k)
@@ -496,192 +567,190 @@ def exact_binomial(n, k, bounds: Bounds = STRICT) -> int:
     return math.comb(n, k) if 0 <= k <= n else 0
 
 
-def polylog_order(order) -> int:
-    if order not in POLYLOG_ORDERS:
-        raise MathParseError(f"only the polylogarithms of order {POLYLOG_ORDERS} are supported")
-    return int(order)
+def _step_exact(name: str, q: Fraction) -> Fraction:
+    if name == "floor":
+        return Fraction(math.floor(q))
+    if name == "ceiling":
+        return Fraction(math.ceil(q))
+    return Fraction((q > 0) - (q < 0))
 
 
-def _digits(n: sympy.Rational) -> float:
-    return max(math.log10(abs(int(n.p)) + 1), math.log10(abs(int(n.q)) + 1))
+class Compiler:
+    """Reduces each rule of :data:`GRAMMAR` into the intermediate form, as :class:`Parser` parses it.
 
+    The parser calls one method per rule with the children lark's LALR parser would give that rule
+    (tokens included), already reduced; ``sub`` and ``fpow`` reduce to their expression. Every
+    magnitude bound is checked here, on exact values, before anything larger is built.
 
-def _power(base: sympy.Expr, exponent: sympy.Expr, bounds: Bounds = STRICT) -> sympy.Expr:
-    """sympy.Pow with magnitude checks done before sympy evaluates anything."""
-    if exponent.is_Number:
-        if not exponent.is_Rational:
-            raise MathParseError("non-rational numeric exponent")
-        if abs(exponent) > bounds.max_exponent:
-            raise MathParseError(f"exponent too large (|{exponent}| > {bounds.max_exponent})")
-        if base.is_Rational and _digits(base) * float(abs(exponent)) > bounds.max_result_digits:
-            raise MathParseError("number too large")
-    return sympy.Pow(base, exponent)
+    Example:
+        >>> Parser(tokenize("x^2/2"), Compiler(STRICT)).parse()
+        ('mul', [('pow', ('var',), ('num', Fraction(2, 1))), ('num', Fraction(1, 2))])
+    """
 
+    __slots__ = ("bounds",)
 
-def _check_number(value: sympy.Expr, bounds: Bounds = STRICT) -> sympy.Expr:
-    if value.is_Rational and _digits(value) > bounds.max_result_digits:
-        raise MathParseError("number too large")
-    return value
-
-
-class _Builder:
-    """Walks the lark tree and builds sympy, bounding magnitudes before each construction."""
-
-    def __init__(self, variable: str, bounds: Bounds = STRICT):
-        self.symbol = sympy.Symbol(variable)
+    def __init__(self, bounds: Bounds = STRICT):
         self.bounds = bounds
 
-    def build(self, node) -> sympy.Expr:
-        if isinstance(node, Token):
-            raise MathParseError(f"unexpected token {node!s}")
-        handler = getattr(self, "_" + node.data, None)
-        if handler is None:  # pragma: no cover - grammar and builder are kept in sync
-            raise MathParseError(f"unsupported construct {node.data}")
-        return handler(node.children)
-
-    def _number(self, children):
-        text = str(children[0])
+    def number(self, token: Token) -> Node:
+        text = token.value
         mantissa, _, exponent = text.lower().partition("e")
         if len(mantissa.replace(".", "")) > MAX_NUMBER_DIGITS or len(exponent.lstrip("+-")) > 3:
             raise MathParseError(f"number literal longer than {MAX_NUMBER_DIGITS} digits")
         if exponent and abs(int(exponent)) > self.bounds.max_result_digits // 2:
             raise MathParseError("number too large")
-        return sympy.Rational(text) if ("." in text or exponent) else sympy.Integer(text)
+        digits = mantissa.rstrip(".") or "0"
+        value = Fraction(int(digits)) if digits.isdigit() else Fraction(digits)  # int: skips Fraction's regex
+        return ("num", value * Fraction(10) ** int(exponent) if exponent else value)
 
-    def _var(self, children):
-        return self.symbol
+    def var(self, token: Token) -> Node:
+        return VAR
 
-    def _const(self, children):
-        return _CONSTANTS[str(children[0])]
+    def const(self, token: Token) -> Node:
+        return ("const", _CONSTANTS[token.value])
 
-    def _sum(self, children):
-        terms, sign = [], 1
+    def sum(self, children: list) -> Node:
+        if len(children) == 1:  # a lone term (every bracket is a sum): already built and bounded
+            return children[0]
+        terms, negate = [], False
         for child in children:
-            if isinstance(child, Token):
-                sign = -1 if str(child) == "-" else 1
-                continue
-            term = self.build(child)
-            terms.append(-term if sign < 0 else term)
-            sign = 1
-        return _check_number(sympy.Add(*terms), self.bounds)
+            if type(child) is Token:
+                negate = child.value == "-"
+            else:
+                terms.append(_neg(child) if negate else child)
+                negate = False
+        return _add(terms, self.bounds)
 
-    def _product(self, children):
+    def product(self, children: list) -> Node:
+        if len(children) == 1:
+            return children[0]
         factors, invert = [], False
         for child in children:
-            if isinstance(child, Token):
+            if type(child) is Token:
                 invert = child.type == "DIVOP"
-                continue
-            value = self.build(child)
-            factors.append(_power(value, sympy.Integer(-1), self.bounds) if invert else value)
-            invert = False
-        return _check_number(sympy.Mul(*factors), self.bounds)
+            else:
+                factors.append(_inv(child) if invert else child)
+                invert = False
+        return _mul(factors, self.bounds)
 
-    def _signed(self, children):
-        sign, value = children
-        value = self.build(value)
-        return -value if str(sign) == "-" else value
+    def signed(self, sign: Token, value: Node) -> Node:
+        return _neg(value) if sign.value == "-" else value
 
-    def _power(self, children):
-        base, _, exponent = children
-        return _power(self.build(base), self.build(exponent), self.bounds)
+    def power(self, base: Node, op: Token, exponent: Node) -> Node:
+        return _pow(base, exponent, self.bounds)
 
-    _bare_power = _power
-
-    def _abs(self, children):
-        return sympy.Abs(self.build(children[1]))
-
-    def _frac(self, children):
-        _, num, den = children
-        return _check_number(
-            sympy.Mul(self.build(num), _power(self.build(den), sympy.Integer(-1), self.bounds)), self.bounds
-        )
-
-    def _sqrt(self, children):
-        return sympy.sqrt(self.build(children[1]))
-
-    def _binom(self, children):
-        _, n, k = (self.build(c) if i else c for i, c in enumerate(children))
-        if not (n.is_Integer and k.is_Integer):
-            raise MathParseError("binomial coefficients need integer arguments")
-        return sympy.Integer(exact_binomial(int(n), int(k), self.bounds))
-
-    def _factorial(self, children):
-        n = self.build(children[0])
-        if not n.is_Integer:
+    def factorial(self, value: Node, bang: Token) -> Node:
+        if value[0] != "num":
             raise MathParseError("factorial needs a non-negative integer")
-        return sympy.Integer(exact_factorial(int(n), self.bounds))
+        return ("num", Fraction(exact_factorial(value[1], self.bounds)))
 
-    def _root(self, children):
-        _, index, radicand = children
-        index = self.build(index)
-        if not (index.is_Integer and 2 <= index <= self.bounds.max_exponent):
+    def abs(self, bar: Token, value: Node, close: Token) -> Node:
+        return ("num", abs(value[1])) if value[0] == "num" else ("abs", value)
+
+    def frac(self, token: Token, numerator: Node, denominator: Node) -> Node:
+        return _mul([numerator, _inv(denominator)], self.bounds)
+
+    def binom(self, token: Token, n: Node, k: Node) -> Node:
+        if n[0] != "num" or k[0] != "num":
+            raise MathParseError("binomial coefficients need integer arguments")
+        return ("num", Fraction(exact_binomial(n[1], k[1], self.bounds)))
+
+    def sqrt(self, token: Token, value: Node) -> Node:
+        return _pow(value, _HALF, self.bounds)
+
+    def root(self, token: Token, index: Node, radicand: Node) -> Node:
+        if not (index[0] == "num" and index[1].denominator == 1 and 2 <= index[1] <= self.bounds.max_exponent):
             raise MathParseError("root index must be an integer >= 2")
-        return _power(self.build(radicand), sympy.Rational(1, int(index)), self.bounds)
+        return _pow(radicand, ("num", Fraction(1, int(index[1]))), self.bounds)
 
-    def _apply(self, name: str, sub, fpow, args: list[sympy.Expr]) -> sympy.Expr:
-        exponent = self.build(fpow.children[1]) if fpow is not None else None
-        if exponent is not None and exponent == -1 and name in _INVERSES:
+    def sub(self, value: Node) -> Node:
+        return value
+
+    def fpow(self, op: Token, exponent: Node) -> Node:
+        return exponent
+
+    def call(self, name: Token, sub: Node | None, fpow: Node | None, args: list) -> Node:
+        return self._apply(name.value, sub, fpow, args)
+
+    def bare_call(self, name: Token, sub: Node | None, fpow: Node | None, arg: Node) -> Node:
+        return self._apply(name.value, sub, fpow, [arg])
+
+    def bare_arg(self, children: list) -> Node:
+        return children[0] if len(children) == 1 else _mul(children, self.bounds)
+
+    def _apply(self, name: str, sub: Node | None, exponent: Node | None, args: list) -> Node:
+        if exponent == _MINUS_ONE and name in _INVERSES:
             name, exponent = _INVERSES[name], None
-        func = _FUNCTIONS[name]
+        name = _ALIASES.get(name, name)
         if sub is not None:
-            if func is sympy.polylog:  # Li_2(x)
-                args = [self.build(sub.children[0]), *args]
-            elif func is sympy.log:
-                args = [*args, self.build(sub.children[0])]
+            if name == "Li":
+                args = [sub, *args]
+            elif name == "log":
+                args = [*args, sub]
             else:
                 raise MathParseError(f"subscript on {name}")
-        if len(args) == 2 and func is sympy.log:
-            value = sympy.log(args[0], args[1])
-        elif func is sympy.polylog:
-            if len(args) != 2:
+        if len(args) == 2 and name == "log":
+            value = ("logb", args[0], args[1])
+        elif name == "Li" or name == "polylog":
+            if len(args) != 2 or args[0][0] != "num":
                 raise MathParseError("a polylogarithm needs its order: Li_2(x) or polylog(2, x)")
-            value = sympy.polylog(polylog_order(args[0]), args[1])
-        elif func is sympy.binomial:
-            if len(args) != 2 or not all(a.is_Integer for a in args):
+            if args[0][1] not in POLYLOG_ORDERS:
+                raise MathParseError(f"only the polylogarithms of order {POLYLOG_ORDERS} are supported")
+            value = ("fn", f"Li{int(args[0][1])}", args[1])
+        elif name == "binomial":
+            if len(args) != 2 or args[0][0] != "num" or args[1][0] != "num":
                 raise MathParseError("binomial coefficients need integer arguments")
-            value = sympy.Integer(exact_binomial(int(args[0]), int(args[1]), self.bounds))
-        elif len(args) == 1:
-            value = func(args[0])
-        else:
+            value = ("num", Fraction(exact_binomial(args[0][1], args[1][1], self.bounds)))
+        elif len(args) != 1:
             raise MathParseError(f"{name} takes one argument")
-        return _power(value, exponent, self.bounds) if exponent is not None else value
-
-    def _call(self, children):
-        name, sub, fpow, *args = children
-        return self._apply(str(name), sub, fpow, [self.build(a) for a in args])
-
-    def _bare_call(self, children):
-        name, sub, fpow, arg = children
-        return self._apply(str(name), sub, fpow, [self.build(arg)])
-
-    def _bare_arg(self, children):
-        return _check_number(sympy.Mul(*[self.build(c) for c in children]), self.bounds)
+        elif name == "sqrt":
+            value = _pow(args[0], _HALF, self.bounds)
+        elif name == "cbrt":
+            value = _pow(args[0], _THIRD, self.bounds)
+        elif name == "Abs":
+            value = ("abs", args[0])
+        elif name in STEP_FUNCTIONS and args[0][0] == "num":
+            value = ("num", _step_exact(name, args[0][1]))
+        else:
+            value = ("fn", name, args[0])
+        return value if exponent is None else _pow(value, exponent, self.bounds)
 
 
 # ----------------------------------------------------------------------------- the parser
-# A hand-written recursive-descent parser for _GRAMMAR: it calls ``reduce(rule, children)`` with the
-# children lark's LALR parser (maybe_placeholders, anonymous tokens filtered, ``?`` rules inlined)
-# would give, and resolves the grammar's shift/reduce conflicts the way lark does (shift: the longest
-# bare argument, ``\sqrt[n]{x}`` as a root). It replaced lark's generic LALR driver, the largest cost
-# of judging an answer (compiling an answer got about 2x faster); tests check it against lark on the
-# grammar itself.
+# A hand-written recursive-descent parser for GRAMMAR: for each rule it calls the builder's method of
+# that name with the children lark's LALR parser (maybe_placeholders, anonymous tokens filtered, ``?``
+# rules inlined) would give, and it resolves the grammar's shift/reduce conflicts the way lark does
+# (shift: the longest bare argument, ``\sqrt[n]{x}`` as a root). It replaced lark's generic LALR
+# driver, the largest cost of judging an answer (compiling an answer got about 2x faster); tests check
+# it against lark on the grammar itself, with a builder that makes lark's trees.
 
 _ATOM_START = frozenset({"LPAR", "NUMBER", "VAR", "CONST", "LSQB", "LBRACE", "LABS", "FRAC", "SQRT", "BINOM", "FUNC"})
 _BARE_ATOM_START = frozenset({"NUMBER", "VAR", "CONST", "LBRACE"})
-_SIMPLE = {"NUMBER": "number", "VAR": "var", "CONST": "const"}
 _CLOSING = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}
 
 
-class _Descent:
-    """One parse of one token list (see the comment above)."""
+class Parser:
+    """One parse of one token list into whatever ``builder`` makes of each rule (usually a :class:`Compiler`).
 
-    __slots__ = ("depth", "pos", "reduce", "tokens", "types")
+    The builder has one method per rule: ``number``/``var``/``const(token)``, ``sum``/``product``/
+    ``bare_arg(children)``, ``signed(sign, value)``, ``power(base, op, exponent)``,
+    ``factorial(value, bang)``, ``abs(bar, value, bar)``, ``frac``/``binom(token, a, b)``,
+    ``sqrt(token, value)``, ``root(token, index, radicand)``, ``sub(value)``, ``fpow(op, exponent)``,
+    ``call(name, sub, fpow, args)`` and ``bare_call(name, sub, fpow, arg)``. Its recursion is bounded by
+    :data:`MAX_TREE_DEPTH`, so deep input is a :class:`MathParseError`, never a ``RecursionError``.
 
-    def __init__(self, tokens: list[Token], reduce):
+    Example:
+        >>> Parser(tokenize("2x"), Compiler()).parse()
+        ('mul', [('var',), ('num', Fraction(2, 1))])
+    """
+
+    __slots__ = ("builder", "depth", "pos", "tokens", "types")
+
+    def __init__(self, tokens: list[Token], builder):
         self.tokens = tokens
         self.types = [t.type for t in tokens] + ["$END"]
         self.pos = 0
-        self.reduce = reduce
+        self.builder = builder
         self.depth = 0
 
     def parse(self):
@@ -718,7 +787,7 @@ class _Descent:
             self.pos += 1
             children.append(self.product())
         self.depth -= 1
-        return self.reduce("sum", children)
+        return self.builder.sum(children)
 
     def product(self):
         children = [self.factor()]
@@ -731,7 +800,7 @@ class _Descent:
             elif kind in _ATOM_START:
                 children.append(self.factor())
             else:
-                return self.reduce("product", children)
+                return self.builder.product(children)
 
     def ufactor(self):
         if self.types[self.pos] != "ADDOP":
@@ -739,16 +808,16 @@ class _Descent:
         self.enter()
         sign = self.tokens[self.pos]
         self.pos += 1
-        value = self.reduce("signed", [sign, self.ufactor()])
+        value = self.builder.signed(sign, self.ufactor())
         self.depth -= 1
         return value
 
     def factor(self, bare: bool = False):
         if self.types[self.pos] == "FUNC":
-            head = self.function_head()
+            name, sub, fpow = self.function_head()
             if self.types[self.pos] != "LPAR":
-                return self.reduce("bare_call", [*head, self.bare_arg()])
-            return self.power_tail(self.call(head))
+                return self.builder.bare_call(name, sub, fpow, self.bare_arg())
+            return self.power_tail(self.call(name, sub, fpow))
         return self.power_tail(self.atom(bare))
 
     def power_tail(self, base):
@@ -756,41 +825,41 @@ class _Descent:
             return base
         op = self.tokens[self.pos]
         self.pos += 1
-        return self.reduce("power", [base, op, self.exponent()])
+        return self.builder.power(base, op, self.exponent())
 
     def exponent(self):
         self.enter()
         if self.types[self.pos] == "ADDOP":
             sign = self.tokens[self.pos]
             self.pos += 1
-            value = self.reduce("signed", [sign, self.exponent()])
+            value = self.builder.signed(sign, self.exponent())
         else:
             value = self.power_tail(self.atom())
         self.depth -= 1
         return value
 
-    def function_head(self) -> list:
+    def function_head(self) -> tuple:
         name = self.take("FUNC")
         sub = fpow = None
         if self.types[self.pos] == "UNDERSCORE":
             self.enter()
             self.pos += 1
-            sub = self.reduce("sub", [self.atom()])
+            sub = self.builder.sub(self.atom())
             self.depth -= 1
         if self.types[self.pos] == "POWOP":
             op = self.tokens[self.pos]
             self.pos += 1
-            fpow = self.reduce("fpow", [op, self.exponent()])
-        return [name, sub, fpow]
+            fpow = self.builder.fpow(op, self.exponent())
+        return name, sub, fpow
 
-    def call(self, head: list):
+    def call(self, name: Token, sub, fpow):
         self.take("LPAR")
         args = [self.sum()]
         while self.types[self.pos] == "COMMA":
             self.pos += 1
             args.append(self.sum())
         self.take("RPAR")
-        return self.reduce("call", [*head, *args])
+        return self.builder.call(name, sub, fpow, args)
 
     def atom(self, bare: bool = False):
         kind = self.types[self.pos]
@@ -801,7 +870,7 @@ class _Descent:
         while not bare and self.types[self.pos] == "BANG":
             chain += 1
             self.enter()  # n!!! nests: each "!" is a level of the tree
-            value = self.reduce("factorial", [value, self.tokens[self.pos]])
+            value = self.builder.factorial(value, self.tokens[self.pos])
             self.pos += 1
         self.depth -= chain
         return value
@@ -814,36 +883,45 @@ class _Descent:
 
     def npatom(self):
         kind = self.types[self.pos]
-        token = self.tokens[self.pos] if kind != "$END" else None
-        if kind in _SIMPLE:
+        if kind == "VAR":
             self.pos += 1
-            return self.reduce(_SIMPLE[kind], [token])
+            return self.builder.var(self.tokens[self.pos - 1])
+        if kind == "NUMBER":
+            self.pos += 1
+            return self.builder.number(self.tokens[self.pos - 1])
+        if kind == "CONST":
+            self.pos += 1
+            return self.builder.const(self.tokens[self.pos - 1])
         if kind == "LSQB" or kind == "LBRACE":
             return self.group(kind)
         if kind == "LABS":
+            bar = self.tokens[self.pos]
             self.pos += 1
             value = self.sum()
-            return self.reduce("abs", [token, value, self.take("RABS")])
+            return self.builder.abs(bar, value, self.take("RABS"))
         if kind == "FRAC" or kind == "SQRT" or kind == "BINOM":
+            token = self.tokens[self.pos]
             self.enter()
             self.pos += 1
             if kind == "SQRT":
                 value = self.radical(token)
+            elif kind == "FRAC":
+                value = self.builder.frac(token, self.atom(), self.atom())
             else:
-                value = self.reduce("frac" if kind == "FRAC" else "binom", [token, self.atom(), self.atom()])
+                value = self.builder.binom(token, self.atom(), self.atom())
             self.depth -= 1
             return value
         if kind == "FUNC":
-            return self.call(self.function_head())
+            return self.call(*self.function_head())
         self.fail()
 
     def radical(self, token: Token):
         if self.types[self.pos] != "LSQB":
-            return self.reduce("sqrt", [token, self.atom()])
+            return self.builder.sqrt(token, self.atom())
         index = self.group("LSQB")
         if self.types[self.pos] in _ATOM_START:  # \sqrt[n]{x}: lark shifts into the root
-            return self.reduce("root", [token, index, self.atom()])
-        return self.reduce("sqrt", [token, index])
+            return self.builder.root(token, index, self.atom())
+        return self.builder.sqrt(token, index)
 
     def bare_arg(self):
         self.enter()
@@ -853,22 +931,27 @@ class _Descent:
         while self.types[self.pos] in _BARE_ATOM_START:
             children.append(self.power_tail(self.npatom()))
         self.depth -= 1
-        return self.reduce("bare_arg", children)
+        return self.builder.bare_arg(children)
 
 
-def parse_tree(text: str, variable: str = "x") -> Tree:
-    """Normalise, bound and parse ``text`` into a lark tree (no sympy involved). Raises MathParseError."""
-    tree = _parse(text, variable, Tree)
-    if _tree_depth(tree) > MAX_TREE_DEPTH:
-        raise MathParseError(f"nested too deeply (parse tree deeper than {MAX_TREE_DEPTH})")
-    return tree
+# ----------------------------------------------------------------------------- public entry points
 
 
-def _parse(text: str, variable: str, reduce: Callable[[str, list], Any]):
-    """All bounds and the token pass, then the parser, which hands each rule's children to ``reduce``."""
+def tokenize(text: str, variable: str = "x") -> list[Token]:
+    """Bound, normalise and lex ``text`` into the grammar's tokens (names split into known ones).
+
+    Raises:
+        ValueError: ``variable`` is not a plain name (``x``, ``t``) distinct from every known name.
+        MathParseError: empty, too long, unknown names or characters, too many tokens or brackets;
+            :class:`RejectedAnswer` for an integral.
+
+    Example:
+        >>> [t.value for t in tokenize(r"3\\sin x")]
+        ['3', 'sin', 'x']
+    """
     if not isinstance(text, str):
         raise MathParseError("expected a string")
-    if not re.fullmatch(r"[A-Za-z]{1,8}", variable or "") or variable in _RESERVED:
+    if not isinstance(variable, str) or not re.fullmatch(r"[A-Za-z]{1,8}", variable) or variable in _RESERVED:
         raise ValueError(f"invalid variable name {variable!r}")
     if len(text) > 4 * MAX_LENGTH:  # before any regex work
         raise MathParseError(f"too long ({len(text)} characters)")
@@ -877,10 +960,138 @@ def _parse(text: str, variable: str, reduce: Callable[[str, list], Any]):
         raise MathParseError("empty expression")
     if len(text) > MAX_LENGTH:
         raise MathParseError(f"too long ({len(text)} > {MAX_LENGTH} characters)")
+    return _tokens(text, variable)
+
+
+class Expression(NamedTuple):
+    """The intermediate form of one text: its root ``node`` and all its sub-expressions (``nodes``, root first)."""
+
+    node: Node
+    nodes: list
+
+
+def survey(node: Node) -> tuple[int, list]:
+    """The expression's depth and all its sub-expressions, in one iterative walk.
+
+    Example: ``survey(("neg", ("var",)))`` is ``(2, [("neg", ("var",)), ("var",)])``.
+    """
+    deepest, nodes, stack = 0, [], [(node, 1)]
+    while stack:
+        n, depth = stack.pop()
+        nodes.append(n)
+        if depth > deepest:
+            deepest = depth
+        for child in n[1:]:
+            if type(child) is tuple:
+                stack.append((child, depth + 1))
+            elif type(child) is list:
+                stack.extend((c, depth + 1) for c in child)
+    return deepest, nodes
+
+
+@cache
+def _compiler(trusted: bool) -> Compiler:
+    return Compiler(TRUSTED if trusted else STRICT)
+
+
+def parse_expression(text: str, variable: str = "x", *, trusted: bool = False) -> Expression:
+    """Parse ``text`` into the intermediate form, with every bound checked (the one parse behind
+    :func:`parse_math` and :func:`ladder_hf.verifier.compile_math`).
+
+    ``trusted=True`` relaxes the magnitude bounds for integrands from our own data; never for model output.
+
+    Raises:
+        MathParseError: see :func:`parse_math`.
+
+    Example:
+        >>> parse_expression(r"\\sin^{-1} x").node
+        ('fn', 'asin', ('var',))
+    """
+    tokens = tokenize(text, variable)
     try:
-        return _Descent(_tokens(text, variable), reduce).parse()
+        node = Parser(tokens, _compiler(trusted)).parse()
+    except MathParseError:
+        raise
     except RecursionError:  # a backstop: the parser bounds its own depth well below the stack limit
         raise MathParseError(f"nested too deeply (parse tree deeper than {MAX_TREE_DEPTH})") from None
+    except (OverflowError, ZeroDivisionError, TypeError, ValueError) as err:
+        raise MathParseError(f"could not build expression: {type(err).__name__}") from None
+    depth, nodes = survey(node)
+    if depth > MAX_TREE_DEPTH:
+        raise MathParseError(f"nested too deeply (expression deeper than {MAX_TREE_DEPTH})")
+    return Expression(node, nodes)
+
+
+# sympy's function of each canonical name (they are sympy's own names), and the constants
+_SYMPY_FUNCTIONS = {name: getattr(sympy, name) for name in FUNCTIONS - {"Li2", "Li3"}}
+_SYMPY_CONSTANTS = {
+    "pi": sympy.pi,
+    "e": sympy.E,
+    "oo": sympy.oo,
+    "catalan": sympy.Catalan,
+    "eulergamma": sympy.EulerGamma,
+}
+
+
+def _sympy_digits(n: sympy.Rational) -> float:
+    return max(math.log10(abs(int(n.p)) + 1), math.log10(abs(int(n.q)) + 1))
+
+
+def _sympy_checked(value: sympy.Expr, bounds: Bounds) -> sympy.Expr:
+    if value.is_Rational and _sympy_digits(value) > bounds.max_result_digits:
+        raise MathParseError("number too large")
+    return value
+
+
+def _sympy_power(base: sympy.Expr, exponent: sympy.Expr, bounds: Bounds) -> sympy.Expr:
+    # sympy evaluates some parts the compiler keeps symbolic (sqrt(4), floor(pi), gamma(5)) to numbers, so
+    # the bounds are checked again on what sympy made of them, before sympy computes the power
+    if exponent.is_Number:
+        if not exponent.is_Rational:
+            raise MathParseError("non-rational numeric exponent")
+        if abs(exponent) > bounds.max_exponent:
+            raise MathParseError(f"exponent too large (|{exponent}| > {bounds.max_exponent})")
+        if base.is_Rational and _sympy_digits(base) * float(abs(exponent)) > bounds.max_result_digits:
+            raise MathParseError("number too large")
+    return sympy.Pow(base, exponent)
+
+
+def to_sympy(node: Node, symbol: sympy.Symbol, bounds: Bounds = STRICT) -> sympy.Expr:
+    """The sympy expression of an intermediate-form ``node``.
+
+    sympy evaluates as it builds, and it folds more than the compiler does (``sqrt(4)`` is 2), so the
+    magnitude bounds are checked again on sympy's values before each power or product is built. The
+    node's depth (bounded by :func:`parse_expression`) bounds this recursion.
+
+    Example:
+        >>> to_sympy(parse_expression("x^2/2").node, sympy.Symbol("x"))
+        x**2/2
+    """
+    kind = node[0]
+    if kind == "var":
+        return symbol
+    if kind == "num":
+        return sympy.Rational(node[1].numerator, node[1].denominator)
+    if kind == "const":
+        return _SYMPY_CONSTANTS[node[1]]
+    if kind == "add":
+        return _sympy_checked(sympy.Add(*[to_sympy(term, symbol, bounds) for term in node[1]]), bounds)
+    if kind == "mul":
+        return _sympy_checked(sympy.Mul(*[to_sympy(factor, symbol, bounds) for factor in node[1]]), bounds)
+    if kind == "neg":
+        return -to_sympy(node[1], symbol, bounds)
+    if kind == "inv":
+        return _sympy_power(to_sympy(node[1], symbol, bounds), sympy.Integer(-1), bounds)
+    if kind == "pow":
+        return _sympy_power(to_sympy(node[1], symbol, bounds), to_sympy(node[2], symbol, bounds), bounds)
+    if kind == "abs":
+        return sympy.Abs(to_sympy(node[1], symbol, bounds))
+    if kind == "logb":
+        return sympy.log(to_sympy(node[1], symbol, bounds), to_sympy(node[2], symbol, bounds))
+    name, argument = node[1], to_sympy(node[2], symbol, bounds)
+    if name == "Li2" or name == "Li3":
+        return sympy.polylog(int(name[2]), argument)
+    return _SYMPY_FUNCTIONS[name](argument)
 
 
 def parse_math(text: str, variable: str = "x", *, trusted: bool = False) -> sympy.Expr:
@@ -892,8 +1103,8 @@ def parse_math(text: str, variable: str = "x", *, trusted: bool = False) -> symp
     exponent bound (|n| <= 10000) for integrands that come from our own data; never use it on model output.
 
     Raises:
-        MathParseError: empty, too long or too deep input, unknown names or symbols, an integral,
-            malformed syntax, or numbers beyond the bounds (e.g. ``10**10**10``).
+        MathParseError: empty, too long or too deep input, unknown names or symbols, malformed syntax, or
+            numbers beyond the bounds (e.g. ``10**10**10``); :class:`RejectedAnswer` for an integral.
 
     Example:
         >>> parse_math("3x^2 e^{x}")
@@ -901,10 +1112,10 @@ def parse_math(text: str, variable: str = "x", *, trusted: bool = False) -> symp
         >>> parse_math(r"\\tan^{-1}(x) + \\sqrt[3]{x}")
         x**(1/3) + atan(x)
     """
-    tree = parse_tree(text, variable)
+    node = parse_expression(text, variable, trusted=trusted).node
     try:
-        expr = _Builder(variable, TRUSTED if trusted else STRICT).build(tree)
-    except MathParseError:
+        expr = to_sympy(node, sympy.Symbol(variable), TRUSTED if trusted else STRICT)
+    except MathParseError:  # a bound, checked again on sympy's values
         raise
     except (RecursionError, MemoryError, OverflowError, ZeroDivisionError, TypeError, ValueError) as err:
         raise MathParseError(f"could not build expression: {type(err).__name__}") from None

@@ -38,6 +38,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 DEFAULT_TIMEOUT = 2.0
@@ -47,13 +48,33 @@ SLOW_TASK_SECONDS = 0.1  # tasks slower than this on average are sent one at a t
 STARTUP_TIMEOUT = 120.0  # a fresh worker imports sympy/numpy/mpmath: slow on a loaded machine
 
 
+class SandboxFailure(Enum):
+    """Why a sandboxed call has no value (:attr:`SandboxOutcome.failure`)."""
+
+    TIMEOUT = "timeout"  # ran past its limit: interrupted in the worker, or the worker killed
+    WORKER_DIED = "worker died"  # the worker exited while running it (a crash, the memory cap in C code)
+    CANNOT_SEND = "cannot send"  # the task or its arguments do not pickle
+    CANNOT_LOAD = "cannot load"  # the worker could not unpickle it (fn's module does not import there)
+    RAISED = "raised"  # the task raised an exception; SandboxOutcome.exception names its type
+    NO_WORKERS = "no workers"  # the workers failed to start
+
+
 @dataclass(frozen=True)
 class SandboxOutcome:
-    """What happened to one sandboxed call: ``ok`` and its ``value``, or an ``error`` description."""
+    """What happened to one sandboxed call: ``ok`` and its ``value``, or an ``error`` description, with
+    the kind of ``failure`` and, for a task that raised, the ``exception``'s type name.
+
+    Example:
+        >>> SandboxOutcome(False, error="ZeroDivisionError: division by zero",
+        ...                failure=SandboxFailure.RAISED, exception="ZeroDivisionError").ok
+        False
+    """
 
     ok: bool
     value: Any = None
     error: str = ""
+    failure: SandboxFailure | None = None
+    exception: str = ""  # type name of the exception a task raised ("ZeroDivisionError")
 
 
 @dataclass
@@ -171,6 +192,23 @@ class _Worker:
             return None
 
 
+_READY = ("ready", None)  # a fresh worker has imported the verifier and warmed up
+_STARTED = ("started", None)  # a worker has loaded a chunk: the clock of its first task starts
+
+
+def _outcome(message: tuple) -> SandboxOutcome:
+    """A task's result frame: ``("ok", value)`` or ``("err", (failure, exception type name, description))``."""
+    status, payload = message
+    if status == "ok":
+        return SandboxOutcome(True, payload)
+    failure, exception, error = payload
+    return SandboxOutcome(False, error=error, failure=SandboxFailure(failure), exception=exception)
+
+
+def _failed(failure: SandboxFailure, error: str) -> SandboxOutcome:
+    return SandboxOutcome(False, error=error, failure=failure)
+
+
 def _hard_limit(limit: float) -> float:
     # the worker interrupts a task itself at ``limit`` (no restart); the kill is the backstop for a task
     # stuck where Python cannot interrupt it
@@ -183,6 +221,53 @@ def _pickle_problem(fn: Callable, args: tuple) -> str:
     except (pickle.PicklingError, AttributeError, TypeError) as err:
         return str(err) or type(err).__name__
     return ""
+
+
+@dataclass
+class _Chunk:
+    """The tasks sent to one worker in one frame; they come back one frame each, so each has its own clock."""
+
+    pending: deque  # indices still to be answered, in order
+    deadline: float  # hard deadline of the current task (of loading the chunk, until started)
+    started: bool = False  # the worker has loaded the chunk: the first task's clock runs
+    clock: float = 0.0  # when the current task's clock started
+
+
+class _Batch:
+    """The state of one :meth:`WorkerPool.run`: tasks still queued, the chunk each busy worker holds,
+    the outcomes so far, and how long answered tasks took (which sets the chunk size)."""
+
+    def __init__(self, fn: Callable, args: list[tuple], limits: list[float]):
+        self.fn, self.args, self.limits = fn, args, limits
+        self.outcomes: list[SandboxOutcome | None] = [None] * len(args)
+        self.queue = deque(range(len(args)))
+        self.busy: dict[_Worker, _Chunk] = {}
+        self.seconds, self.answered = 0.0, 0
+
+    def mean_seconds(self) -> float | None:
+        return self.seconds / self.answered if self.answered else None
+
+    def fail(self, index: int, failure: SandboxFailure, error: str) -> None:
+        self.outcomes[index] = _failed(failure, error)
+
+    def requeue(self, indices) -> None:
+        """Put tasks back at the front of the queue, in order."""
+        self.queue.extendleft(reversed(indices))
+
+    def report_unpicklable(self, chunk: list[int], err: Exception) -> None:
+        """A chunk did not pickle: report the tasks that do not, send the others back to the queue."""
+        retry = []
+        for index in chunk:
+            problem = _pickle_problem(self.fn, self.args[index])
+            if problem:
+                self.fail(index, SandboxFailure.CANNOT_SEND, f"cannot send task: {problem}")
+            else:
+                retry.append(index)
+        if len(retry) == len(chunk):  # pragma: no cover - the chunk failed as a whole only
+            for index in retry:
+                self.fail(index, SandboxFailure.CANNOT_SEND, f"cannot send task: {err}")
+        else:
+            self.requeue(retry)
 
 
 class WorkerPool:
@@ -222,7 +307,7 @@ class WorkerPool:
                     if not messages:  # half a frame so far
                         continue
                     del waiting[stream]
-                    if messages[0] == ("ready", None):
+                    if messages[0] == _READY:
                         worker.ready = True
                     else:  # died while starting: its replacement starts on the next run
                         worker.kill()
@@ -253,114 +338,118 @@ class WorkerPool:
 
     def _run(self, fn: Callable, args_list: list[tuple], limits: list[float]) -> list[SandboxOutcome]:
         self._fill()
-        outcomes: list[SandboxOutcome | None] = [None] * len(args_list)
-        queue = deque(range(len(args_list)))
-        # worker -> [indices still to be answered, deadline, started, when the current task's clock
-        # started]; tasks go out in chunks (one frame, one round trip) and come back one frame each, so
-        # every task still has its own clock
-        busy: dict[_Worker, list] = {}
-        timed = [0.0, 0]  # seconds and count of the tasks answered so far (sets the chunk size)
+        batch = _Batch(fn, args_list, limits)
         selector = selectors.DefaultSelector()
         try:
             for worker in self._workers:
                 selector.register(worker.process.stdout, selectors.EVENT_READ, worker)
-            while queue or busy:
-                for worker in self._workers:
-                    if not queue:
-                        break
-                    if worker.ready and worker not in busy:
-                        mean = timed[0] / timed[1] if timed[1] else None
-                        chunk = [queue.popleft() for _ in range(self._chunk_size(len(queue), mean))]
-                        try:
-                            worker.send(fn, [args_list[i] for i in chunk], [limits[i] for i in chunk])
-                        except (pickle.PicklingError, AttributeError, TypeError) as err:
-                            # report the unpicklable tasks; the others go back to the queue
-                            retry = []
-                            for index in chunk:
-                                problem = _pickle_problem(fn, args_list[index])
-                                if problem:
-                                    outcomes[index] = SandboxOutcome(False, error=f"cannot send task: {problem}")
-                                else:
-                                    retry.append(index)
-                            if len(retry) == len(chunk):  # pragma: no cover - the chunk failed as a whole only
-                                for index in retry:
-                                    outcomes[index] = SandboxOutcome(False, error=f"cannot send task: {err}")
-                            else:
-                                queue.extendleft(reversed(retry))
-                            continue
-                        except OSError:  # the worker died while idle: retry the tasks on its replacement
-                            queue.extendleft(reversed(chunk))
-                            self._swap(selector, worker)
-                            continue
-                        # until the worker says "started" (chunk unpickled, fn's module imported), the
-                        # clock is the generous startup one: a first import is not the task's time
-                        busy[worker] = [deque(chunk), time.monotonic() + STARTUP_TIMEOUT, False, 0.0]
-                now = time.monotonic()
-                deadlines = [state[1] for state in busy.values()]
-                deadlines += [w.started + STARTUP_TIMEOUT for w in self._workers if not w.ready]
-                wait = max(0.0, min(deadlines) - now) if deadlines else 0.05
-                for key, _ in selector.select(timeout=min(wait, 1.0)):
+            while batch.queue or batch.busy:
+                self._dispatch(batch, selector)
+                for key, _ in selector.select(timeout=self._wait_seconds(batch)):
                     worker = key.data
                     for message in self._receive(worker):
-                        state = busy.get(worker)
-                        if state is not None and message == ("started", None) and not state[2]:
-                            state[3] = time.monotonic()
-                            state[1], state[2] = state[3] + _hard_limit(limits[state[0][0]]), True
-                        elif state is not None:
-                            pending = state[0]
-                            if message is None:
-                                code = worker.exit_code()
-                                died = f"worker died (exit code {code})"
-                                outcomes[pending.popleft()] = SandboxOutcome(False, error=died)
-                                queue.extendleft(reversed(pending))  # the rest of its chunk goes to others
-                                busy.pop(worker)
-                                self._swap(selector, worker)
-                                break
-                            status, payload = message
-                            ok = status == "ok"
-                            if not state[2]:  # the chunk could not even be loaded: the same error for each task
-                                for index in pending:
-                                    outcomes[index] = SandboxOutcome(False, error=payload)
-                                pending.clear()
-                            else:
-                                outcomes[pending.popleft()] = SandboxOutcome(
-                                    ok, payload if ok else None, "" if ok else payload
-                                )
-                                now = time.monotonic()
-                                timed[0] += now - state[3]
-                                timed[1] += 1
-                                state[3] = now
-                                if pending:  # the next task's clock
-                                    state[1] = now + _hard_limit(limits[pending[0]])
-                            if not pending:
-                                busy.pop(worker)
-                                if worker.tasks >= self.config.max_tasks_per_worker:
-                                    self._swap(selector, worker)
-                        elif message == ("ready", None):
-                            worker.ready = True
-                            self._failed_starts = 0
-                        else:  # died while starting
-                            self._failed_starts += 1
-                            self._swap(selector, worker)
-                            break
+                        if not self._handle(batch, selector, worker, message):
+                            break  # the worker was replaced: nothing more to read from it
                 now = time.monotonic()
-                for worker, (pending, deadline, _, _) in list(busy.items()):
-                    if now > deadline:
-                        busy.pop(worker)
-                        index = pending.popleft()
-                        outcomes[index] = SandboxOutcome(False, error=f"timeout after {limits[index]:g}s")
-                        queue.extendleft(reversed(pending))
-                        self._swap(selector, worker)
-                for worker in list(self._workers):
-                    if not worker.ready and now > worker.started + STARTUP_TIMEOUT:
-                        self._failed_starts += 1
-                        self._swap(selector, worker)
-                if queue and not busy and self._failed_starts > 3 * self.size:
-                    while queue:
-                        outcomes[queue.popleft()] = SandboxOutcome(False, error="workers failed to start")
+                self._expire(batch, selector, now)
+                self._replace_unstarted(selector, now)
+                if batch.queue and not batch.busy and self._failed_starts > 3 * self.size:
+                    while batch.queue:
+                        batch.fail(batch.queue.popleft(), SandboxFailure.NO_WORKERS, "workers failed to start")
         finally:
             selector.close()
-        return outcomes  # type: ignore[return-value]
+        return batch.outcomes  # type: ignore[return-value]
+
+    def _dispatch(self, batch: _Batch, selector: selectors.BaseSelector) -> None:
+        """Send a chunk of the queue to every ready worker that has none."""
+        for worker in list(self._workers):
+            if not batch.queue:
+                return
+            if worker.ready and worker not in batch.busy:
+                self._send_chunk(batch, selector, worker)
+
+    def _send_chunk(self, batch: _Batch, selector: selectors.BaseSelector, worker: _Worker) -> None:
+        queue = batch.queue
+        chunk = [queue.popleft() for _ in range(self._chunk_size(len(queue), batch.mean_seconds()))]
+        try:
+            worker.send(batch.fn, [batch.args[i] for i in chunk], [batch.limits[i] for i in chunk])
+        except (pickle.PicklingError, AttributeError, TypeError) as err:
+            batch.report_unpicklable(chunk, err)
+            return
+        except OSError:  # the worker died while idle: retry the tasks on its replacement
+            batch.requeue(chunk)
+            self._swap(selector, worker)
+            return
+        # until the worker says "started" (chunk unpickled, fn's module imported), the clock is the
+        # generous startup one: a first import is not the task's time
+        batch.busy[worker] = _Chunk(deque(chunk), time.monotonic() + STARTUP_TIMEOUT)
+
+    def _wait_seconds(self, batch: _Batch) -> float:
+        """How long to wait for messages: until the next deadline (a task's, or a worker's start), at most 1 s."""
+        deadlines = [chunk.deadline for chunk in batch.busy.values()]
+        deadlines += [w.started + STARTUP_TIMEOUT for w in self._workers if not w.ready]
+        wait = max(0.0, min(deadlines) - time.monotonic()) if deadlines else 0.05
+        return min(wait, 1.0)
+
+    def _handle(self, batch: _Batch, selector: selectors.BaseSelector, worker: _Worker, message) -> bool:
+        """Act on one message of ``worker`` (None: its output ended). False when the worker was replaced."""
+        chunk = batch.busy.get(worker)
+        if chunk is None:  # not running anything: it is starting
+            if message == _READY:
+                worker.ready = True
+                self._failed_starts = 0
+                return True
+            self._failed_starts += 1  # died while starting
+            self._swap(selector, worker)
+            return False
+        if message == _STARTED and not chunk.started:
+            chunk.started, chunk.clock = True, time.monotonic()
+            chunk.deadline = chunk.clock + _hard_limit(batch.limits[chunk.pending[0]])
+            return True
+        if message is None:
+            died = f"worker died (exit code {worker.exit_code()})"
+            batch.fail(chunk.pending.popleft(), SandboxFailure.WORKER_DIED, died)
+            batch.requeue(chunk.pending)  # the rest of its chunk goes to other workers
+            del batch.busy[worker]
+            self._swap(selector, worker)
+            return False
+        if not chunk.started:  # the chunk could not even be loaded: the same error for each task
+            outcome = _outcome(message)
+            for index in chunk.pending:
+                batch.outcomes[index] = outcome
+            chunk.pending.clear()
+        else:
+            batch.outcomes[chunk.pending.popleft()] = _outcome(message)
+            now = time.monotonic()
+            batch.seconds += now - chunk.clock
+            batch.answered += 1
+            chunk.clock = now
+            if chunk.pending:  # the next task's clock
+                chunk.deadline = now + _hard_limit(batch.limits[chunk.pending[0]])
+        if chunk.pending:
+            return True
+        del batch.busy[worker]
+        if worker.tasks >= self.config.max_tasks_per_worker:
+            self._swap(selector, worker)
+            return False
+        return True
+
+    def _expire(self, batch: _Batch, selector: selectors.BaseSelector, now: float) -> None:
+        """Report each task past its hard deadline, send the rest of its chunk back, replace its worker."""
+        for worker, chunk in list(batch.busy.items()):
+            if now > chunk.deadline:
+                del batch.busy[worker]
+                index = chunk.pending.popleft()
+                batch.fail(index, SandboxFailure.TIMEOUT, f"timeout after {batch.limits[index]:g}s")
+                batch.requeue(chunk.pending)
+                self._swap(selector, worker)
+
+    def _replace_unstarted(self, selector: selectors.BaseSelector, now: float) -> None:
+        """Replace the workers that have not become ready within the startup time."""
+        for worker in list(self._workers):
+            if not worker.ready and now > worker.started + STARTUP_TIMEOUT:
+                self._failed_starts += 1
+                self._swap(selector, worker)
 
     @staticmethod
     def _receive(worker: _Worker) -> list:
@@ -375,6 +464,15 @@ class WorkerPool:
         self._replace(worker)
         fresh = self._workers[-1]
         selector.register(fresh.process.stdout, selectors.EVENT_READ, fresh)
+
+    def pids(self) -> list[int]:
+        """Process ids of the current workers (e.g. to account for their CPU time).
+
+        Example:
+            >>> len(get_pool().pids()) <= get_pool().size  # doctest: +SKIP
+            True
+        """
+        return [worker.process.pid for worker in list(self._workers)]
 
     def close(self) -> None:
         with self._lock:

@@ -8,7 +8,7 @@
 Example:
     >>> from trl import GRPOConfig, ModelConfig, TrlParser
     >>> parser = TrlParser((ScriptArguments, GRPOConfig, ModelConfig))
-    >>> args, _, _ = parser.parse_args_and_config(["--problems", "undergrad", "--curriculum", "depth"])
+    >>> args, _, _ = parser.parse_args_and_config(["--problems", "undergrad", "--curriculum", "depth", "--bf16=0"])
     >>> args.problems, args.curriculum, args.reward_funcs
     ('undergrad', 'depth', ['integration', 'format'])
 """

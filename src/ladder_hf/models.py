@@ -157,7 +157,7 @@ def load_default_model(dtype: str | None = None, device: str | None = None):
 
     Example:
         >>> model, tokenizer = load_default_model()  # doctest: +SKIP
-        >>> model.config.model_type
+        >>> model.config.model_type  # doctest: +SKIP
         'llama'
     """
     return load_model_and_tokenizer(None, dtype=dtype, device=device)

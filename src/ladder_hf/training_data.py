@@ -112,7 +112,7 @@ def order_by_curriculum(dataset, curriculum: str = "none"):
     Example:
         >>> from datasets import Dataset
         >>> ds = Dataset.from_list([{"depth": 0, "difficulty": 3.0}, {"depth": 2, "difficulty": 1.0}])
-        >>> order_by_curriculum(ds, "depth")["depth"]
+        >>> list(order_by_curriculum(ds, "depth")["depth"])
         [2, 0]
     """
     if curriculum == "none":

@@ -22,8 +22,8 @@ The checks, in funnel order:
 
 Example:
     >>> import sympy
-    >>> fp1 = [1.0, 2.0, None]
-    >>> same_function(fp1, [1.0, 2.0 + 1e-12, None]), proportional(fp1, [3.0, 6.0, None])
+    >>> fp1 = [1.0, 2.0, 4.0, None]  # values at the sample points (None: undefined there)
+    >>> same_function(fp1, [1.0, 2.0 + 1e-12, 4.0, None]), proportional(fp1, [3.0, 6.0, 12.0, None])
     (True, True)
 """
 

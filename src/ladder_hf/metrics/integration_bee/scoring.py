@@ -6,7 +6,7 @@ import the functions they run.
 
 Example:
     >>> from ladder_hf.metrics.integration_bee.scoring import score
-    >>> score(["<answer>x**3/3</answer>"], [{"integrand": "x**2"}])["accuracy"]  # doctest: +SKIP
+    >>> score(["<answer>x**3/3</answer>"], [{"integrand": "x**2"}])["accuracy"]
     1.0
 """
 
@@ -233,7 +233,7 @@ def score(
     ``references[i]``. See the metric card for the returned keys.
 
     Example:
-        >>> score([["<answer>x**3/3 + 1</answer>", "x"]], [{"integrand": "x**2"}])["pass@2"]  # doctest: +SKIP
+        >>> score([["<answer>x**3/3 + 1</answer>", "x"]], [{"integrand": "x**2"}])["pass@2"]
         1.0
     """
     from ladder_hf.verifier import run_sandboxed, verify_batch

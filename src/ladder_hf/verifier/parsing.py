@@ -452,7 +452,7 @@ def _tokens(text: str, variable: str) -> list[Token]:
 
 
 # ----------------------------------------------------------------------------- the intermediate form
-# Expressions are tuples (cheap to build, hash and compare; numeric.py evaluates them directly):
+# Expressions are tuples (cheap to build and compare; numeric.py evaluates them directly):
 #   ("num", Fraction)  ("const", name)  ("var",)  ("add", [terms])  ("mul", [factors])  ("neg", a)
 #   ("inv", a)  ("pow", base, exponent)  ("fn", name, a)  ("logb", a, base)  ("abs", a)
 # with names from FUNCTIONS and CONSTANTS. Numbers are folded exactly as they are built, so each

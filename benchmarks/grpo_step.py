@@ -26,11 +26,8 @@ import sys
 import tempfile
 import time
 
-# recipes/ is not on the path here, but keep the `evaluate` library unshadowed in any case.
-sys.path[:] = [p for p in sys.path if os.path.basename(os.path.abspath(p or os.curdir)) != "recipes"]
-
-from ladder_hf.grpo import make_parser, train  # noqa: E402
-from ladder_hf.training_data import grow_variants  # noqa: E402
+from ladder_hf.grpo import make_parser, train
+from ladder_hf.training_data import grow_variants
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

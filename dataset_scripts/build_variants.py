@@ -5,7 +5,7 @@ recursively to depth 3 (2 for the Integration Bee), and tests on the 2025 qualif
 runs :func:`ladder_hf.variants.generate_tree` over the bundled ``mit-train`` problems with the
 contamination guard protecting the test set (``mit-2025`` by default), materialises the tree with
 :class:`ladder_hf.dataset.LadderDataset` (parquet per config) and optionally publishes it as a
-versioned, tagged Hub dataset with :func:`ladder_hf.hub.push_variants`.
+versioned, tagged Hub dataset with :func:`ladder_hf.variants.card.push_variants`.
 
 The run is resumable: kill it at any point and start the same command again.
 
@@ -159,7 +159,7 @@ def run(cfg: BuildVariantsConfig) -> dict:
     if cfg.push_to:
         if not cfg.tag:
             raise SystemExit("--push_to needs --tag (e.g. v1.0)")
-        from ladder_hf.hub import push_variants
+        from ladder_hf.variants.card import push_variants
 
         result = push_variants(cfg.out_dir, cfg.push_to, cfg.tag, private=cfg.private)
         summary["pushed"] = {"repo": result.repo_id, "tag": result.tag, "commit": result.commit_oid}

@@ -156,13 +156,11 @@ class RewardTimerCallback(TrainerCallback):
 
 
 def load_bee_metric():
-    """``evaluate.load("integration_bee")``, registering the metric shipped with ladder_hf first (offline)."""
-    import evaluate
+    """``evaluate.load("integration_bee")``, registering the metric shipped with ladder_hf first (offline);
+    the installed class when the modules cache cannot be written."""
+    from ladder_hf.metrics import load
 
-    from ladder_hf.metrics import register
-
-    register()
-    return evaluate.load("integration_bee")
+    return load("integration_bee")
 
 
 def score_completions(problems: Sequence[Mapping[str, Any]], completions: list[str], metric=None) -> dict[str, float]:

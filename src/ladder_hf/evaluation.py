@@ -1,6 +1,6 @@
 """Integration Bee evaluation: a model (and sympy) on a problem set, scored by ``integration_bee``.
 
-``ladder-hf evaluate`` / ``recipes/evaluate.py`` run a model (the embedded default, a Hub id or a
+``ladder-hf evaluate`` / ``recipes/evaluate_bee.py`` run a model (the embedded default, a Hub id or a
 local path; transformers, or vLLM with ``--backend vllm``) on a bundled set (``mit-2025`` by
 default) with the paper's answer format, ``k`` samples per problem, and score the completions with
 the ``integration_bee`` metric. A non-LLM comparator, sympy's own ``integrate`` under a time limit
@@ -459,7 +459,10 @@ def main(argv: list[str] | None = None) -> int:
     """``ladder-hf evaluate [--model M] [--problem_set mit-2025] [--num_samples K] ...``"""
     from transformers import HfArgumentParser
 
+    from ladder_hf.metrics import register
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    register()  # the explicit step, so a later evaluate.load("integration_bee") works by name; never raises
     parser = HfArgumentParser(EvaluationConfig)
     parser.prog = "ladder-hf evaluate"
     (config,) = parser.parse_args_into_dataclasses(args=argv)

@@ -416,13 +416,3 @@ def push_versioned(
 
     rows = {c: {s: ds.num_rows for s, ds in splits.items()} for c, splits in configs.items()}
     return PushResult(repo_id, tag, info.oid, info.commit_url, rows, sorted(new_files))
-
-
-def __getattr__(name: str):
-    # push_variants moved to ladder_hf.variants.card (it is about variant trees, this module is not);
-    # resolved lazily so that `from ladder_hf.hub import push_variants` keeps working.
-    if name == "push_variants":
-        from ladder_hf.variants.card import push_variants
-
-        return push_variants
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -98,7 +98,8 @@ def _generate(args) -> int:
 
 
 def _push(args) -> int:
-    from ladder_hf.hub import PushError, TagExistsError, push_variants
+    from ladder_hf.hub import PushError, TagExistsError
+    from ladder_hf.variants.card import push_variants
 
     try:
         result = push_variants(args.folder, args.repo, args.tag, private=args.private, endpoint=args.endpoint)

@@ -169,7 +169,7 @@ def score_completions(problems: Sequence[Mapping[str, Any]], completions: list[s
     Only a tagged answer counts (``answer_format="tagged"``), as in the reward.
 
     Example:
-        >>> score_completions([{"integrand": "2*x"}], ["<answer>x**2</answer>"])  # doctest: +SKIP
+        >>> score_completions([{"integrand": "2*x"}], ["<answer>x**2</answer>"])
         {'integration_bee/accuracy': 1.0, 'integration_bee/answer_rate': 1.0, 'integration_bee/count': 1.0}
     """
     metric = metric or load_bee_metric()

@@ -166,7 +166,7 @@ def integration_reward(
     (the same as the ``integration_bee`` metric's). Set the timeout with :func:`make_integration_reward`.
 
     Example:
-        >>> integration_reward(completions=["<answer>x^3/3</answer>", "<answer>x^3</answer>"],  # doctest: +SKIP
+        >>> integration_reward(completions=["<answer>x^3/3</answer>", "<answer>x^3</answer>"],
         ...                    integrand=["x**2", "x**2"])
         [1.0, 0.0]
     """

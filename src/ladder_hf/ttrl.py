@@ -205,8 +205,8 @@ def score_answers(problem: dict, completions: Sequence[str], timeout: float = 2.
     ``{"answer", "correct", "reason"}`` per completion.
 
     Example:
-        >>> score_answers({"integrand": "2*x"}, ["<answer>x**2</answer>", "no idea"])  # doctest: +SKIP
-        [{'answer': 'x**2', 'correct': True, ...}, {'answer': None, 'correct': False, 'reason': 'no answer'}]
+        >>> [(s["answer"], s["correct"]) for s in score_answers({"integrand": "2*x"}, ["<answer>x**2</answer>", "?"])]
+        [('x**2', True), (None, False)]
     """
     from ladder_hf.metrics.integration_bee.integration_bee import IntegrationBee
 

@@ -316,7 +316,10 @@ def test_generate_tree_structure_and_funnel(tmp_path):
 
 
 def test_generate_tree_contamination_guard(tmp_path):
-    protect = [{"id": "test-1", "integrand": "x**3*sin(2*x)"}]
+    # The root *is* the protected problem (same id: test-time training), so its tree grows and every
+    # variant is guarded. (A root equal to a protected problem under another id grows no tree: see
+    # tests/test_contamination.py.)
+    protect = [{"id": "p1", "integrand": "x**3*sin(2*x)"}]
     nodes = generate_tree(
         PROBLEMS[:1], SymbolicGenerator(seed=0), 2, str(tmp_path), protect=protect, variants_per_node=5, quality=FAST_QC
     )
@@ -326,7 +329,7 @@ def test_generate_tree_contamination_guard(tmp_path):
     for n in variants:
         assert guard.check(sympy.sympify(n["integrand"]), n["qc_fingerprint"]) == ""
     root = nodes[0]
-    assert root["contaminated_with"].startswith("test-1")
+    assert root["contaminated_with"] == "p1" and root["kept"]
     rejected = _lines(tmp_path / "rejected.jsonl")
     assert any(r["qc_status"] == "contaminated" for r in rejected)
     assert read_funnel(str(tmp_path))["clean"] < read_funnel(str(tmp_path))["unique"]

@@ -12,8 +12,13 @@ config         rows
 ``roots``      the original problems (depth 0)
 ``variants``   every kept variant (depth >= 1): the LADDER training set
 ``depth_N``    the variants at depth N (N = 1..5)
-``rejected``   candidates quality control rejected (``rejected.jsonl``), an audit trail
+``rejected``   candidates quality control rejected (``rejected.jsonl``), an audit trail,
+               and every node of a contaminated root's tree
 =============  ===========================================================
+
+A root equivalent to a protected (test) problem takes its whole tree out of every training config
+(see :func:`contaminated_roots`); those rows appear under ``rejected`` with ``qc_status``
+``contaminated`` (the root) or ``contaminated_tree`` (its descendants) and ``contaminated_with``.
 
 Nodes marked rejected (``kept`` false) in ``nodes.jsonl`` are left out unless the builder gets
 ``kept_only=False``.
@@ -35,21 +40,14 @@ from dataclasses import dataclass
 
 import datasets
 
+from ladder_hf import LADDER_CITATION
 from ladder_hf.store import read_jsonl
 
 NODES_FILE = "nodes.jsonl"
 REJECTED_FILE = "rejected.jsonl"
 MAX_DEPTH_CONFIG = 5
 
-_CITATION = """\
-@misc{simonds2025ladder,
-  title={LADDER: Self-Improving LLMs Through Recursive Problem Decomposition},
-  author={Toby Simonds and Akira Yoshiyama},
-  year={2025},
-  eprint={2503.00735},
-  archivePrefix={arXiv},
-}
-"""
+_CITATION = LADDER_CITATION
 
 _DESCRIPTION = (
     "Variant trees of integration problems in the style of LADDER (arXiv 2503.00735): each root "
@@ -196,6 +194,31 @@ def in_config(row: dict, config: LadderConfig) -> bool:
     return not (config.max_depth is not None and depth > config.max_depth)
 
 
+def contaminated_roots(nodes: list[dict]) -> dict[str, tuple[str, str]]:
+    """Roots whose whole tree is out of training: ``{root id: (protected id, reason)}``.
+
+    A root is contaminated when the guard marked it so (``kept`` false, ``qc_status`` ``contaminated``)
+    or when it carries ``contaminated_with`` naming a protected problem other than itself (folders
+    written before whole trees were excluded). A root that *is* the protected problem (test-time
+    training: ``contaminated_with`` is its own id) keeps its tree.
+
+    Example:
+        >>> contaminated_roots([{"id": "a", "depth": 0, "contaminated_with": "t7", "qc_reason": "t7: x -> x + 1"},
+        ...                     {"id": "t7", "depth": 0, "contaminated_with": "t7: identical"}])
+        {'a': ('t7', 't7: x -> x + 1')}
+    """
+    out: dict[str, tuple[str, str]] = {}
+    for node in nodes:
+        if node.get("depth") not in (0, None) or node.get("parent_id") or node.get("id") is None:
+            continue
+        rid = str(node["id"])
+        matched = str(node.get("contaminated_with") or "").split(":")[0].strip()
+        marked = node.get("qc_status") == "contaminated"
+        if marked or (matched and matched != rid):
+            out[rid] = (matched, str(node.get("qc_reason") or node.get("contaminated_with") or "contaminated"))
+    return out
+
+
 def read_nodes(folder_or_file: str) -> list[dict]:
     """The node records of a variants folder (or a nodes.jsonl path), in file order.
 
@@ -247,7 +270,7 @@ class LadderDataset(datasets.GeneratorBasedBuilder):
     BUILDER_CONFIG_CLASS = LadderConfig
     BUILDER_CONFIGS = _configs()
     DEFAULT_CONFIG_NAME = "all"
-    VERSION = datasets.Version("1.0.0")
+    VERSION = datasets.Version("1.1.0")  # 1.1: contaminated trees leave the training configs
 
     def __init__(self, *args, data_dir: str | None = None, hash: str | None = None, **kwargs):
         if data_dir is not None:
@@ -276,13 +299,30 @@ class LadderDataset(datasets.GeneratorBasedBuilder):
         return [datasets.SplitGenerator(name=datasets.Split.TRAIN, gen_kwargs={"path": path})]
 
     def _generate_examples(self, path: str):
-        if not os.path.exists(path):  # a tree with nothing rejected has no rejected.jsonl
+        # Trees, not nodes: every row of a contaminated root's tree leaves the training configs and is
+        # listed under `rejected` with the protected id it matched.
+        nodes = read_nodes(os.path.join(self.config.data_dir, NODES_FILE))
+        excluded = contaminated_roots(nodes)
+        if self.config.source == NODES_FILE:
+            for node in nodes:
+                row = node_to_row(node)
+                if row["id"] is None or row["root_id"] in excluded or not in_config(row, self.config):
+                    continue
+                yield row["id"], row
             return
-        for i, node in enumerate(read_nodes(path)):
+        if os.path.exists(path):  # a tree with nothing rejected has no rejected.jsonl
+            for i, node in enumerate(read_nodes(path)):
+                yield f"{self.config.source}:{i}", node_to_row(node)
+        for node in nodes:
             row = node_to_row(node)
-            if self.config.source == NODES_FILE and (row["id"] is None or not in_config(row, self.config)):
+            if row["id"] is None or row["root_id"] not in excluded:
                 continue
-            yield row["id"] if row["id"] is not None else f"{self.config.source}:{i}", row
+            protected, reason = excluded[row["root_id"]]
+            is_root = row["id"] == row["root_id"]
+            row.update(kept=False, contaminated_with=protected or row["contaminated_with"])
+            row["qc_status"] = "contaminated" if is_root else "contaminated_tree"
+            row["qc_reason"] = reason if is_root else f"its root {row['root_id']} is contaminated ({reason})"
+            yield row["id"], row
 
 
 def load_ladder_dataset(folder: str, config: str = "all", cache_dir: str | None = None, **builder_kwargs):

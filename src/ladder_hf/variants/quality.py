@@ -30,13 +30,16 @@ Example:
 from __future__ import annotations
 
 import difflib
+import logging
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import sympy
 
 X = sympy.Symbol("x")
+logger = logging.getLogger(__name__)
 
 # Fixed, irregular sample points (no integers or simple fractions, where removable singularities
 # and special values sit). Eight positive points so log/sqrt integrands pass the sanity check.
@@ -279,56 +282,468 @@ class ProtectedProblem:
     text: str
     structure: str
     fingerprint: list[float | None]
+    interval: tuple[float, float] | None = None
+
+
+# The rule (docs/contamination.md states it for readers): a candidate g is contaminated by a protected
+# integrand f when g(x) = c * f(a*x + b) + d on the points where both sides are real and finite, for
+# numbers a != 0, b, c != 0, d. A change of variable with its chain factor (a * f(a*x + b)) or without
+# it, a constant factor, an added constant and any algebraic or trigonometric rewriting are all of that
+# form. Maps are searched on the grid below (what generators and people write: shifts by small integers
+# and halves, scalings by small integers, their inverses and reflections) and, for two definite
+# problems, by the map that carries one interval onto the other.
+AFFINE_SCALES: tuple[float, ...] = (1.0, -1.0, 2.0, -2.0, 3.0, -3.0, 0.5, -0.5, 1 / 3, -1 / 3, 4.0, -4.0)
+AFFINE_SHIFTS: tuple[float, ...] = (*tuple(float(k) for k in range(-6, 7)), -1.5, -0.5, 0.5, 1.5)
+# Probe points of candidates: irregular, a dozen inside (0, 1) where definite problems live.
+PROBE_POINTS = np.array(
+    [-3.713, -3.187, -2.731, -2.291, -1.817, -1.447, -1.129, -0.8713, -0.613, -0.4419, -0.271, -0.1627,
+     -0.0917, 0.0311, 0.0731, 0.1379, 0.1937, 0.2717, 0.3541, 0.4321, 0.5219, 0.6037, 0.6911, 0.7793,
+     0.8813, 0.9519, 1.1173, 1.3719, 1.7071, 2.1137, 2.5179, 2.9317, 3.2891, 3.6091]
+)  # fmt: skip
+# Confirmation points (many, over several scales) and relative positions inside intervals.
+_CONFIRM_RNG = np.random.default_rng(20250216)
+CONFIRM_POINTS = np.concatenate(
+    [
+        _CONFIRM_RNG.uniform(-6, 6, 160),
+        _CONFIRM_RNG.uniform(-1, 1, 60),
+        _CONFIRM_RNG.uniform(0, 1, 60),
+        _CONFIRM_RNG.uniform(-12, 12, 40),
+        PROBE_POINTS,
+    ]
+)
+SCREEN_FRACTIONS = np.linspace(0.013, 0.987, 24)
+CONFIRM_FRACTIONS = np.concatenate([np.linspace(0.0031, 0.9969, 160), _CONFIRM_RNG.uniform(0, 1, 40)])
+MIN_POINTS = 8  # fewer common informative points than this: the pair is not judged on that probe
+SCREEN_TOL = 1e-6  # 1 - r^2 below this: a candidate match, then confirmed on many points
+CONFIRM_RTOL = 1e-6  # max |g - (c f + d)| relative to max |g| on the confirmation points
+_USABLE_MAX = 1e150  # the verifier's bounds: beyond them float64 comparisons mean nothing
+_INFORMATIVE = 1e-12  # a value below this fraction of the row's largest is "zero" for fitting
+
+
+def _usable(values: np.ndarray) -> np.ndarray:
+    """``values`` with NaN wherever they are not finite, real and within float64's meaningful range."""
+    values = np.asarray(values, dtype=np.float64)
+    size = np.abs(values)
+    return np.where(np.isfinite(values) & (size < _USABLE_MAX) & ((size == 0) | (size > 1e-150)), values, np.nan)
+
+
+def _normalise(rows: np.ndarray) -> np.ndarray:
+    """Each row divided by its largest finite magnitude (c and d absorb the scale), NaN kept."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN row stays NaN: nothing to compare
+        top = np.nanmax(np.abs(rows), axis=-1, keepdims=True) if rows.size else rows
+        top = np.where(np.isfinite(top) & (top > 0), top, np.nan)
+        return rows / top
+
+
+def _informative(rows: np.ndarray) -> np.ndarray:
+    """How many entries of each (normalised) row are finite and not negligible."""
+    return (np.abs(np.nan_to_num(rows, nan=0.0)) > _INFORMATIVE).sum(axis=-1)
+
+
+def _screen(f_rows: np.ndarray, g_rows: np.ndarray) -> np.ndarray:
+    """``1 - r^2`` of the best fit ``g = c f + d`` for every (f row, g row) on their common finite points.
+
+    Closed-form least squares as six matrix products, so thousands of (protected problem, affine map)
+    rows meet a batch of candidates in one BLAS call each. Pairs with too few common points or no
+    variation get ``inf``. Rows must be normalised (magnitudes <= 1).
+    """
+    mf, mg = ~np.isnan(f_rows), ~np.isnan(g_rows)
+    f0, g0 = np.where(mf, f_rows, 0.0), np.where(mg, g_rows, 0.0)
+    m, mgt = mf.astype(np.float64), mg.astype(np.float64).T
+    n = m @ mgt
+    sf, sff = f0 @ mgt, (f0 * f0) @ mgt
+    sg, sgg, sfg = m @ g0.T, m @ (g0 * g0).T, f0 @ g0.T
+    with np.errstate(all="ignore"):
+        var_f, var_g = sff - sf * sf / n, sgg - sg * sg / n
+        cov = sfg - sf * sg / n
+        out = 1.0 - cov * cov / (var_f * var_g)
+    ok = (n >= MIN_POINTS) & (var_f > 1e-12 * n) & (var_g > 1e-12 * n)
+    return np.where(ok & np.isfinite(out), np.abs(out), np.inf)
+
+
+def _fit(g: np.ndarray, f: np.ndarray) -> tuple[float, float] | None:
+    """``(c, d)`` with ``g = c f + d`` to ``CONFIRM_RTOL`` on the common finite points, else None."""
+    both = ~np.isnan(g) & ~np.isnan(f)
+    if both.sum() < 2 * MIN_POINTS:
+        return None
+    g, f = g[both], f[both]
+    scale_g, scale_f = np.abs(g).max(), np.abs(f).max()
+    if scale_g == 0 or scale_f == 0:
+        return None
+    fn, gn = f / scale_f, g / scale_g
+    if (np.abs(fn) > _INFORMATIVE).sum() < MIN_POINTS or np.ptp(fn) < 1e-6 or np.ptp(gn) < 1e-6:
+        return None  # (nearly) constant or zero on the common points: nothing to judge by
+    design = np.stack([fn, np.ones_like(fn)], axis=1)
+    (c, d), *_ = np.linalg.lstsq(design, gn, rcond=None)
+    if abs(d) < 1e-9:  # rounding, not an added constant: refit the factor alone
+        c, d = float(fn @ gn / (fn @ fn)), 0.0
+    # pointwise relative error: a shared pole (1/x**2 against asin(x)/x**3) must not hide the rest
+    error = np.abs(gn - (c * fn + d)) - CONFIRM_RTOL * (np.abs(gn) + np.abs(c * fn) + abs(d))
+    if abs(c) < 1e-9 or error.max() > 1e-12:
+        return None
+    return float(c * scale_g / scale_f), float(d * scale_g)
+
+
+def _maps() -> np.ndarray:
+    """Every (a, b) of the search grid, identity first."""
+    return np.array([(a, b) for a in AFFINE_SCALES for b in (0.0, *(s for s in AFFINE_SHIFTS if s != 0.0))])
+
+
+def _number(v: float) -> str:
+    for den in (1, 2, 3, 4, 6):
+        if abs(v * den - round(v * den)) < 1e-9:
+            k = round(v * den)
+            return str(k) if den == 1 else f"{k}/{den}"
+    return f"{v:.6g}"
+
+
+def describe_match(a: float, b: float, c: float, d: float, interval_map: bool = False) -> str:
+    """The rule that matched, in words (``a, b``: the map ``x -> a*x + b``; ``g = c f(a x + b) + d``).
+
+    Example:
+        >>> describe_match(1, 0, 1, 0), describe_match(1, 0, 4, 0), describe_match(1, 1, 1, 0)
+        ('numerically equivalent', 'constant multiple (4)', 'affine change of variable x -> x + 1')
+    """
+    same_scale, no_constant = abs(c - 1) < 1e-6, abs(d) < 1e-6 * max(1.0, abs(c))
+    parts = []
+    if abs(a - 1) > 1e-12 or abs(b) > 1e-12:
+        where = "mapping the integration interval onto the protected one" if interval_map else ""
+        sign = "+" if b >= 0 else "-"
+        ax = "x" if abs(a - 1) < 1e-12 else ("-x" if abs(a + 1) < 1e-12 else f"{_number(a)}*x")
+        text = f"affine change of variable x -> {ax}" + ("" if abs(b) < 1e-12 else f" {sign} {_number(abs(b))}")
+        parts.append(text + (f" ({where})" if where else ""))
+    if not same_scale:
+        parts.append(f"constant multiple ({_number(c)})")
+    if not no_constant:
+        parts.append(f"added constant ({_number(d)})")
+    return ", ".join(parts) or "numerically equivalent"
+
+
+@dataclass
+class Verdict:
+    """What the guard decided about one candidate.
+
+    ``status`` is ``"clean"``, ``"contaminated"`` (``protected_id`` and ``rule`` say which problem
+    and how) or ``"unjudged"`` (``rule`` says why: the candidate could not be evaluated, or has too few
+    usable points even after the adaptive probe). Callers report unjudged candidates, never keep
+    them silently.
+    """
+
+    status: str = "clean"
+    protected_id: str = ""
+    rule: str = ""
+
+    @property
+    def reason(self) -> str:
+        if self.status == "clean":
+            return ""
+        return f"{self.protected_id}: {self.rule}" if self.protected_id else f"cannot judge: {self.rule}"
+
+
+def _domain_probe(program, interval: tuple[float, float] | None, count: int = 32) -> np.ndarray:
+    """Points where ``program`` is real and not negligible, located on a fine grid (the verifier's way).
+
+    Used for integrands the fixed probe misses (``x**2024*(1 - x**2025)**2025`` is zero to float64
+    precision at every fixed point of [0, 1] except a narrow band below 1).
+    """
+    if interval is not None:
+        lo, hi = sorted(interval)
+        t = np.linspace(0, 1, 4097)[1:-1]
+        edges = np.concatenate([t, 1 - np.logspace(-12, -1, 400), np.logspace(-12, -1, 400)])
+        grid = np.unique(lo + (hi - lo) * edges)
+    else:
+        mags = np.logspace(-6, 6, 1600)
+        near_one = np.concatenate([1 - np.logspace(-9, -1, 300), 1 + np.logspace(-9, -1, 300)])
+        grid = np.unique(
+            np.concatenate(
+                [-mags, mags, np.linspace(-20, 20, 4001), np.linspace(-3000, 3000, 24001), near_one, -near_one]
+            )
+        )
+    for _ in range(4):
+        values = _normalise(_usable(program.real(grid))[None, :])[0]
+        keep = np.flatnonzero(np.abs(np.nan_to_num(values, nan=0.0)) > _INFORMATIVE)
+        if keep.size == 0:
+            return np.empty(0)
+        if keep.size >= count:
+            break
+        # a narrow band (x**2000 is within 12 decades of its largest usable value only near 1.18): refine it
+        lo, hi = grid[np.maximum(keep - 1, 0)], grid[np.minimum(keep + 1, grid.size - 1)]
+        grid = np.unique(np.concatenate([grid[keep], np.linspace(lo, hi, 17).ravel()]))
+    if keep.size > count:
+        keep = keep[np.linspace(0, keep.size - 1, count).round().astype(int)]
+    return grid[keep]
+
+
+def _compile(text: str):
+    from ladder_hf.verifier import compile_math
+
+    # trusted: only the relaxed exponent bounds; the grammar still parses it (nothing is eval'd)
+    return compile_math(text, "x", trusted=True)
 
 
 class ContaminationGuard:
-    """Rejects variants that are, or nearly are, one of the protected (test) problems.
+    """Rejects variants equal to a protected (test) problem up to the changes a variant generator makes.
+
+    A candidate ``g`` is contaminated by a protected integrand ``f`` when ``g(x) = c*f(a*x + b) + d`` on
+    their common real domain (and, for a definite protected problem, also when this holds on its
+    integration interval alone), for an affine change of variable ``x -> a*x + b`` (with or without
+    the chain factor ``a``), a constant factor ``c`` and an added constant ``d``. Algebraic and
+    trigonometric rewriting is covered because the comparison is numeric. Maps are searched on a grid
+    (:data:`AFFINE_SCALES` x :data:`AFFINE_SHIFTS`; for two definite problems also the map between their
+    intervals): a cheap least-squares screen over fixed probe points for every (problem, map) at once,
+    then a confirmation on hundreds of points. Identical text, the same expression tree with other
+    numbers (:func:`structure_key`) and near-identical text are rejected too. Easier variants (a summand
+    dropped, an exponent lowered) are not of that form and pass.
+
+    Integrands are evaluated with the verifier's compiled evaluator
+    (:func:`ladder_hf.verifier.compile_math`): text only ever goes through its grammar.
 
     Example:
-        >>> guard = ContaminationGuard([{"id": "t1", "integrand": "x**3*sin(2*x)"}])  # doctest: +SKIP
-        >>> guard.check(sympy.sympify("2*x**3*sin(5*x)"), fp)  # doctest: +SKIP
-        't1: same expression with different numbers'
+        >>> guard = ContaminationGuard([{"id": "t1", "integrand": "x**2*exp(x)"}])
+        >>> guard.check(sympy.sympify("(x**2 + 2*x + 1)*exp(x + 1)"))
+        't1: affine change of variable x -> x + 1'
+        >>> guard.check(sympy.sympify("x*exp(x)"))  # an exponent lowered: a genuine easier variant
+        ''
     """
 
     def __init__(self, protected: list[dict], config: QualityConfig | None = None):
         from ladder_hf.variants.base import parse_problem_integrand
 
         self.config = config or QualityConfig()
-        exprs, ids = [], []
+        self.problems: list[ProtectedProblem] = []
+        programs = []
         for row in protected:
+            pid = str(row.get("id") or row["integrand"])
             try:
-                exprs.append(parse_problem_integrand(row["integrand"]))
+                expr = parse_problem_integrand(row["integrand"])
             except ValueError as err:
                 # Never protect silently less than asked for.
-                raise ValueError(
-                    f"protected problem {row.get('id', row['integrand'])!r} does not parse: {err}"
-                ) from err
-            ids.append(str(row.get("id", row["integrand"])))
-        profiles = profile_batch(exprs, config=self.config)
-        self.problems = [
-            ProtectedProblem(i, str(e), structure_key(e), p.fingerprint)
-            for i, e, p in zip(ids, exprs, profiles, strict=True)
-        ]
+                raise ValueError(f"protected problem {pid!r} does not parse: {err}") from err
+            program = None
+            for text in (str(row["integrand"]), str(expr)):
+                try:
+                    program = _compile(text)
+                    break
+                except ValueError:
+                    continue  # a bundled problem beyond the fast evaluator (an infinite Sum): see below
+            interval = integration_interval(row.get("lower", ""), row.get("upper", ""))
+            self.problems.append(ProtectedProblem(pid, str(expr), structure_key(expr), [], interval))
+            programs.append(program)
+        self.ids = frozenset(p.id for p in self.problems)
+        self._programs = programs
+        self._maps = _maps()
+        self._matchers = [difflib.SequenceMatcher(None, "", p.text, autojunk=False) for p in self.problems]
+        self._build_screen()
 
     def __len__(self) -> int:
         return len(self.problems)
 
-    def check(self, expr, fingerprint: list[float | None]) -> str:
-        """Empty string when clean, else the reason naming the protected problem."""
+    # -- precomputation, once per guard ------------------------------------------------------------
+
+    def _build_screen(self) -> None:
+        a, b = self._maps[:, 0], self._maps[:, 1]
+        mapped = a[:, None] * PROBE_POINTS[None, :] + b[:, None]  # (maps, points)
+        rows, owners, sparse = [], [], []
+        for k, (p, f) in enumerate(zip(self.problems, self._programs, strict=True)):
+            if f is None:
+                sparse.append(k)
+                continue
+            values = _usable(f.real(mapped.ravel())).reshape(mapped.shape)
+            rows.append(values)
+            owners.append(np.stack([np.full(len(a), k), np.arange(len(a)), np.zeros(len(a))], axis=1))
+            if p.interval is not None:
+                # the same map, compared on the integration interval only
+                lo, hi = sorted(p.interval)
+                rows.append(np.where((mapped > lo) & (mapped < hi), values, np.nan))
+                owners.append(np.stack([np.full(len(a), k), np.arange(len(a)), np.ones(len(a))], axis=1))
+            if _informative(_normalise(values[:1]))[0] < MIN_POINTS:
+                sparse.append(k)
+        matrix = _normalise(np.vstack(rows)) if rows else np.empty((0, len(PROBE_POINTS)))
+        owner = np.vstack(owners).astype(int) if owners else np.empty((0, 3), int)
+        useful = _informative(matrix) >= MIN_POINTS
+        self._rows, self._owner = matrix[useful], owner[useful]
+        # Problems the fixed probe cannot see: an adaptive probe where each one is non-negligible.
+        self._sparse: dict[int, np.ndarray] = {}
+        for k in sparse:
+            if self._programs[k] is None:
+                continue
+            points = _domain_probe(self._programs[k], self.problems[k].interval)
+            if points.size >= MIN_POINTS:
+                self._sparse[k] = points
+        # Reported, never hidden: these are protected by the text and structure rules only.
+        self.unjudgeable = [self.problems[k].id for k in sparse if k not in self._sparse]
+        if self.unjudgeable:
+            logger.warning(
+                "contamination guard: %d protected problem(s) cannot be evaluated numerically (%s); only the "
+                "text and structure rules protect them",
+                len(self.unjudgeable),
+                ", ".join(self.unjudgeable),
+            )
+        # Definite problems: values at fixed fractions of the interval, forwards and backwards.
+        self._definite = [
+            k for k, p in enumerate(self.problems) if p.interval is not None and self._programs[k] is not None
+        ]
+        rows = []
+        for k in self._definite:
+            lo, hi = self.problems[k].interval
+            rows.append(_usable(self._programs[k].real(lo + SCREEN_FRACTIONS * (hi - lo))))
+            rows.append(_usable(self._programs[k].real(hi - SCREEN_FRACTIONS * (hi - lo))))
+        self._interval_rows = _normalise(np.array(rows)) if rows else np.empty((0, len(SCREEN_FRACTIONS)))
+
+    # -- checks --------------------------------------------------------------------------------------
+
+    def _confirm(self, g, k: int, a: float, b: float, restrict: bool) -> tuple[float, float] | None:
+        p, f = self.problems[k], self._programs[k]
+        if restrict:
+            lo, hi = sorted(p.interval)
+            x = (lo + CONFIRM_FRACTIONS * (hi - lo) - b) / a
+        else:
+            x = CONFIRM_POINTS
+        return _fit(_usable(g.real(x)), _usable(f.real(a * x + b)))
+
+    def _first_match(self, g, scores: np.ndarray, owner: np.ndarray) -> Verdict | None:
+        for r in np.argsort(scores)[: 8 if np.isfinite(scores).any() else 0]:
+            if not scores[r] < SCREEN_TOL:
+                break
+            k, m, restrict = owner[r]
+            a, b = self._maps[m]
+            fit = self._confirm(g, int(k), float(a), float(b), bool(restrict))
+            if fit is not None:
+                rule = describe_match(a, b, *fit)
+                if restrict:
+                    rule += " on the integration interval"
+                return Verdict("contaminated", self.problems[k].id, rule)
+        return None
+
+    def _interval_match(self, g, interval: tuple[float, float], scores: np.ndarray) -> Verdict | None:
+        lo, hi = interval
+        for r in np.argsort(scores)[:4]:
+            if not scores[r] < SCREEN_TOL:
+                break
+            k = self._definite[r // 2]
+            plo, phi = self.problems[k].interval
+            a = (phi - plo) / (hi - lo) if r % 2 == 0 else (plo - phi) / (hi - lo)
+            b = (plo if r % 2 == 0 else phi) - a * lo
+            x = lo + CONFIRM_FRACTIONS * (hi - lo)
+            fit = _fit(_usable(g.real(x)), _usable(self._programs[k].real(a * x + b)))
+            if fit is not None:
+                return Verdict("contaminated", self.problems[k].id, describe_match(a, b, *fit, interval_map=True))
+        return None
+
+    def _adaptive(self, g, interval: tuple[float, float] | None) -> Verdict | None:
+        """Candidates the fixed probe cannot see: compare on points of their own domain."""
+        points = _domain_probe(g, interval)
+        if points.size < MIN_POINTS:
+            return Verdict("unjudged", "", "no sample points where the candidate is real and non-negligible")
+        gz = _normalise(_usable(g.real(points))[None, :])
+        a, b = self._maps[:, 0], self._maps[:, 1]
+        mapped = a[:, None] * points[None, :] + b[:, None]
+        for k, f in enumerate(self._programs):
+            if f is None:
+                continue
+            rows = _normalise(_usable(f.real(mapped.ravel())).reshape(mapped.shape))
+            scores = _screen(rows, gz)[:, 0]
+            owner = np.stack([np.full(len(a), k), np.arange(len(a)), np.zeros(len(a), int)], axis=1)
+            found = self._first_match(g, scores, owner)
+            if found is not None:
+                return found
+        return None
+
+    def _sparse_match(self, g) -> Verdict | None:
+        """Protected problems the fixed probe cannot see, on their own adaptive points."""
+        a, b = self._maps[:, 0], self._maps[:, 1]
+        for k, points in self._sparse.items():
+            fz = _normalise(_usable(self._programs[k].real(points))[None, :])
+            xs = (points[None, :] - b[:, None]) / a[:, None]
+            gz = _normalise(_usable(g.real(xs.ravel())).reshape(xs.shape))
+            scores = _screen(gz, fz)[:, 0]
+            for m in np.argsort(scores)[:4]:
+                if not scores[m] < SCREEN_TOL:
+                    break
+                x = np.concatenate([xs[m], CONFIRM_POINTS])
+                fit = _fit(_usable(g.real(x)), _usable(self._programs[k].real(a[m] * x + b[m])))
+                if fit is not None:
+                    return Verdict("contaminated", self.problems[k].id, describe_match(a[m], b[m], *fit))
+        return None
+
+    def judge_batch(self, exprs: list, intervals: list[tuple[float, float] | None] | None = None) -> list[Verdict]:
+        """One :class:`Verdict` per candidate expression (``intervals``: their integration intervals).
+
+        Example:
+            >>> guard = ContaminationGuard([{"id": "q15", "integrand": "sqrt(x*(1 - x))", "lower": "0", "upper": "1"}])
+            >>> [v.status for v in guard.judge_batch([sympy.sympify("sqrt(Abs(x*(1 - x)))"), sympy.sqrt(X)])]
+            ['contaminated', 'clean']
+        """
+        intervals = intervals or [None] * len(exprs)
+        verdicts: list[Verdict | None] = [None] * len(exprs)
+        programs: list = [None] * len(exprs)
+        texts = {p.text: p.id for p in self.problems}
+        for i, e in enumerate(exprs):
+            if str(e) in texts:
+                verdicts[i] = Verdict("contaminated", texts[str(e)], "identical")
+                continue
+            try:
+                programs[i] = _compile(str(e))
+            except (ValueError, RecursionError) as err:
+                verdicts[i] = Verdict("unjudged", "", f"the verifier cannot evaluate it ({err})"[:200])
+        todo = [i for i in range(len(exprs)) if verdicts[i] is None]
+        if todo and len(self._rows):
+            values = _normalise(np.vstack([_usable(programs[i].real(PROBE_POINTS)) for i in todo]))
+            seen = _informative(values) >= MIN_POINTS
+            for start in range(0, len(todo), 32):
+                part = [j for j in range(start, min(start + 32, len(todo))) if seen[j]]
+                if not part:
+                    continue
+                scores = _screen(self._rows, values[part])
+                for col, j in enumerate(part):
+                    verdicts[todo[j]] = self._first_match(programs[todo[j]], scores[:, col], self._owner)
+            for j, i in enumerate(todo):
+                if verdicts[i] is None and not seen[j]:
+                    verdicts[i] = self._adaptive(programs[i], intervals[i])
+        for i in todo:
+            g, iv = programs[i], intervals[i]
+            if verdicts[i] is None and iv is not None and len(self._interval_rows):
+                gi = _normalise(_usable(g.real(iv[0] + SCREEN_FRACTIONS * (iv[1] - iv[0])))[None, :])
+                verdicts[i] = self._interval_match(g, iv, _screen(self._interval_rows, gi)[:, 0])
+            if verdicts[i] is None and self._sparse:
+                verdicts[i] = self._sparse_match(g)
+        out = []
+        for e, v in zip(exprs, verdicts, strict=True):
+            if v is None or v.status == "unjudged":
+                rule = self._structural(e, text_rule=v is not None)
+                v = rule or v or Verdict()
+            out.append(v)
+        return out
+
+    def _structural(self, expr, text_rule: bool) -> Verdict | None:
+        """Same expression tree with other numbers; near-identical text only where numbers cannot judge.
+
+        Text similarity is a fallback: ``1/sqrt(x*(1 - x))`` reads almost like ``sqrt(x*(1 - x))`` and is
+        a different integral, which the numeric rule knows.
+        """
         text, structure = str(expr), structure_key(expr)
-        rtol = self.config.rtol
-        for p in self.problems:
-            if text == p.text:
-                return f"{p.id}: identical"
-            if same_function(fingerprint, p.fingerprint, rtol):
-                return f"{p.id}: numerically equivalent"
-            if proportional(fingerprint, p.fingerprint, rtol):
-                return f"{p.id}: constant multiple"
+        limit = self.config.near_identical_ratio
+        for p, matcher in zip(self.problems, self._matchers, strict=True):
             if structure == p.structure:
-                return f"{p.id}: same expression with different numbers"
-            if difflib.SequenceMatcher(None, text, p.text).ratio() >= self.config.near_identical_ratio:
-                return f"{p.id}: near-identical text"
-        return ""
+                return Verdict("contaminated", p.id, "same expression with different numbers")
+            if not text_rule:
+                continue
+            matcher.set_seq1(text)  # seq2 (the protected text) is indexed once per guard
+            if matcher.real_quick_ratio() >= limit and matcher.quick_ratio() >= limit and matcher.ratio() >= limit:
+                return Verdict("contaminated", p.id, "near-identical text")
+        return None
+
+    def judge(self, expr, interval: tuple[float, float] | None = None) -> Verdict:
+        """:meth:`judge_batch` for one expression."""
+        return self.judge_batch([expr], [interval])[0]
+
+    def check(self, expr, fingerprint: list[float | None] | None = None, interval=None) -> str:
+        """Empty string when clean, else the reason (``"<protected id>: <rule>"``, or ``"cannot judge: ..."``).
+
+        ``fingerprint`` is accepted for callers of the earlier API and not needed.
+        """
+        return self.judge(expr, interval).reason
 
 
 # ----------------------------------------------------------------------------------------------

@@ -214,13 +214,25 @@ def _make_roots(
     intervals = [integration_interval(p.get("lower", ""), p.get("upper", "")) for p in problems]
     profiles = profile_batch(exprs, intervals, config)
     solvs = solvability_batch(exprs, config)
+    verdicts = guard.judge_batch(exprs, intervals) if guard is not None else [None] * len(exprs)
     roots = []
-    for p, e, prof, s in zip(problems, exprs, profiles, solvs, strict=True):
+    for p, e, prof, s, verdict in zip(problems, exprs, profiles, solvs, verdicts, strict=True):
         row = _node(root_id(p), None, {**p, "source_problem": p.get("id") or root_id(p)}, e, None, prof, s, "root")
-        if guard is not None:
-            # A root that is itself protected (TTRL: the test problem) stays as the tree's source,
-            # flagged; its variants are what the guard filters.
-            row["contaminated_with"] = guard.check(e, prof.fingerprint) or None
+        if verdict is None or verdict.status == "clean":
+            roots.append(row)
+            continue
+        row["qc_reason"] = verdict.reason
+        if verdict.status == "unjudged":
+            logger.warning("root %s: the contamination guard cannot judge it (%s)", row["id"], verdict.rule)
+        elif row["id"] in guard.ids:
+            # A root that is itself a protected problem (TTRL: the test problem) stays as the tree's
+            # source, flagged; its variants are what the guard filters.
+            row["contaminated_with"] = row["id"]
+        else:
+            # A training root equal to a test problem in disguise: nothing of its tree may reach training,
+            # so it is not expanded, and LadderDataset lists it (and any old subtree) under `rejected`.
+            row.update(kept=False, qc_status="contaminated", contaminated_with=verdict.protected_id)
+            logger.warning("root %s is contaminated (%s): its tree is left out", row["id"], verdict.reason)
         roots.append(row)
     return roots
 
@@ -242,6 +254,12 @@ def _expand_chunk(
     intervals = [integration_interval(parents[i].get("lower", ""), parents[i].get("upper", "")) for i, _ in flat]
     profiles = profile_batch([c.expr for _, c in flat], intervals, config)
     prof_of = {id(c): p for (_, c), p in zip(flat, profiles, strict=True)}
+    verdict_of = {}
+    if guard is not None:
+        # one vectorised guard call for the chunk (some of these are duplicates rejected below anyway)
+        sane = [(c, iv) for (_, c), p, iv in zip(flat, profiles, intervals, strict=True) if p.sane]
+        verdicts = guard.judge_batch([c.expr for c, _ in sane], [iv for _, iv in sane])
+        verdict_of = {id(c): v for (c, _), v in zip(sane, verdicts, strict=True)}
 
     # Sanity, dedup and contamination per parent, in order, so siblings dedup against each other.
     survivors: list[list[tuple[Candidate, object]]] = [[] for _ in parents]
@@ -266,11 +284,15 @@ def _expand_chunk(
                 rejected[i].append(_rejected(c, parent, "duplicate", duplicate_of=ids_by_fp[dup]))
                 continue
             f["unique"] += 1
-            if guard is not None:
-                reason = guard.check(c.expr, prof.fingerprint)
-                if reason:
-                    rejected[i].append(_rejected(c, parent, "contaminated", reason, contaminated_with=reason))
-                    continue
+            verdict = verdict_of.get(id(c))
+            if verdict is not None and verdict.status == "contaminated":
+                rejected[i].append(
+                    _rejected(c, parent, "contaminated", verdict.reason, contaminated_with=verdict.protected_id)
+                )
+                continue
+            if verdict is not None and verdict.status == "unjudged":
+                rejected[i].append(_rejected(c, parent, "unjudged", verdict.reason))  # reported, not kept
+                continue
             f["clean"] += 1
             # Registered now so later siblings dedup against it; its id is fixed once it is kept.
             index.add(prof.fingerprint)
@@ -316,7 +338,10 @@ def generate_tree(
         generator: a :class:`SymbolicGenerator` or :class:`ModelVariantGenerator`.
         depth: levels of variants below each root (paper: 3, or 2 for the Integration Bee).
         out_dir: where ``nodes.jsonl`` and the funnel files go; an existing run there is resumed.
-        protect: problems (a test set) no variant may equal or nearly equal; guard on when given.
+        protect: problems (a test set) no variant may equal or nearly equal; guard on when given (the rule:
+            :class:`ContaminationGuard`). A root equivalent to a protected problem under another id is
+            marked ``kept=False, qc_status="contaminated"`` and grows no tree; a root that *is* a
+            protected problem (same id: test-time training) keeps its tree, every variant still guarded.
         variants_per_node: candidates requested per parent (before QC).
         max_nodes_per_root: cap on kept variants per tree (paper: about 500 per problem).
         batch_parents: parents expanded per generator call (model backends batch across them).
@@ -381,7 +406,10 @@ def generate_tree(
         parents = [
             n
             for n in state.nodes
-            if n["depth"] == level and n["root_id"] in wanted_roots and n["id"] not in state.expansions
+            if n["depth"] == level
+            and n["root_id"] in wanted_roots
+            and n["id"] not in state.expansions
+            and n.get("kept", True) is not False  # a contaminated root grows no tree
         ]
         bar.set_description(f"variants (depth {level + 1}/{depth})")
         for start in range(0, len(parents), max(1, batch_parents)):

@@ -19,6 +19,18 @@ metric is registered with evaluate only by an explicit step (see ladder_hf.metri
 
 __version__ = "0.1.0"
 
+# The paper every dataset card, builder and metric of the package cites.
+LADDER_CITATION = """\
+@misc{simonds2025ladder,
+  title         = {LADDER: Self-Improving LLMs Through Recursive Problem Decomposition},
+  author        = {Toby Simonds and Akira Yoshiyama},
+  year          = {2025},
+  eprint        = {2503.00735},
+  archivePrefix = {arXiv},
+  primaryClass  = {cs.LG}
+}
+"""
+
 # Heavy names are resolved on first access, so `import ladder_hf` (and `ladder-hf --help`)
 # does not import datasets, torch or TRL.
 _LAZY = {

@@ -30,6 +30,7 @@ from typing import Any
 
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from ladder_hf import LADDER_CITATION
 from ladder_hf.hub import PushResult, as_card, push_versioned
 
 # Rendered by DatasetCard.from_template: ``card_data`` is the front matter as YAML, the rest are the
@@ -122,14 +123,7 @@ and `extra` (any other field the generator recorded, as JSON).
 ## Citation
 
 ```bibtex
-@misc{simonds2025ladder,
-  title={LADDER: Self-Improving LLMs Through Recursive Problem Decomposition},
-  author={Toby Simonds and Akira Yoshiyama},
-  year={2025},
-  eprint={2503.00735},
-  archivePrefix={arXiv},
-}
-```
+{{ citation }}```
 
 """
 
@@ -236,6 +230,7 @@ def variants_card(
         by_status=qc.get("by_status") or {},
         funnel=funnel if isinstance(funnel, Mapping) else {},
         generation_json=json.dumps(generation, indent=2, sort_keys=True, default=str) if generation else "",
+        citation=LADDER_CITATION,
     )
 
 

@@ -3,17 +3,12 @@
 import datasets
 import evaluate
 
+from ladder_hf import LADDER_CITATION
 from ladder_hf.metrics.integration_bee.scoring import score
 
-_CITATION = """\
-@misc{simonds2025ladder,
-  title         = {LADDER: Self-Improving LLMs Through Recursive Problem Decomposition},
-  author        = {Toby Simonds and Akira Yoshiyama},
-  year          = {2025},
-  eprint        = {2503.00735},
-  archivePrefix = {arXiv},
-  primaryClass  = {cs.LG}
-}
+_CITATION = (
+    LADDER_CITATION
+    + """\
 @misc{chen2021codex,
   title         = {Evaluating Large Language Models Trained on Code},
   author        = {Mark Chen and others},
@@ -22,6 +17,7 @@ _CITATION = """\
   archivePrefix = {arXiv}
 }
 """
+)
 
 _DESCRIPTION = """\
 Scores answers to integration problems the way LADDER (Simonds & Yoshiyama, 2025) scores the MIT

@@ -54,6 +54,14 @@ class BuildVariantsConfig:
     batch_parents: int = field(default=16, metadata={"help": "Parents expanded per generator call."})
     batch_size: int = field(default=32, metadata={"help": "Prompts per forward batch (transformers backend)."})
     max_new_tokens: int = field(default=256, metadata={"help": "Tokens per model completion."})
+    constrained: bool = field(
+        default=True,
+        metadata={"help": "Constrain model decoding to the variant grammar (--no_constrained: sample freely)."},
+    )
+    grammar_field: str = field(
+        default="structured_outputs",
+        metadata={"help": "Grammar request field for --backend openai: structured_outputs, guided_grammar or ebnf."},
+    )
     sympy_timeout: float = field(default=5.0, metadata={"help": "Seconds sympy.integrate gets per node."})
     limit: int | None = field(default=None, metadata={"help": "Use only the first N problems (smoke runs)."})
     seed: int = field(default=0, metadata={"help": "Seed for the generator (symbolic runs are deterministic)."})
@@ -83,6 +91,8 @@ def build_generator(cfg: BuildVariantsConfig):
         batch_size=cfg.batch_size,
         variants_per_prompt=cfg.variants_per_prompt,
         max_new_tokens=cfg.max_new_tokens,
+        constrained=cfg.constrained,
+        grammar_field=cfg.grammar_field,
     )
 
 

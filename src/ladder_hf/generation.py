@@ -3,13 +3,17 @@
 Variant writing (:mod:`ladder_hf.variants`), evaluation (``ladder-hf evaluate``), TTRL's answers and
 the held-out evaluation during GRPO training all call::
 
-    backend.generate(conversations, n=1, max_new_tokens=256, temperature=1.0, top_p=1.0, stop=(), seed=None)
+    backend.generate(conversations, n=1, max_new_tokens=256, temperature=1.0, top_p=1.0, stop=(), seed=None,
+                     grammar=None)
     -> list[list[str]]   # n completions per conversation, in order
 
 ``temperature`` is one value or one per conversation (LADDER cycles temperatures across variant
 prompts; one batch mixes them); ``0`` means greedy. ``stop`` strings end a completion, and the
-completion keeps the stop string (an ``</answer>`` tag is part of the answer format). A backend added
-here works in every command.
+completion keeps the stop string (an ``</answer>`` tag is part of the answer format). ``grammar`` (a
+Lark grammar, e.g. :func:`ladder_hf.variants.grammar.variant_grammar`) constrains every completion to
+its language; each backend applies it its own way (a batched llguidance logits processor, vLLM's
+structured outputs, the server's structured-output request field). A backend added here works in
+every command.
 
 * :class:`TransformersBackend`: a local ``transformers`` model (Hub id, folder, the embedded default,
   or a model already in memory, e.g. the policy being trained), batched with left padding.
@@ -26,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,9 +38,28 @@ from typing import Protocol
 
 BACKENDS = ("transformers", "vllm", "openai")
 
+logger = logging.getLogger(__name__)
+
 # Rows decoded at temperature 0 in a batch that also samples: this close to 0 the per-row processor's
 # softmax is an argmax for any realistic logit gap.
 _GREEDY_IN_SAMPLED_BATCH = 1e-4
+
+CONSTRAINED_INSTALL_HINT = (
+    "grammar-constrained decoding with the transformers backend needs llguidance: "
+    "`pip install 'ladder-hf[constrained]'` (or `pip install llguidance`); or switch constraints off "
+    "(ModelVariantGenerator(constrained=False), `ladder-hf variants generate --no-constrained`)"
+)
+
+
+def require_llguidance():
+    """The ``llguidance`` module, or an ImportError that says how to install it or switch it off."""
+    try:
+        import llguidance
+        import llguidance.hf
+        import llguidance.torch
+    except ImportError as err:
+        raise ImportError(CONSTRAINED_INSTALL_HINT) from err
+    return llguidance
 
 
 class GenerationBackend(Protocol):
@@ -53,6 +77,7 @@ class GenerationBackend(Protocol):
         top_p: float = 1.0,
         stop: Sequence[str] = (),
         seed: int | None = None,
+        grammar: str | None = None,
     ) -> list[list[str]]: ...
 
 
@@ -92,6 +117,60 @@ def per_row_temperature_processor(temperatures: Sequence[float]):
     return PerRowTemperature(temperatures)
 
 
+def grammar_logits_processor(grammar: str, tokenizer, batch_size: int, prompt_length: int, lltokenizer=None):
+    """A batched ``LogitsProcessor`` that only lets each row write text of the Lark ``grammar``.
+
+    One llguidance matcher per row follows the tokens the row sampled (those after
+    ``prompt_length``) and fills the row's bit of a shared token bitmask; the masks of the batch are
+    computed in parallel (llguidance's executor, outside the GIL), then disallowed tokens get
+    ``-inf``. Once a row's grammar is complete only end-of-sequence is allowed, so constrained rows
+    stop as soon as their text is done. A row whose matcher failed (it cannot, unless a token outside
+    the mask was forced in) is left to end-of-sequence as well.
+
+    Runs before transformers' own warpers (temperature, top-p), so top-p sees only allowed tokens.
+
+    Example:
+        >>> proc = grammar_logits_processor('start: "<variant>" "x" "</variant>"', tok, 4, 12)  # doctest: +SKIP
+    """
+    import torch
+    from transformers import LogitsProcessor
+
+    llguidance = require_llguidance()
+    if lltokenizer is None:
+        lltokenizer = llguidance.hf.from_tokenizer(tokenizer)
+    compiled = llguidance.LLMatcher.grammar_from_lark(grammar)
+    eos = tokenizer.eos_token_id
+
+    class GrammarConstraint(LogitsProcessor):
+        def __init__(self):
+            self.matchers = [llguidance.LLMatcher(lltokenizer, compiled) for _ in range(batch_size)]
+            for m in self.matchers:
+                if m.is_error():
+                    raise ValueError(f"grammar rejected by llguidance: {m.get_error()}")
+            self.executor = llguidance.LLExecutor()
+            self.bitmask = llguidance.torch.allocate_token_bitmask(batch_size, lltokenizer.vocab_size)
+            self.bits = torch.arange(32, dtype=torch.int32)
+
+        def __call__(self, input_ids, scores):
+            if input_ids.shape[1] > prompt_length:  # feed each live row the token it just sampled
+                for m, token in zip(self.matchers, input_ids[:, -1].tolist(), strict=True):
+                    if not m.is_stopped() and not m.is_error():
+                        m.consume_token(token)
+            live = [(m, i) for i, m in enumerate(self.matchers) if not m.is_error()]
+            llguidance.torch.fill_next_token_bitmask_par(self.executor, live, self.bitmask)
+            allowed = ((self.bitmask.unsqueeze(-1) >> self.bits) & 1).bool().flatten(1)
+            width = min(allowed.shape[1], scores.shape[1])
+            mask = torch.zeros(scores.shape, dtype=torch.bool)
+            mask[:, :width] = allowed[:, :width]
+            for i, m in enumerate(self.matchers):
+                if m.is_error():
+                    mask[i] = False
+                    mask[i, eos] = True
+            return scores.masked_fill(~mask.to(scores.device), float("-inf"))
+
+    return GrammarConstraint()
+
+
 def _display_name(model_name_or_path: str | None, model=None) -> str:
     from ladder_hf.models import DEFAULT_MODEL_NAME, is_default_model
 
@@ -112,7 +191,8 @@ class TransformersBackend:
     ``generate(seed=...)`` reseeds one call.
 
     Prompts are sorted by length and generated ``batch_size`` rows at a time with left padding; a batch
-    mixes temperatures through a per-row temperature logits processor.
+    mixes temperatures through a per-row temperature logits processor. ``grammar`` adds
+    :func:`grammar_logits_processor` (llguidance, ``pip install 'ladder-hf[constrained]'``).
 
     Example:
         >>> backend = TransformersBackend()  # embedded SmolLM2-135M-Instruct  # doctest: +SKIP
@@ -139,6 +219,7 @@ class TransformersBackend:
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.model, self.tokenizer = model, tokenizer
+        self._lltokenizer = None  # llguidance's view of the tokenizer, built on the first constrained call
         self.batch_size = max(1, int(batch_size))
         self.model_name = _display_name(model_name_or_path, model)
         if seed is not None:  # once: successive calls continue one random stream
@@ -167,6 +248,7 @@ class TransformersBackend:
         top_p: float = 1.0,
         stop: Sequence[str] = (),
         seed: int | None = None,
+        grammar: str | None = None,
     ) -> list[list[str]]:
         import torch
         from transformers import LogitsProcessorList, set_seed
@@ -181,6 +263,8 @@ class TransformersBackend:
         if seed is not None:  # this call's samples depend on this seed alone (a resumed run repeats them)
             set_seed(seed)
         stop = [s for s in stop if s]
+        if grammar is not None and self._lltokenizer is None:
+            self._lltokenizer = require_llguidance().hf.from_tokenizer(self.tokenizer)  # once: ~1 s for 50k tokens
         with self._generating(), torch.inference_mode():
             for start in range(0, len(rows), self.batch_size):
                 batch = rows[start : start + self.batch_size]
@@ -189,19 +273,23 @@ class TransformersBackend:
                 ).to(self.model.device)
                 batch_temps = [temps[i] for i, _ in batch]
                 options = {"max_new_tokens": max_new_tokens, "pad_token_id": self.tokenizer.pad_token_id}
+                processors = LogitsProcessorList()
+                if grammar is not None:
+                    processors.append(
+                        grammar_logits_processor(
+                            grammar, self.tokenizer, len(batch), enc["input_ids"].shape[1], self._lltokenizer
+                        )
+                    )
                 if stop:
                     options.update(stop_strings=stop, tokenizer=self.tokenizer)
                 if all(t <= 0 for t in batch_temps):
                     options["do_sample"] = False
                 else:
                     tempered = [t if t > 0 else _GREEDY_IN_SAMPLED_BATCH for t in batch_temps]
-                    options.update(
-                        do_sample=True,
-                        temperature=1.0,
-                        top_k=0,
-                        top_p=top_p,
-                        logits_processor=LogitsProcessorList([per_row_temperature_processor(tempered)]),
-                    )
+                    processors.append(per_row_temperature_processor(tempered))
+                    options.update(do_sample=True, temperature=1.0, top_k=0, top_p=top_p)
+                if processors:
+                    options["logits_processor"] = processors
                 out = self.model.generate(**enc, **options)
                 decoded = self.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
                 for (i, j), text in zip(batch, decoded, strict=True):
@@ -232,8 +320,24 @@ class VLLMBackend:
         self.model_name = _display_name(model_name_or_path)
         self.llm = vllm.LLM(model=resolve_model_name_or_path(model_name_or_path), seed=seed or 0, **llm_kwargs)
 
-    def sampling_params(self, n: int, max_new_tokens: int, temperature: float, top_p: float, stop, seed):
-        """vLLM ``SamplingParams`` for one conversation (kept separate so the request can be tested)."""
+    def sampling_params(
+        self, n: int, max_new_tokens: int, temperature: float, top_p: float, stop, seed, grammar: str | None = None
+    ):
+        """vLLM ``SamplingParams`` for one conversation (kept separate so the request can be tested).
+
+        A ``grammar`` (Lark) goes through vLLM's structured outputs:
+        ``SamplingParams(structured_outputs=StructuredOutputsParams(grammar=...))`` (vLLM >= 0.10.2), or
+        on older versions ``SamplingParams(guided_decoding=GuidedDecodingParams(grammar=...))``. vLLM's
+        xgrammar backend converts Lark to its EBNF, its guidance backend (llguidance) reads Lark as is.
+        """
+        options = {}
+        if grammar is not None:
+            sampling = getattr(self._vllm, "sampling_params", None)
+            structured = getattr(sampling, "StructuredOutputsParams", None)
+            if structured is not None:
+                options["structured_outputs"] = structured(grammar=grammar)
+            else:
+                options["guided_decoding"] = sampling.GuidedDecodingParams(grammar=grammar)
         return self._vllm.SamplingParams(
             n=n,
             temperature=temperature,
@@ -242,6 +346,7 @@ class VLLMBackend:
             stop=list(stop) or None,
             include_stop_str_in_output=True,
             seed=seed,
+            **options,
         )
 
     def generate(
@@ -254,10 +359,11 @@ class VLLMBackend:
         top_p: float = 1.0,
         stop: Sequence[str] = (),
         seed: int | None = None,
+        grammar: str | None = None,
     ) -> list[list[str]]:
         seed = self.seed if seed is None else seed
         params = [
-            self.sampling_params(n, max_new_tokens, t, top_p, stop, None if seed is None else seed + i)
+            self.sampling_params(n, max_new_tokens, t, top_p, stop, None if seed is None else seed + i, grammar)
             for i, t in enumerate(per_row(temperature, len(conversations)))
         ]
         outputs = self.llm.chat(list(conversations), sampling_params=params, use_tqdm=False)
@@ -272,9 +378,23 @@ class OpenAIBackend:
     sent as ``stop`` and put back at the end of the text when the server reports which one ended it
     (vLLM's ``stop_reason``), so completions look the same on every backend.
 
+    A ``grammar`` is sent in the request field the server reads, chosen by ``grammar_field``:
+
+    * ``"structured_outputs"`` (default): ``{"structured_outputs": {"grammar": <lark>}}``, vLLM >= 0.10.2;
+    * ``"guided_grammar"``: ``{"guided_grammar": <lark>}``, older vLLM (removed in vLLM 0.12);
+    * ``"ebnf"``: ``{"ebnf": <gbnf>}``, SGLang (the grammar is converted with
+      :func:`ladder_hf.variants.grammar.lark_to_gbnf`, so it must be one that module wrote).
+
+    A server that refuses it (HTTP 400/422 on a request that carried a grammar) gets the request again
+    without it: generation goes on unconstrained, the first refusal is logged as a warning, later
+    requests skip the grammar, and ``grammar_refusals`` counts them. Unconstrained text is then
+    parsed and counted by the caller as usual.
+
     Example:
         >>> backend = OpenAIBackend("http://127.0.0.1:8000/v1", "Qwen/Qwen2.5-7B-Instruct")  # doctest: +SKIP
     """
+
+    GRAMMAR_FIELDS = ("structured_outputs", "guided_grammar", "ebnf")
 
     def __init__(
         self,
@@ -284,11 +404,17 @@ class OpenAIBackend:
         max_workers: int = 8,
         timeout: float = 120.0,
         retries: int = 3,
+        grammar_field: str = "structured_outputs",
     ):
         import requests
         from requests.adapters import HTTPAdapter
         from urllib3.util.retry import Retry
 
+        if grammar_field not in self.GRAMMAR_FIELDS:
+            raise ValueError(f"grammar_field must be one of {', '.join(self.GRAMMAR_FIELDS)}, got {grammar_field!r}")
+        self.grammar_field = grammar_field
+        self.grammar_refused: str | None = None  # the server's answer the first time it refused a grammar
+        self.grammar_refusals = 0  # requests sent again (or straight away) without their grammar
         self.base_url = base_url.rstrip("/")
         self.model_name = model
         self.timeout = timeout
@@ -304,8 +430,18 @@ class OpenAIBackend:
         if key:
             self.session.headers["Authorization"] = f"Bearer {key}"
 
-    def request(self, messages: list[dict], n: int, max_new_tokens: int, temperature: float, top_p: float, stop, seed):
-        """The JSON body of one chat completions request."""
+    def request(
+        self,
+        messages: list[dict],
+        n: int,
+        max_new_tokens: int,
+        temperature: float,
+        top_p: float,
+        stop,
+        seed,
+        grammar: str | None = None,
+    ):
+        """The JSON body of one chat completions request (``grammar`` in the field ``grammar_field`` names)."""
         payload = {
             "model": self.model_name,
             "messages": messages,
@@ -318,10 +454,36 @@ class OpenAIBackend:
             payload["stop"] = list(stop)
         if seed is not None:
             payload["seed"] = seed
+        if grammar is not None:
+            if self.grammar_field == "structured_outputs":
+                payload["structured_outputs"] = {"grammar": grammar}
+            elif self.grammar_field == "guided_grammar":
+                payload["guided_grammar"] = grammar
+            else:
+                from ladder_hf.variants.grammar import lark_to_gbnf
+
+                payload["ebnf"] = lark_to_gbnf(grammar)
         return payload
 
     def _one(self, payload: dict) -> list[str]:
+        constrained = self.grammar_field in payload
+        if constrained and self.grammar_refused is not None:  # known to refuse: don't ask twice per request
+            payload = {k: v for k, v in payload.items() if k != self.grammar_field}
+            self.grammar_refusals += 1
         resp = self.session.post(f"{self.base_url}/chat/completions", json=payload, timeout=self.timeout)
+        if resp.status_code in (400, 422) and self.grammar_field in payload:
+            # A server without structured outputs for this field (or this grammar): go on unconstrained.
+            if self.grammar_refused is None:
+                self.grammar_refused = f"HTTP {resp.status_code}: {resp.text[:300]}"
+                logger.warning(
+                    "%s refused the grammar in %r (%s); generating unconstrained from now on",
+                    self.base_url,
+                    self.grammar_field,
+                    self.grammar_refused,
+                )
+            self.grammar_refusals += 1
+            payload = {k: v for k, v in payload.items() if k != self.grammar_field}
+            resp = self.session.post(f"{self.base_url}/chat/completions", json=payload, timeout=self.timeout)
         if resp.status_code != 200:
             raise RuntimeError(f"chat completions request failed: HTTP {resp.status_code}: {resp.text[:300]}")
         texts = []
@@ -343,10 +505,11 @@ class OpenAIBackend:
         top_p: float = 1.0,
         stop: Sequence[str] = (),
         seed: int | None = None,
+        grammar: str | None = None,
     ) -> list[list[str]]:
         temps = per_row(temperature, len(conversations))
         payloads = [
-            self.request(c, n, max_new_tokens, t, top_p, stop, None if seed is None else seed + i)
+            self.request(c, n, max_new_tokens, t, top_p, stop, None if seed is None else seed + i, grammar)
             for i, (c, t) in enumerate(zip(conversations, temps, strict=True))
         ]
         with ThreadPoolExecutor(self.max_workers) as pool:
@@ -364,6 +527,7 @@ def load_backend(
     seed: int | None = None,
     model=None,
     tokenizer=None,
+    grammar_field: str = "structured_outputs",
 ) -> GenerationBackend:
     """The backend named ``backend`` (one of :data:`BACKENDS`) for a model: how every command builds one.
 
@@ -381,5 +545,5 @@ def load_backend(
     if backend == "openai":
         if not base_url or not model_name_or_path:
             raise ValueError("the openai backend needs base_url and a model name")
-        return OpenAIBackend(base_url, model_name_or_path)
+        return OpenAIBackend(base_url, model_name_or_path, grammar_field=grammar_field)
     raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")

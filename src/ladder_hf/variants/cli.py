@@ -66,6 +66,8 @@ def _build_generator(args):
         device=args.device,
         variants_per_prompt=args.variants_per_prompt,
         max_new_tokens=args.max_new_tokens,
+        constrained=args.constrained,
+        grammar_field=args.grammar_field,
     )
 
 
@@ -129,6 +131,19 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--batch-parents", type=int, default=16, help="parents expanded per generation call")
     g.add_argument("--batch-size", type=int, default=32, help="prompts per forward batch (transformers backend)")
     g.add_argument("--max-new-tokens", type=int, default=256)
+    g.add_argument(
+        "--constrained",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="constrain model decoding to the variant grammar so every variant parses (default: on; "
+        "--no-constrained samples freely and counts what does not parse)",
+    )
+    g.add_argument(
+        "--grammar-field",
+        choices=["structured_outputs", "guided_grammar", "ebnf"],
+        default="structured_outputs",
+        help="request field for the grammar on --backend openai: vLLM >= 0.10.2, older vLLM, SGLang",
+    )
     g.add_argument("--device", default=None)
     g.add_argument("--sympy-timeout", type=float, default=5.0, help="seconds sympy.integrate gets per node")
     g.add_argument("--no-sympy", action="store_true", help="skip the sympy solvability check")

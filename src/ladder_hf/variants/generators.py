@@ -14,6 +14,11 @@ that ignore the tags, from list-like lines) and parsed with
 :func:`ladder_hf.verifier.parse_math`; text that does not parse is kept as a candidate with
 ``expr=None`` so the funnel counts it, then dropped.
 
+By default (``constrained=True``) decoding is constrained to the variant grammar
+(:func:`ladder_hf.variants.grammar.variant_grammar`): the model can only write up to
+``variants_per_prompt`` lines ``<variant>EXPR</variant>`` in a bounded sympy-syntax subset of the
+verifier's language, so what it writes parses. ``constrained=False`` samples freely (parse-and-count).
+
 Example:
     >>> from ladder_hf.generation import TransformersBackend
     >>> from ladder_hf.variants import ModelVariantGenerator
@@ -124,6 +129,16 @@ class ModelVariantGenerator:
     max_new_tokens: int = 256
     seed: int = 0
     name: str = ""
+    constrained: bool = True
+
+    @property
+    def grammar(self) -> str | None:
+        """The Lark grammar passed to the backend (``None`` when ``constrained`` is off)."""
+        if not self.constrained:
+            return None
+        from ladder_hf.variants.grammar import variant_grammar
+
+        return variant_grammar(self.variants_per_prompt)
 
     def __post_init__(self):
         if not self.name:
@@ -152,8 +167,12 @@ class ModelVariantGenerator:
 
     def propose(self, parents: list[dict], num_variants: int) -> list[list[Candidate]]:
         specs = self.build_prompts(parents, num_variants)
+        options = {"grammar": self.grammar} if self.constrained else {}  # backends without grammar= still work
         samples = self.backend.generate(
-            [s.messages for s in specs], temperature=[s.temperature for s in specs], max_new_tokens=self.max_new_tokens
+            [s.messages for s in specs],
+            temperature=[s.temperature for s in specs],
+            max_new_tokens=self.max_new_tokens,
+            **options,
         )
         completions = [texts[0] for texts in samples]
         self.last_completions = completions
@@ -201,9 +220,14 @@ def make_generator(
     tokenizer=None,
     variants_per_prompt: int = 5,
     max_new_tokens: int = 256,
+    constrained: bool = True,
+    grammar_field: str = "structured_outputs",
 ):
     """The variant generator every command builds: ``"symbolic"`` (no model) or ``"model"`` (LADDER's
     model-written variants through a generation backend, given by name or as an existing backend).
+    ``constrained`` (default on) constrains model decoding to the variant grammar; ``grammar_field``
+    is the request field an OpenAI-compatible server reads it from (see
+    :class:`~ladder_hf.generation.OpenAIBackend`).
 
     Example:
         >>> make_generator("symbolic", seed=1).seed
@@ -227,7 +251,12 @@ def make_generator(
             seed=seed,
             model=model,
             tokenizer=tokenizer,
+            grammar_field=grammar_field,
         )
     return ModelVariantGenerator(
-        backend, variants_per_prompt=variants_per_prompt, max_new_tokens=max_new_tokens, seed=seed
+        backend,
+        variants_per_prompt=variants_per_prompt,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        constrained=constrained,
     )

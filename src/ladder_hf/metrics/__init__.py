@@ -35,9 +35,10 @@ import hashlib
 import logging
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from ladder_hf.store import atomic_write
 
 if TYPE_CHECKING:
     import evaluate
@@ -204,26 +205,15 @@ def _write_shim(target: Path, source: str) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         init = folder / "__init__.py"
         if not init.exists():
-            _atomic_write(init, "")
+            atomic_write(init, "")
     if not target.is_file() or target.read_text(encoding="utf-8") != source:
-        _atomic_write(target, source)
+        atomic_write(target, source)
     _make_newest(target)
 
 
 def _check_name(name: str) -> None:
     if name not in METRIC_NAMES:
         raise ValueError(f"unknown ladder_hf metric {name!r}; available: {list(METRIC_NAMES)}")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _make_newest(target: Path) -> None:

@@ -18,9 +18,9 @@ from datasets import Dataset
 from ladder_hf.callbacks import RewardTimer
 from ladder_hf.configs import ScriptArguments
 from ladder_hf.grpo import make_parser
+from ladder_hf.problems import DEFAULT_SYSTEM_PROMPT
 from ladder_hf.trainer import ladder_card_section
 from ladder_hf.training_data import add_prompts, load_variant_dataset, order_by_curriculum
-from ladder_hf.problems import DEFAULT_SYSTEM_PROMPT
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "grpo.py"

@@ -536,3 +536,14 @@ def test_a_variant_folder_is_not_merged_with_another_run(tmp_path):
     assert [n["id"] for n in after] == [n["id"] for n in first]  # the refused run changed nothing
     grown = generate_tree(PROBLEMS[:2], SymbolicGenerator(seed=0), 1, out, variants_per_node=2, quality=qc, extend=True)
     assert {n["root_id"] for n in grown} == {p["id"] for p in PROBLEMS[:2]}
+
+
+def test_cli_refuses_to_merge_runs_in_one_folder(tmp_path):
+    from ladder_hf.variants.cli import main
+
+    out = str(tmp_path / "tree")
+    base = ["generate", "--generator", "symbolic", "--no-sympy", "--no-progress", "--out", out]
+    assert main([*base, "--problems", "x**2*exp(x)", "--depth", "1", "--variants-per-node", "2"]) == 0
+    with pytest.raises(SystemExit, match=r"other depth, problems.*--extend"):
+        main([*base, "--problems", "x**3*sin(x)", "--depth", "2", "--variants-per-node", "2"])
+    assert main([*base, "--problems", "x**3*sin(x)", "--depth", "1", "--variants-per-node", "2", "--extend"]) == 0

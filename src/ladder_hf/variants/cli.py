@@ -73,24 +73,28 @@ def _build_generator(args):
 
 def _generate(args) -> int:
     from ladder_hf.variants.quality import QualityConfig
-    from ladder_hf.variants.tree import generate_tree, read_funnel
+    from ladder_hf.variants.tree import RunMismatchError, generate_tree, read_funnel
 
     problems = resolve_problems(args.problems)
     protect = resolve_problems(args.protect) if args.protect else None
     generator = _build_generator(args)
     quality = QualityConfig(sympy_timeout=args.sympy_timeout, check_solvable=not args.no_sympy)
-    nodes = generate_tree(
-        problems,
-        generator,
-        depth=args.depth,
-        out_dir=args.out,
-        protect=protect,
-        variants_per_node=args.variants_per_node,
-        max_nodes_per_root=args.max_nodes_per_root,
-        batch_parents=args.batch_parents,
-        quality=quality,
-        progress=not args.no_progress,
-    )
+    try:
+        nodes = generate_tree(
+            problems,
+            generator,
+            depth=args.depth,
+            out_dir=args.out,
+            protect=protect,
+            variants_per_node=args.variants_per_node,
+            max_nodes_per_root=args.max_nodes_per_root,
+            batch_parents=args.batch_parents,
+            quality=quality,
+            progress=not args.no_progress,
+            extend=args.extend,
+        )
+    except RunMismatchError as err:
+        raise SystemExit(f"ladder-hf variants generate: {err}") from None
     funnel = read_funnel(args.out)
     per_depth: dict[int, int] = {}
     for n in nodes:
@@ -149,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-sympy", action="store_true", help="skip the sympy solvability check")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--no-progress", action="store_true")
+    g.add_argument(
+        "--extend", action="store_true", help="grow an existing --out folder with other settings or problems"
+    )
 
     p = sub.add_parser("push", help="publish a variants folder as a versioned, tagged Hub dataset")
     p.add_argument("folder")

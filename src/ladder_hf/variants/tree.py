@@ -57,6 +57,10 @@ RUN_FILE = "run.json"
 FUNNEL_STAGES = ("requested", "generated", "parsed", "sane", "unique", "clean", "kept")
 
 
+class RunMismatchError(ValueError):
+    """An output folder holds a variant run with other settings or problems (see ``generate_tree(extend=)``)."""
+
+
 def root_id(problem: dict) -> str:
     """The problem's ``id``, or a stable hash of its integrand and bounds."""
     if problem.get("id"):
@@ -374,7 +378,7 @@ def generate_tree(
         changed = sorted(k for k in settings if previous.get(k) != settings[k] and k != "skipped_problems")
         if changed and not extend:
             # resuming is only safe with the same run: anything else would merge two trees silently
-            raise ValueError(
+            raise RunMismatchError(
                 f"{out_dir} holds a variant run with other {', '.join(changed)}; use another output folder, "
                 "or pass extend=True (--extend) to grow it with these settings"
             )

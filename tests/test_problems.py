@@ -258,3 +258,20 @@ def test_one_prompt_builder_for_every_command():
         "<answer>x**2/2</answer>",
         "x on [0, 1]",
     ]
+
+
+def test_training_sets_leave_out_rows_equivalent_to_the_test_year():
+    from ladder_hf.problems import TEST_YEARS
+
+    train = load_problems("mit-train")
+    everything = load_problems("mit-train", include_overlaps=True)
+    assert {p["year"] for p in everything}.isdisjoint(TEST_YEARS)
+    left_out = {p.id: p["overlap"] for p in everything if "overlap" in p}
+    # the audit's cases: the same function as 2025 Q7, a constant multiple of Q16, a form of Q1
+    assert left_out["mit-2013-q03"]["overlaps"] == "mit-2025-q07"
+    assert left_out["mit-2016-q06"]["overlaps"] == "mit-2025-q16"
+    assert left_out["mit-2024-q20"]["overlaps"] == "mit-2025-q01"
+    assert len(train) == len(everything) - len(left_out) and not any("overlap" in p for p in train)
+    ug = {p.id: p for p in load_problems("undergrad")}  # the full set keeps every row, marked
+    assert ug["ug-100"]["overlap"]["kind"] == "test_equivalent" and "overlap" not in ug["ug-001"]
+    assert {"ug-017", "ug-100", "ug-101", "ug-110", "ug-102"}.isdisjoint(p.id for p in load_problems("undergrad-train"))

@@ -294,22 +294,38 @@ def build_messages(
 
 @dataclass(frozen=True)
 class ProblemSet:
-    """A bundled problem set: rows of a file in ``ladder_hf/data`` that pass ``where``."""
+    """A bundled problem set: rows of a file in ``ladder_hf/data`` that pass ``where``. Every row carries
+    its record from ``overlaps.jsonl`` under ``overlap`` when it has one; a training set
+    (``exclude_overlaps``) leaves those rows out: rows equivalent to a shipped test year, rows the guard
+    could not judge, and duplicates of earlier rows (``dataset_scripts/find_overlaps.py`` finds them)."""
 
     name: str
     file: str
     where: Callable[[Mapping[str, Any]], bool] | None = None
     description: str = ""
+    exclude_overlaps: bool = False
 
-    def rows(self) -> list[dict]:
-        return [dict(r) for r in _read(self.file) if self.where is None or self.where(r)]
+    def rows(self, include_overlaps: bool = False) -> list[dict]:
+        overlaps = _overlaps()
+        rows = [
+            {**r, "overlap": overlaps[r["id"]]} if r["id"] in overlaps else dict(r)
+            for r in _read(self.file)
+            if self.where is None or self.where(r)
+        ]
+        if self.exclude_overlaps and not include_overlaps:
+            rows = [r for r in rows if "overlap" not in r]
+        return rows
 
 
 PROBLEM_SETS: dict[str, ProblemSet] = {}
 
 
 def register_problem_set(
-    name: str, file: str, where: Callable[[Mapping[str, Any]], bool] | None = None, description: str = ""
+    name: str,
+    file: str,
+    where: Callable[[Mapping[str, Any]], bool] | None = None,
+    description: str = "",
+    exclude_overlaps: bool = False,
 ) -> ProblemSet:
     """Make a bundled set loadable by name (one line per set; see the calls below).
 
@@ -320,14 +336,38 @@ def register_problem_set(
         True
         >>> del PROBLEM_SETS["mit-2024-defs"]
     """
-    PROBLEM_SETS[name] = ProblemSet(name, file, where, description)
+    PROBLEM_SETS[name] = ProblemSet(name, file, where, description, exclude_overlaps)
     return PROBLEM_SETS[name]
 
 
+# The years held out for evaluation; training sets leave out rows equivalent to their problems.
+TEST_YEARS = (2025,)
 _MIT, _UNDERGRAD = "mit_integration_bee.jsonl", "undergrad_integrals.jsonl"
 register_problem_set("mit", _MIT, description="MIT Integration Bee qualifiers, every year bundled")
-register_problem_set("mit-train", _MIT, lambda r: 2010 <= int(r["year"]) <= 2024, "qualifiers 2010-2024")
+register_problem_set(
+    "mit-train",
+    _MIT,
+    lambda r: int(r["year"]) not in TEST_YEARS,
+    "qualifiers of the training years, without rows equivalent to a test-year problem",
+    exclude_overlaps=True,
+)
 register_problem_set("undergrad", _UNDERGRAD, description="undergraduate integrals with sympy answers")
+register_problem_set(
+    "undergrad-train",
+    _UNDERGRAD,
+    description="undergraduate integrals without duplicates and rows equivalent to a test-year problem",
+    exclude_overlaps=True,
+)
+
+
+@cache
+def _overlaps() -> dict[str, dict]:
+    try:
+        text = resources.files("ladder_hf").joinpath("data", "overlaps.jsonl").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    records = (json.loads(line) for line in text.splitlines() if line.strip())
+    return {r["id"]: {k: v for k, v in r.items() if k != "id"} for r in records}
 
 
 @cache
@@ -353,9 +393,9 @@ def available_sets() -> list[str]:
     return sorted({*PROBLEM_SETS, *(f"mit-{y}" for y in years)})
 
 
-def _read_rows(name: str) -> list[dict]:
+def _read_rows(name: str, include_overlaps: bool = False) -> list[dict]:
     if name in PROBLEM_SETS:
-        return PROBLEM_SETS[name].rows()
+        return PROBLEM_SETS[name].rows(include_overlaps)
     year = _year_set(name)
     if year is not None:
         return year.rows()
@@ -378,16 +418,20 @@ def _read_rows(name: str) -> list[dict]:
     )
 
 
-def load_problems(name: str = "mit-2025", verified_only: bool = False) -> list[Problem]:
-    """Problems of a bundled set (``mit``, ``mit-YYYY``, ``mit-train`` (2010-2024), ``undergrad``, or any
-    :func:`register_problem_set` name), a JSONL/JSON file of rows, a local dataset folder or parquet file,
-    or a Hub dataset id (its ``test`` split, else its first).
+def load_problems(name: str = "mit-2025", verified_only: bool = False, include_overlaps: bool = False) -> list[Problem]:
+    """Problems of a bundled set (``mit``, ``mit-YYYY``, ``mit-train``, ``undergrad``, ``undergrad-train``,
+    or any :func:`register_problem_set` name), a JSONL/JSON file of rows, a local dataset folder or parquet
+    file, or a Hub dataset id (its ``test`` split, else its first). The training sets leave out the rows
+    recorded in ``overlaps.jsonl`` unless ``include_overlaps``.
 
     Example:
         >>> len(load_problems("mit-2025"))
         20
+        >>> train = load_problems("mit-train")
+        >>> any(p.id == "mit-2013-q03" for p in train)  # the same function as mit-2025-q07
+        False
     """
-    problems = as_problems(_read_rows(name))
+    problems = as_problems(_read_rows(name, include_overlaps))
     if not problems:
         raise ValueError(f"problem set {name!r} has no problems")
     if verified_only:

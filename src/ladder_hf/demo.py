@@ -524,7 +524,7 @@ def render_report(summary: dict) -> str:
     lines += [
         "![reward per step](plots/reward.png)",
         "",
-        "<details><summary>System prompt used for training and evaluation</summary>",
+        "<details><summary>Prompt used for training and evaluation (system turn, then the example turns)</summary>",
         "",
         "```text",
         summary.get("system_prompt", ""),

@@ -11,13 +11,21 @@ only dispatches, so ``ladder-hf --help`` stays fast (nothing heavy is imported u
     ladder-hf train --config ...         # LADDER GRPO training      (ladder_hf.grpo)
     ladder-hf ttrl --config ...          # test-time RL              (ladder_hf.ttrl)
     ladder-hf demo                       # the whole pipeline, end to end (ladder_hf.demo)
+
+Everyday mistakes (a missing file, an unknown problem set, a refused output folder) end with one line
+on stderr and exit code 2; ``--debug`` (anywhere on the line) or ``LADDER_HF_DEBUG=1`` shows the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+# What a user's typo raises (our own checks raise these with a message that names the thing and the fix);
+# anything else is a bug and keeps its traceback.
+EVERYDAY_ERRORS = (ValueError, KeyError, FileNotFoundError, NotADirectoryError, PermissionError, ImportError)
 
 # name -> (module, help). Each module exposes ``main(argv: list[str] | None) -> int | None``.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -47,8 +55,17 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
         parser.error(f"unknown command {command!r}; choose from {', '.join(COMMANDS)}")
+    debug = "--debug" in rest or os.environ.get("LADDER_HF_DEBUG") == "1"
+    rest = [a for a in rest if a != "--debug"]
     module = importlib.import_module(COMMANDS[command][0])
-    result = module.main(rest)
+    try:
+        result = module.main(rest)
+    except EVERYDAY_ERRORS as err:
+        if debug:
+            raise
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"ladder-hf {command}: error: {message} (--debug shows the traceback)", file=sys.stderr)
+        return 2
     return int(result or 0)
 
 

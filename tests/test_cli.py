@@ -1,0 +1,30 @@
+"""The command line: everyday mistakes end with one line and exit code 2; --debug keeps the traceback."""
+
+from __future__ import annotations
+
+import pytest
+
+from ladder_hf.cli import main
+
+
+def test_a_mistyped_problem_set_is_one_line_and_exit_2(tmp_path, capsys):
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--problem_set", "mit-2052", "--output_dir", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0]
+    assert err[0].startswith("ladder-hf evaluate: error: unknown problem set 'mit-2052'; choose from")
+    assert "mit-2025" in err[0] and not out.exists()
+
+
+def test_debug_shows_the_traceback(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="unknown problem set"):
+        main(["evaluate", "--problem_set", "mit-2052", "--output_dir", str(tmp_path / "e"), "--debug"])
+    monkeypatch.setenv("LADDER_HF_DEBUG", "1")
+    with pytest.raises(ValueError, match="unknown problem set"):
+        main(["evaluate", "--problem_set", "mit-2052", "--output_dir", str(tmp_path / "e")])
+
+
+def test_a_missing_problem_file_names_the_file(tmp_path, capsys):
+    missing = tmp_path / "nope.jsonl"
+    assert main(["evaluate", "--problem_set", str(missing), "--output_dir", str(tmp_path / "e")]) == 2
+    assert "nope.jsonl" in capsys.readouterr().err

@@ -28,3 +28,17 @@ def test_a_missing_problem_file_names_the_file(tmp_path, capsys):
     missing = tmp_path / "nope.jsonl"
     assert main(["evaluate", "--problem_set", str(missing), "--output_dir", str(tmp_path / "e")]) == 2
     assert "nope.jsonl" in capsys.readouterr().err
+
+
+def test_trl_flag_names_and_dash_aliases_are_accepted():
+    from transformers import HfArgumentParser
+
+    from ladder_hf.demo import DemoConfig
+    from ladder_hf.evaluation import EvaluationConfig
+
+    (evaluation,) = HfArgumentParser(EvaluationConfig).parse_args_into_dataclasses(
+        args=["--model_name_or_path", "org/model", "--output-dir", "out", "--problem-set", "mit-2024"]
+    )
+    assert (evaluation.model, evaluation.output_dir, evaluation.problem_set) == ("org/model", "out", "mit-2024")
+    (demo,) = HfArgumentParser(DemoConfig).parse_args_into_dataclasses(args=["--model-name-or-path", "org/m"])
+    assert demo.model == "org/m"

@@ -82,7 +82,10 @@ class DemoConfig:
     output_dir: str = field(default="ladder_demo", metadata={"help": "Report folder; every stage writes under it."})
     model: str = field(
         default="default",
-        metadata={"help": "Model to train: 'default' (embedded SmolLM2-135M-Instruct), a Hub id or a local path."},
+        metadata={
+            "help": "Model to train: 'default' (embedded SmolLM2-135M-Instruct), a Hub id or a local path.",
+            "aliases": ["--model_name_or_path", "--model-name-or-path"],  # TRL's name for it
+        },
     )
     problem_set: str = field(
         default="undergrad", metadata={"help": "Bundled problem set (undergrad, mit-2025, ...) or a .jsonl of rows."}

@@ -59,7 +59,10 @@ class EvaluationConfig:
 
     model: str = field(
         default="default",
-        metadata={"help": "Model to evaluate: 'default' (embedded SmolLM2-135M-Instruct), a Hub id or a local path."},
+        metadata={
+            "help": "Model to evaluate: 'default' (embedded SmolLM2-135M-Instruct), a Hub id or a local path.",
+            "aliases": ["--model_name_or_path", "--model-name-or-path"],  # TRL's name for it
+        },
     )
     problem_set: str = field(
         default="mit-2025",

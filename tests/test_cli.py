@@ -42,3 +42,20 @@ def test_trl_flag_names_and_dash_aliases_are_accepted():
     assert (evaluation.model, evaluation.output_dir, evaluation.problem_set) == ("org/model", "out", "mit-2024")
     (demo,) = HfArgumentParser(DemoConfig).parse_args_into_dataclasses(args=["--model-name-or-path", "org/m"])
     assert demo.model == "org/m"
+
+
+def test_grpo_recipe_without_arguments_runs_the_cpu_recipe_and_help_lists_configs():
+    import importlib.util
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "grpo.py"
+    spec = importlib.util.spec_from_file_location("grpo_recipe", recipe)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.resolve_argv([], has_gpu=False) == ["--config", str(module.CPU_CONFIG)]
+    assert module.CPU_CONFIG.is_file()
+    assert module.resolve_argv([], has_gpu=True) == [] and module.resolve_argv(["--x"], False) == ["--x"]
+    help_text = subprocess.run([sys.executable, str(recipe), "--help"], capture_output=True, text=True, timeout=300)
+    assert help_text.returncode == 0 and "smollm2_cpu.yaml" in help_text.stdout

@@ -115,7 +115,7 @@ def test_registry():
     assert set(REWARD_FUNCS) >= {"integration", "format"}
     assert get_reward_funcs(["integration", "format"]) == [integration_reward, format_reward]
     assert get_reward_funcs("format,integration") == [format_reward, integration_reward]
-    with pytest.raises(ValueError, match="available"):
+    with pytest.raises(ValueError, match=r"unknown reward function 'accuracy'; ours"):
         get_reward_funcs(["accuracy"])
 
 
@@ -188,3 +188,14 @@ def test_problem_side_failures_are_none_not_zero():
     assert sum(UNSCORED_COUNTS.values()) - before == 3
     (timed,) = get_reward_funcs(["integration"], verifier_timeout=7.0)
     assert timed.keywords["timeout"] == 7.0 and timed.__name__ == "integration_reward"
+
+
+def test_reward_names_ours_trls_and_import_paths():
+    from ladder_hf.rewards import get_reward_funcs
+
+    funcs = get_reward_funcs("integration, think_format_reward, ladder_hf.rewards.format_reward")
+    assert [f.__name__ for f in funcs] == ["integration_reward", "think_format_reward", "format_reward"]
+    with pytest.raises(ValueError, match=r"unknown reward function 'integraton'; ours: .*TRL's"):
+        get_reward_funcs(["integraton"])
+    with pytest.raises(ValueError, match=r"cannot import reward function 'no_such_module\.reward'"):
+        get_reward_funcs(["no_such_module.reward"])

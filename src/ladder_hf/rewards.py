@@ -242,20 +242,50 @@ REWARD_FUNCS: dict[str, Callable] = {
 _TIMED = (integration_reward, async_integration_reward)
 
 
+# TRL's own reward functions by name, as `trl grpo --reward_funcs` accepts them (factories excluded: they
+# need arguments)
+_TRL_REWARDS = ("accuracy_reward", "reasoning_accuracy_reward", "think_format_reward")
+
+
+def _resolve(name: str) -> Callable:
+    if name in REWARD_FUNCS:
+        return REWARD_FUNCS[name]
+    if name in _TRL_REWARDS:
+        import trl.rewards
+
+        return getattr(trl.rewards, name)
+    module, _, attr = name.rpartition(".")
+    if module:
+        import importlib
+
+        try:
+            func = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as err:
+            raise ValueError(f"cannot import reward function {name!r}: {err}") from None
+        if not callable(func):
+            raise ValueError(f"reward function {name!r} is not callable")
+        return func
+    raise ValueError(
+        f"unknown reward function {name!r}; ours: {sorted(REWARD_FUNCS)}, TRL's: {list(_TRL_REWARDS)}, "
+        "or a dotted import path (my_module.my_reward)"
+    )
+
+
 def get_reward_funcs(names: list[str], verifier_timeout: float = DEFAULT_TIMEOUT) -> list[Callable]:
-    """Reward functions by registry name (see :data:`REWARD_FUNCS`), in order; the integration rewards get
-    ``verifier_timeout`` seconds per answer (the recipes' ``--verifier_timeout``).
+    """Reward functions by name, in order: ours (:data:`REWARD_FUNCS`), TRL's built-in ones
+    (``think_format_reward``, ...) or a dotted import path (``my_pkg.rewards.length_reward``), as
+    ``trl grpo --reward_funcs`` accepts them. The integration rewards get ``verifier_timeout`` seconds per
+    answer (the recipes' ``--verifier_timeout``).
 
     Example:
         >>> [f.__name__ for f in get_reward_funcs(["integration", "format"], verifier_timeout=5.0)]
         ['integration_reward', 'format_reward']
+        >>> [f.__name__ for f in get_reward_funcs(["think_format_reward", "ladder_hf.rewards.format_reward"])]
+        ['think_format_reward', 'format_reward']
     """
     if isinstance(names, str):
         names = [n.strip() for n in names.split(",") if n.strip()]
-    unknown = [n for n in names if n not in REWARD_FUNCS]
-    if unknown:
-        raise ValueError(f"unknown reward function(s) {unknown}; available: {sorted(REWARD_FUNCS)}")
-    funcs = [REWARD_FUNCS[n] for n in names]
+    funcs = [_resolve(n) for n in names]
     if verifier_timeout != DEFAULT_TIMEOUT:
         funcs = [_with_timeout(f, verifier_timeout) if f in _TIMED else f for f in funcs]
     return funcs

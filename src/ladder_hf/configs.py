@@ -60,7 +60,8 @@ class ScriptArguments(trl.ScriptArguments):
         indefinite_template, definite_template (`str`):
             The user turn for a problem (``{integrand}``, ``{lower}``, ``{upper}`` are filled).
         reward_funcs (`list[str]`, *optional*, defaults to `["integration", "format"]`):
-            Rewards by name from ``ladder_hf.rewards.REWARD_FUNCS``; weights go in ``GRPOConfig.reward_weights``.
+            Rewards by name: ours (``ladder_hf.rewards.REWARD_FUNCS``), TRL's (``think_format_reward``, ...) or a
+            dotted import path; weights go in ``GRPOConfig.reward_weights``.
         verifier_timeout (`float`, *optional*, defaults to `2.0`):
             Seconds the verifier may spend on one answer (a timed-out answer gets one retry at 4x).
 
@@ -126,7 +127,8 @@ class ScriptArguments(trl.ScriptArguments):
     reward_funcs: list[str] = field(
         default_factory=lambda: ["integration", "format"],
         metadata={
-            "help": "Reward functions by name from ladder_hf.rewards.REWARD_FUNCS (e.g. `integration`, `format`). "
+            "help": "Reward functions: our names (`integration`, `format`), TRL's (`think_format_reward`, ...) or "
+            "a dotted import path (`my_pkg.rewards.my_reward`). "
             "Weights go in GRPOConfig's --reward_weights, one per function."
         },
     )
@@ -225,7 +227,7 @@ class TTRLArguments:
     sample_temperature: float = field(default=0.7, metadata={"help": "Sampling temperature of test-problem answers."})
     reward_funcs: list[str] = field(
         default_factory=lambda: ["integration", "format"],
-        metadata={"help": "Reward function names from ladder_hf.rewards.REWARD_FUNCS."},
+        metadata={"help": "Reward functions: our names, TRL's or dotted import paths (as in recipes/grpo.py)."},
     )
     verifier_timeout: float = field(
         default=2.0,

@@ -151,3 +151,22 @@ def test_clean_root_tree_guarded_per_node(tmp_path):
     rejected = load_ladder_dataset(out, "rejected", cache_dir=str(tmp_path / "cache"))
     assert rejected["integrand"] == ["exp(x)*sin(x)"] and rejected["contaminated_with"] == ["T"]
     assert "x -> x - 1" in rejected["qc_reason"][0]
+
+
+def test_the_card_states_what_the_guard_protected_and_removed(tmp_path):
+    from ladder_hf.problems import load_problems
+    from ladder_hf.variants import QualityConfig, generate_tree, make_generator
+    from ladder_hf.variants.card import prepare_variants
+
+    out = str(tmp_path / "tree")
+    roots = [p for p in load_problems("mit-train", include_overlaps=True) if p.id in ("mit-2013-q03", "mit-2014-q01")]
+    generate_tree(
+        roots, make_generator("symbolic"), 1, out, protect=load_problems("mit-2025"), variants_per_node=3,
+        quality=QualityConfig(check_solvable=False), progress=False,
+    )  # fmt: skip
+    _, card = prepare_variants(out, "org/variants", "v1.0", cache_dir=str(tmp_path / "cache"))
+    text = str(card)
+    guard = text[text.index("## Contamination guard") :]
+    assert "Protected problems: **20** (mit-2025-q01" in guard
+    assert "| roots equivalent to a protected problem | 1 |" in guard
+    assert "| numerically equivalent | 1 |" in guard

@@ -96,6 +96,25 @@ parsed by the safe parser, numerically sane, numerically unique, not contaminate
 |---|---:|
 {% for stage, count in funnel.items() %}| {{ stage }} | {{ count }} |
 {% endfor %}
+{% endif %}{% if guard %}## Contamination guard
+
+Protected problems: **{{ guard.protected | length }}**
+{%- if guard.protected %} ({{ guard.protected[:20] | join(", ") }}
+{%- if guard.protected | length > 20 %}, ...{% endif %}){% endif %}.
+A variant equal to one of them up to an affine change of variable, a constant factor, an
+added constant or a rewrite is rejected; a root equivalent to one is kept out of every training config
+with its whole tree (docs/contamination.md in ladder_hf).
+
+| removed by the guard | rows |
+|---|---:|
+| roots equivalent to a protected problem | {{ guard.roots }} |
+| nodes of their trees | {{ guard.tree_nodes }} |
+| variant candidates rejected | {{ guard.variants }} |
+{% if guard.by_rule %}
+| rule | rows |
+|---|---:|
+{% for rule, count in guard.by_rule.items() %}| {{ rule }} | {{ count }} |
+{% endfor %}{% endif %}
 {% endif %}{% if generation_json %}## Generation run
 
 ```json
@@ -131,6 +150,30 @@ TAGS = ["ladder", "ttrl", "integration", "calculus", "synthetic", "math", "reinf
 
 # Files generate_tree may leave next to nodes.jsonl that describe the run (stats, QC funnel).
 _RUN_SUMMARY_FILES = ("stats.json", "qc.json", "summary.json", "run.json", "meta.json")
+
+
+def guard_statistics(nodes: Sequence[Mapping[str, Any]], protected: Sequence[str] = ()) -> dict:
+    """What the contamination guard removed: roots equivalent to a protected problem, the nodes of their
+    trees, rejected variant candidates, and counts per rule (the rule part of ``qc_reason``).
+
+    Example:
+        >>> root = {"id": "r", "depth": 0, "qc_status": "contaminated", "qc_reason": "t1: constant multiple (2)"}
+        >>> guard_statistics([root, {"id": "r.0", "root_id": "r", "depth": 1}], ["t1"])
+        {'protected': ['t1'], 'roots': 1, 'tree_nodes': 1, 'variants': 0, 'by_rule': {'constant multiple': 1}}
+    """
+    removed_roots = {str(n["id"]) for n in nodes if not n.get("depth") and n.get("qc_status") == "contaminated"}
+    tree_nodes = sum(1 for n in nodes if n.get("depth") and str(n.get("root_id")) in removed_roots)
+    guarded = [n for n in nodes if n.get("qc_status") == "contaminated"]
+    rules = Counter(
+        str(n.get("qc_reason") or "").split(": ", 1)[-1].split(" (")[0].split(",")[0] or "unspecified" for n in guarded
+    )
+    return {
+        "protected": list(protected),
+        "roots": len(removed_roots),
+        "tree_nodes": tree_nodes,
+        "variants": sum(1 for n in guarded if n.get("depth")),
+        "by_rule": dict(rules.most_common()),
+    }
 
 
 def variant_statistics(nodes: Sequence[Mapping[str, Any]]) -> dict:
@@ -199,6 +242,7 @@ def variants_card(
     stats: Mapping[str, Any],
     rows: Mapping[str, int],
     generation: Mapping[str, Any] | None = None,
+    guard: Mapping[str, Any] | None = None,
 ) -> DatasetCard:
     """The dataset card of a variant tree: front matter (licence, tags, ...) and the body of :data:`CARD_TEMPLATE`.
 
@@ -207,6 +251,7 @@ def variants_card(
         stats: :func:`variant_statistics` of the tree's nodes.
         rows: rows per published config (``{"all": 14, "variants": 12, ...}``).
         generation: the run summary (:func:`read_run_summary`); its ``qc`` entry is the QC funnel.
+        guard: :func:`guard_statistics` of the tree, when it was grown with protected problems.
     """
     generation = dict(generation or {})
     funnel = generation.pop("qc", None)
@@ -231,6 +276,7 @@ def variants_card(
         funnel=funnel if isinstance(funnel, Mapping) else {},
         generation_json=json.dumps(generation, indent=2, sort_keys=True, default=str) if generation else "",
         citation=LADDER_CITATION,
+        guard=dict(guard) if guard else None,
     )
 
 
@@ -278,11 +324,18 @@ def prepare_variants(
             built[name] = ds
     summary = read_run_summary(folder)
     run = summary.get("run")
-    if isinstance(run, dict) and isinstance(run.get("problems"), list):
-        # The root ids are in the data; the card only needs how many there were.
-        summary["run"] = {**run, "problems": len(run["problems"])}
+    protected: list = []
+    if isinstance(run, dict):
+        protected = list(run.get("protected_ids") or [])
+        # The root and protected ids are in the data and the guard section; the run only needs counts.
+        summary["run"] = {k: len(v) if k in ("problems", "protected_ids") and isinstance(v, list) else v
+                          for k, v in run.items()}  # fmt: skip
     rows = {name: ds.num_rows for name, ds in built.items()}
-    card = variants_card(repo_id, tag, variant_statistics([*nodes, *rejected]), rows, summary or None)
+    guard = guard_statistics([*nodes, *rejected], protected)
+    has_guard = protected or guard["roots"] or guard["variants"]
+    card = variants_card(
+        repo_id, tag, variant_statistics([*nodes, *rejected]), rows, summary or None, guard if has_guard else None
+    )
     return built, card
 
 

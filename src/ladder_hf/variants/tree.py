@@ -368,6 +368,7 @@ def generate_tree(
         "variants_per_node": variants_per_node,
         "max_nodes_per_root": max_nodes_per_root,
         "protected": len(protect or []),
+        "protected_ids": [root_id(p) for p in protect or []],
         "problems": [root_id(p) for p in problems],
         "quality": asdict(config),
     }
@@ -375,7 +376,8 @@ def generate_tree(
     if os.path.exists(run_path):
         with open(run_path, encoding="utf-8") as f:
             previous = json.load(f)
-        changed = sorted(k for k in settings if previous.get(k) != settings[k] and k != "skipped_problems")
+        # keys a folder written by an older version lacks are not a difference
+        changed = sorted(k for k in settings if k in previous and previous[k] != settings[k])
         if changed and not extend:
             # resuming is only safe with the same run: anything else would merge two trees silently
             raise RunMismatchError(

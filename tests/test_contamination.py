@@ -170,3 +170,19 @@ def test_the_card_states_what_the_guard_protected_and_removed(tmp_path):
     assert "Protected problems: **20** (mit-2025-q01" in guard
     assert "| roots equivalent to a protected problem | 1 |" in guard
     assert "| numerically equivalent | 1 |" in guard
+
+
+def test_cli_a_test_equivalent_root_leaves_nothing_in_training_configs(tmp_path):
+    from ladder_hf.dataset import load_ladder_dataset
+    from ladder_hf.variants.cli import main
+
+    out = str(tmp_path / "tree")
+    args = ["generate", "--problems", "mit-2013-q03", "x**2*log(x)", "--protect", "mit-2025", "--generator"]
+    assert main([*args, "symbolic", "--depth", "1", "--variants-per-node", "3", "--no-sympy", "--out", out]) == 0
+    cache = str(tmp_path / "cache")
+    roots = {r["id"]: r for r in load_ladder_dataset(out, "all", cache_dir=cache)}
+    assert "mit-2013-q03" not in roots and any(i.startswith("expr-") for i in roots)  # the clean root grows
+    variants = load_ladder_dataset(out, "variants", cache_dir=cache)
+    assert variants.num_rows and all(r["root_id"] != "mit-2013-q03" for r in variants)
+    rejected = {r["id"]: r for r in load_ladder_dataset(out, "rejected", cache_dir=cache, kept_only=False)}
+    assert rejected["mit-2013-q03"]["contaminated_with"] == "mit-2025-q07"

@@ -294,7 +294,7 @@ def grpo_settings(dataset_dir: str, out_dir: str, config: DemoConfig) -> dict[st
         # ModelConfig
         "model_name_or_path": config.model,
         "dtype": "float32",
-        # ladder_hf.grpo.ScriptArguments
+        # ladder_hf.configs.ScriptArguments
         "dataset_name": dataset_dir,
         "system_prompt": config.prompt,
         "reward_funcs": list(config.reward_funcs),

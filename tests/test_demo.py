@@ -8,7 +8,7 @@ import os
 import pytest
 
 from ladder_hf.demo import DemoConfig, materialise_dataset, run_demo, split_problems
-from ladder_hf.problems import read_jsonl, write_jsonl
+from ladder_hf.store import read_jsonl, write_jsonl
 
 PROBLEMS = [
     {"id": "t-01", "integrand": "x**2 + sin(x)", "lower": "", "upper": ""},

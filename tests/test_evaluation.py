@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ladder_hf.evaluation import EvaluationConfig, evaluate_model, main, run_sympy_baseline, sympy_integrate
-from ladder_hf.problems import read_jsonl, write_jsonl
+from ladder_hf.store import read_jsonl, write_jsonl
 
 PROBLEMS = [
     {"id": "t-q01", "integrand": "x**2", "lower": "", "upper": ""},

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ladder_hf.problems import write_jsonl
+from ladder_hf.store import write_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_CONFIG = REPO / "recipes" / "configs" / "ttrl_tiny.yaml"

@@ -37,7 +37,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from ladder_hf.store import read_jsonl, write_jsonl
+from ladder_hf.store import read_jsonl
 
 # The paper's answer format: the final answer in <ANSWER> tags, sympy syntax, no constant.
 # Lower-case tags; the reward accepts either case.
@@ -306,12 +306,7 @@ class ProblemSet:
     exclude_overlaps: bool = False
 
     def rows(self, include_overlaps: bool = False) -> list[dict]:
-        overlaps = _overlaps()
-        rows = [
-            {**r, "overlap": overlaps[r["id"]]} if r["id"] in overlaps else dict(r)
-            for r in _read(self.file)
-            if self.where is None or self.where(r)
-        ]
+        rows = [_marked(r) for r in _read(self.file) if self.where is None or self.where(r)]
         if self.exclude_overlaps and not include_overlaps:
             rows = [r for r in rows if "overlap" not in r]
         return rows
@@ -358,6 +353,12 @@ register_problem_set(
     description="undergraduate integrals without duplicates and rows equivalent to a test-year problem",
     exclude_overlaps=True,
 )
+
+
+def _marked(row: Mapping[str, Any]) -> dict:
+    """A copy of a bundled row, with its ``overlaps.jsonl`` record under ``overlap`` when it has one."""
+    overlap = _overlaps().get(row["id"])
+    return {**row, "overlap": overlap} if overlap else dict(row)
 
 
 @cache
@@ -443,7 +444,7 @@ def get_problem(problem_id: str) -> Problem:
     """One bundled problem by id, e.g. ``mit-2025-q01``."""
     for row in _bundled_rows():
         if row["id"] == problem_id:
-            return Problem.from_row(row)
+            return Problem.from_row(_marked(row))
     raise KeyError(f"no bundled problem with id {problem_id!r}")
 
 
@@ -467,9 +468,7 @@ __all__ = [
     "get_problem",
     "is_definite",
     "load_problems",
-    "read_jsonl",
     "register_problem_set",
     "resolve_prompt",
     "validate_rows",
-    "write_jsonl",
 ]

@@ -19,13 +19,17 @@ from huggingface_hub import DatasetCard
 
 from ladder_hf.dataset import load_ladder_dataset
 from ladder_hf.hub import (
+    GENERATED_END,
+    GENERATED_START,
     TagExistsError,
     card_metadata,
     check_tag,
     files_to_delete,
+    merge_readme,
     refuse_existing_tag,
     refuse_unchanged,
     render_card,
+    split_front_matter,
 )
 from ladder_hf.variants.card import prepare_variants, variant_statistics
 
@@ -112,6 +116,19 @@ def attempt(fn, *args, **kwargs):
         return "pushed"
     except Exception as err:
         return f"{{type(err).__name__}}: {{err}}"
+
+def cli(*args):  # `ladder-hf variants ARGS` in this process: exit code, stdout, stderr
+    import contextlib, io
+    from ladder_hf.variants.cli import main
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(list(args))
+    return {{"rc": rc, "out": out.getvalue(), "err": err.getvalue()}}
+
+def download(path, revision=None):
+    from huggingface_hub import hf_hub_download
+    with open(hf_hub_download(REPO, path, repo_type="dataset", revision=revision), encoding="utf-8") as f:
+        return f.read()
 """
 
 
@@ -255,6 +272,102 @@ def test_identical_content_cannot_become_a_second_version(hub_server, tmp_path):
     assert got["state"]["tags"] == {"w1": got["oid"]} and got["state"]["commits"] == 2
 
 
+PUSH_LINE = re.compile(r"^pushed (\S+) (\S+) \(commit ([0-9a-f]{7})\): (\S+)$")
+
+
+def test_hand_uploaded_files_and_card_edits_survive_the_next_push(hub_server, tmp_path):
+    """Nothing lost: files and README text added by hand outlive `ladder-hf variants push` of a new version."""
+    v1 = write_tree(tmp_path / "v1", n_roots=2, depth=2, prefix="a")
+    v2 = write_tree(tmp_path / "v2", n_roots=3, depth=1, prefix="b")  # no depth 2: depth_2 is dropped
+    got = client(
+        f"""
+        from huggingface_hub import DatasetCard, HfApi
+        api = HfApi()
+        from datasets import Dataset
+        first = cli("push", {v1!r}, "--repo_id", REPO, "--tag", "v1.0")
+        Dataset.from_dict({{"integrand": ["x**3"], "source": ["hand"]}}).to_parquet({str(tmp_path / "extra.parquet")!r})
+        by_hand = [("LICENSE", b"MIT License, by hand"), ("notes/method.md", b"# How we built it"),
+                   ("depth_2/NOTES.md", b"why depth 2"), ("extra/rows.parquet", {str(tmp_path / "extra.parquet")!r})]
+        for path, content in by_hand:
+            api.upload_file(path_or_fileobj=content, path_in_repo=path, repo_id=REPO, repo_type="dataset")
+        card = DatasetCard(download("README.md"))
+        start, end = card.text.index("<!-- ladder_hf:generated:start -->"), card.text.index("Every version is")
+        card.text = ("## Maintainers' notes\\nKept by hand.\\n\\n" + card.text[start:end] + "HAND EDIT INSIDE. "
+                     + card.text[end:] + "\\n## Acknowledgements\\nThanks, Bee team.\\n")
+        card.data["annotations_creators"] = ["expert-generated"]
+        extra = {{"config_name": "extra", "data_files": [{{"split": "train", "path": "extra/*.parquet"}}]}}
+        card.data["configs"].append(extra)
+        api.upload_file(path_or_fileobj=str(card).encode(), path_in_repo="README.md", repo_id=REPO, repo_type="dataset")
+        second = cli("push", {v2!r}, "--repo", REPO, "--tag", "v1.1")
+        try:  # an error here is an assertion below, with its message, not a crashed client
+            extra = rows("extra", revision="v1.1")
+        except Exception as err:
+            extra = f"{{type(err).__name__}}: {{err}}"
+        result = {{
+            "first": first, "second": second, "state": state(),
+            "files": sorted(api.list_repo_files(REPO, repo_type="dataset", revision="v1.1")),
+            "readme": download("README.md", revision="v1.1"), "old_readme": download("README.md", revision="v1.0"),
+            "extra": extra, "latest": rows(revision="v1.1"),
+            "configs": get_dataset_config_names(REPO, revision="v1.1"),
+        }}
+        """
+    )
+    assert got["first"]["rc"] == got["second"]["rc"] == 0, (got["first"]["err"], got["second"]["err"])
+    tags = got["state"]["tags"]
+    assert got["state"]["commits"] == 2 + 5 + 1  # init, v1.0, five uploads by hand, v1.1: one commit per version
+    # the push prints one line: repo, tag, commit and where to browse that version
+    for out, tag in ((got["first"]["out"], "v1.0"), (got["second"]["out"], "v1.1")):
+        [line] = out.splitlines()
+        repo, printed_tag, commit, url = PUSH_LINE.match(line).groups()
+        assert (repo, printed_tag) == (REPO, tag) and tags[tag].startswith(commit)
+        assert url == f"{hub_server}/datasets/{REPO}/tree/{tag}"
+
+    files = got["files"]
+    for kept in ("LICENSE", "notes/method.md", "depth_2/NOTES.md", "extra/rows.parquet"):
+        assert kept in files
+    assert not any(f.startswith("depth_2/train-") for f in files)  # our dropped config's shards are gone
+    assert got["latest"] == local_rows(v2, "all", tmp_path)
+    assert got["extra"] == [{"integrand": "x**3", "source": "hand"}]  # someone else's config still loads
+    assert set(got["configs"]) == {"all", "roots", "variants", "depth_1", "extra"}
+
+    card = DatasetCard(got["readme"])
+    assert card.text.startswith("## Maintainers' notes\nKept by hand.\n\n" + GENERATED_START)
+    assert card.text.endswith(GENERATED_END + "\n\n## Acknowledgements\nThanks, Bee team.\n")
+    assert "HAND EDIT INSIDE" not in card.text and 'revision="v1.1"' in card.text and "v1.0" not in card.text
+    assert card.data.annotations_creators == ["expert-generated"]
+    assert [c["config_name"] for c in card.data.configs] == ["all", "depth_1", "roots", "variants", "extra"]
+    assert "depth_2" not in {i["config_name"] for i in card.data.dataset_info}
+    assert "Maintainers" not in got["old_readme"]  # v1.0 is what it was
+
+
+def test_cli_push_to_a_branch_with_trl_flag_names(hub_server, tmp_path):
+    v1 = write_tree(tmp_path / "v1", n_roots=1, depth=1, prefix="a")
+    v2 = write_tree(tmp_path / "v2", n_roots=2, depth=1, prefix="b")
+    first = client(f'result = cli("push", "--folder", {v1!r}, "--repo_id", REPO, "--tag", "v1.0", "--token", "hf_x")')
+    assert first["rc"] == 0, first["err"]
+    state = hub_server.server.state
+    with state.lock:  # the test server has no branch API: make the branch the way the Hub would
+        repo = state.repos[("dataset", REPO)]
+        repo.branches["dev"] = repo.branches["main"]
+    got = client(
+        f"""
+        result = {{
+            "dev": cli("push", {v2!r}, "--repo-id", REPO, "--tag", "v1.1", "--revision", "dev"),
+            "missing": cli("push", {v2!r}, "--repo", REPO, "--tag", "v1.2", "--revision", "nope"),
+            "state": state(), "main": rows(), "v1.1": rows(revision="v1.1"),
+        }}
+        """
+    )
+    assert got["dev"]["rc"] == 0, got["dev"]["err"]
+    branches, tags = got["state"]["branches"], got["state"]["tags"]
+    assert branches["dev"] == tags["v1.1"] and branches["main"] == tags["v1.0"]  # main did not move
+    assert got["dev"]["out"].strip().endswith(f"/datasets/{REPO}/tree/v1.1")
+    assert got["main"] == local_rows(v1, "all", tmp_path) and got["v1.1"] == local_rows(v2, "all", tmp_path)
+    assert got["missing"]["rc"] == 1 and "v1.2" not in tags
+    [line] = got["missing"]["err"].splitlines()
+    assert line.startswith("ladder-hf variants push: ") and "no branch 'nope'" in line
+
+
 def test_push_versioned_generic_dataset_dict_and_card(hub_server):
     got = client(
         """
@@ -348,16 +461,118 @@ def test_an_existing_tag_is_refused_naming_its_commit():
         refuse_existing_tag({"v1.0": "abc"}, "v1.0", REPO)
 
 
-def test_a_version_deletes_what_it_does_not_write_except_kept_files():
-    old = [".gitattributes", "README.md", "all/train-00000-of-00001.parquet", "depth_2/train-00000-of-00001.parquet"]
+def test_a_version_deletes_only_stale_data_files_of_its_own_configs():
+    old = [".gitattributes", "LICENSE", "README.md", "notes/method.md", "all/train-00000-of-00001.parquet",
+           "depth_2/train-00000-of-00001.parquet", "depth_2/NOTES.md", "extra/rows.csv"]  # fmt: skip
     new = {"README.md", "all/train-00000-of-00002.parquet", "all/train-00001-of-00002.parquet"}
-    assert files_to_delete(old, new) == ["all/train-00000-of-00001.parquet", "depth_2/train-00000-of-00001.parquet"]
-    assert files_to_delete(old, new, keep=(".gitattributes", "depth_*/*")) == ["all/train-00000-of-00001.parquet"]
-    assert files_to_delete(old, new, keep=()) == [
-        ".gitattributes",
-        "all/train-00000-of-00001.parquet",
+    owned = ["all/train-*", "depth_2/train-*"]  # ours now (all) and before (depth_2, dropped by this version)
+    assert files_to_delete(old, new, owned) == [
+        "all/train-00000-of-00001.parquet",  # the shard count changed: the old shard would be read too
         "depth_2/train-00000-of-00001.parquet",
     ]
+    assert files_to_delete(old, new, owned, keep=("depth_*/*",)) == ["all/train-00000-of-00001.parquet"]
+    assert files_to_delete(old, new, []) == []  # owning nothing, a push deletes nothing
+    # '*' stays in its folder, as in datasets' data_files: a subfolder is not a shard of the split
+    assert files_to_delete(["all/train-x/y.parquet"], new, owned) == []
+
+
+def _readme(front: str, body: str) -> str:
+    return f"---\n{front.strip()}\n---\n{body}"
+
+
+OURS_V1 = _readme(
+    """
+license: apache-2.0
+tags: [ladder]
+configs:
+- config_name: all
+  default: true
+  data_files: [{split: train, path: all/train-*}]
+- config_name: depth_2
+  data_files: [{split: train, path: depth_2/train-*}]
+dataset_info:
+- config_name: all
+  splits: [{name: train, num_examples: 3}]
+- config_name: depth_2
+  splits: [{name: train, num_examples: 1}]
+""",
+    "# org/ladder-variants\n\nVersion **`v1.0`**.\n",
+)
+OURS_V2 = _readme(
+    """
+license: apache-2.0
+tags: [ladder]
+configs:
+- config_name: all
+  default: true
+  data_files: [{split: train, path: all/train-*}]
+dataset_info:
+  config_name: all
+  splits: [{name: train, num_examples: 5}]
+""",
+    "# org/ladder-variants\n\nVersion **`v1.1`**.\n",
+)
+
+
+def test_readme_without_markers_is_kept_whole_and_gains_our_section():
+    hand = _readme(
+        "license: cc-by-4.0\nthanks: Bee team\nconfigs: [{config_name: all, data_files: all/*.csv}]",
+        "# Bee variants\n\nWritten by hand.\n",
+    )
+    merged = merge_readme(hand, OURS_V1)
+    data, body = split_front_matter(merged.text)
+    assert body.startswith("# Bee variants\n\nWritten by hand.\n\n" + GENERATED_START)
+    assert body.count(GENERATED_START) == 1 and body.rstrip().endswith(GENERATED_END)
+    assert "Version **`v1.0`**" in body
+    assert data["thanks"] == "Bee team"  # a key we do not write is kept
+    assert data["license"] == "apache-2.0"  # a key our card writes is ours
+    # a config with our name becomes ours; the files of the one it replaces were never ours: they stay
+    assert [c["config_name"] for c in data["configs"]] == ["all", "depth_2"]
+    assert merged.data_files == ["all/train-*", "depth_2/train-*"]
+    assert merge_readme(merged.text, OURS_V1).text == merged.text  # the same push again: the same bytes
+    assert merge_readme(None, OURS_V1).text.startswith("---\nlicense: apache-2.0\n")
+
+
+def test_readme_merge_replaces_our_section_and_configs_and_keeps_the_rest():
+    v1 = merge_readme(None, OURS_V1).text
+    data, body = split_front_matter(v1)
+    start, end = body.index(GENERATED_START), body.index(GENERATED_END)
+    section = body[start:end].replace("Version **`v1.0`**.", "Version **`v1.0`**. HAND EDIT INSIDE")
+    body = "## Maintainers\nKept by hand.\n\n" + section + body[end:] + "\n## Thanks\nBee team.\n"
+    data["annotations_creators"] = ["expert-generated"]
+    data["configs"].append({"config_name": "extra", "default": True, "data_files": "extra/*.csv"})
+    data["dataset_info"].append({"config_name": "extra", "splits": [{"name": "train", "num_examples": 2}]})
+    edited = _readme(json.dumps(data), body)  # JSON is YAML
+
+    merged = merge_readme(edited, OURS_V2)
+    new_data, new_body = split_front_matter(merged.text)
+    assert new_body.startswith("## Maintainers\nKept by hand.\n\n" + GENERATED_START)
+    assert new_body.endswith(GENERATED_END + "\n\n## Thanks\nBee team.\n")
+    assert "HAND EDIT INSIDE" not in new_body and "v1.0" not in new_body and "Version **`v1.1`**" in new_body
+    assert new_body.count(GENERATED_START) == new_body.count(GENERATED_END) == 1
+    assert new_data["annotations_creators"] == ["expert-generated"]
+    # depth_2 was ours and this version has none: its entries go; someone else's config stays, and
+    # stays the default they chose
+    assert [(c["config_name"], c.get("default", False)) for c in new_data["configs"]] == [
+        ("all", False),
+        ("extra", True),
+    ]
+    assert [i["config_name"] for i in new_data["dataset_info"]] == ["all", "extra"]
+    assert new_data["dataset_info"][0]["splits"][0]["num_examples"] == 5
+    assert merged.replaced_configs == ["all", "depth_2"]
+    assert merged.data_files == ["all/train-*", "depth_2/train-*"]  # never extra/*.csv
+
+
+def test_readme_merge_survives_a_half_deleted_section_and_refuses_broken_yaml():
+    v1 = merge_readme(None, OURS_V1).text
+    # the end marker was deleted by hand: the old section is kept as text, nothing after it is eaten
+    broken = v1.replace(GENERATED_END, "") + "\nMy paragraph.\n"
+    merged = merge_readme(broken, OURS_V2).text
+    assert "My paragraph." in merged and "Version **`v1.1`**" in merged
+    again = merge_readme(merged, OURS_V2).text
+    assert again == merged and again.count(GENERATED_END) == 1
+    with pytest.raises(ValueError, match="not valid YAML"):
+        merge_readme("---\nlicense: [mit\n---\n# x\n", OURS_V2)
 
 
 def test_an_unchanged_commit_is_tagged_only_if_no_version_has_it():

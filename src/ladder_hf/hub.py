@@ -3,14 +3,21 @@
 One version is one commit, tagged on that exact commit:
 
 1. refuse at once, before touching anything, when the tag already exists (tags are never moved
-   or overwritten);
+   or overwritten); read the branch head, its file list and its README;
 2. build every file locally: parquet shards per config and split (``<config>/<split>-NNNNN-of-MMMMM.parquet``)
    and the README: the caller's ``DatasetCard`` (or markdown) with ``configs:`` listing the shards and
-   ``dataset_info`` (features, row counts) added to its front matter;
-3. send them, together with deletions of whatever the previous version had and this one does not,
-   in a single ``HfApi.create_commit`` whose ``parent_commit`` is the head we read in step 1, so a
+   ``dataset_info`` (features, row counts) added to its front matter, merged into the README the repo
+   already has (:func:`merge_readme`);
+3. send them, together with deletions of the data files of *our* configs that this version no longer
+   has, in a single ``HfApi.create_commit`` whose ``parent_commit`` is the head we read in step 1, so a
    concurrent push makes it fail instead of mixing two versions;
 4. tag the commit the server returned.
+
+Nothing is lost: a push replaces only what it owns (the data files its ``configs:`` entries point
+at, those entries, the ``dataset_info`` of those configs, the front-matter keys its card sets, and the
+README section between :data:`GENERATED_START` and :data:`GENERATED_END`) and keeps every other file,
+README paragraph and metadata key, e.g. a LICENSE or a note uploaded by hand, or a config added by
+someone else.
 
 If anything fails before step 4 the branch and all tags are as they were: the Hub applies a
 commit atomically, and uploaded LFS objects that no commit references are invisible. If only the
@@ -27,29 +34,42 @@ Example:
     >>> from ladder_hf.hub import push_versioned
     >>> ds = Dataset.from_dict({"integrand": ["x**2"], "depth": [0]})
     >>> result = push_versioned({"all": ds}, "my-org/ladder-variants", "v1.0")  # doctest: +SKIP
-    >>> result.tag, result.rows  # doctest: +SKIP
-    ('v1.0', {'all': {'train': 1}})
+    >>> print(result)  # doctest: +SKIP
+    pushed my-org/ladder-variants v1.0 (commit 3f5c2a1): https://huggingface.co/datasets/my-org/ladder-variants/tree/v1.0
 """
 
 from __future__ import annotations
 
 import fnmatch
+import json
 import math
 import os
 import re
 import tempfile
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 import datasets
+import yaml
 from datasets.info import DatasetInfosDict
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, DatasetCard, DatasetCardData, HfApi
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+from huggingface_hub.repocard import REGEX_YAML_BLOCK
+from huggingface_hub.utils import yaml_dump
 
 REPO_TYPE = "dataset"
 DEFAULT_MAX_SHARD_BYTES = 500 * 1024 * 1024
 _FRONT_MATTER = re.compile(r"^\s*---\s*\n(.*?)\n---\s*\n", re.S)
 _TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
+
+# The README section a push writes and rewrites; everything outside it belongs to the repo's people.
+GENERATED_START = "<!-- ladder_hf:generated:start -->"
+GENERATED_END = "<!-- ladder_hf:generated:end -->"
+# Right after GENERATED_START: the configs this section's push owns, so the next push knows which
+# configs (entries and data files) it may drop. JSON, because config names may contain dots.
+_OWNED_LINE = "<!-- ladder_hf:configs {names} (this section is rewritten by every push; edit outside it) -->"
+_OWNED_RE = re.compile(r"<!-- ladder_hf:configs (\[[^\]]*\])")
 
 
 class TagExistsError(ValueError):
@@ -62,14 +82,25 @@ class PushError(RuntimeError):
 
 @dataclass
 class PushResult:
-    """What :func:`push_versioned` published."""
+    """What :func:`push_versioned` published; ``str()`` is the one line a command prints.
+
+    Example:
+        >>> r = PushResult("org/data", "v1.0", "abc1234def", "", url="https://hf.co/datasets/org/data/tree/v1.0")
+        >>> print(r)
+        pushed org/data v1.0 (commit abc1234): https://hf.co/datasets/org/data/tree/v1.0
+    """
 
     repo_id: str
     tag: str
     commit_oid: str
     commit_url: str
     rows: dict[str, dict[str, int]] = field(default_factory=dict)  # config -> split -> rows
-    files: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)  # written by this version
+    url: str = ""  # the repo's files at the tag, in a browser
+    deleted: list[str] = field(default_factory=list)  # data files of our configs this version dropped
+
+    def __str__(self) -> str:
+        return f"pushed {self.repo_id} {self.tag} (commit {self.commit_oid[:7]}): {self.url or self.commit_url}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -256,22 +287,225 @@ def refuse_existing_tag(tags: Mapping[str, str], tag: str, repo_id: str) -> None
         )
 
 
-def files_to_delete(
-    old_files: Sequence[str], new_files: Collection[str], keep: Sequence[str] = (".gitattributes",)
-) -> list[str]:
-    """Files of the previous version that this one does not write and no ``keep`` glob protects.
-
-    Deleting them in the version commit means a config that disappeared leaves no stale rows.
+def glob_matches(path: str, pattern: str) -> bool:
+    """Whether repo ``path`` matches a ``data_files`` glob as ``datasets`` reads it (``*`` stays in one folder).
 
     Example:
-        >>> old = [".gitattributes", "README.md", "all/train-0.parquet", "depth_2/train-0.parquet"]
-        >>> files_to_delete(old, ["README.md", "all/train-0.parquet"])
-        ['depth_2/train-0.parquet']
-        >>> files_to_delete(old, ["README.md"], keep=(".gitattributes", "depth_*"))
-        ['all/train-0.parquet']
+        >>> glob_matches("all/train-00000-of-00001.parquet", "all/train-*")
+        True
+        >>> glob_matches("all/train-old/x.parquet", "all/train-*"), glob_matches("all/NOTES.md", "all/train-*")
+        (False, False)
+    """
+    parts, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**", i):
+            parts.append(".*")
+            i += 2
+        elif pattern[i] in "*?":
+            parts.append("[^/]*" if pattern[i] == "*" else "[^/]")
+            i += 1
+        else:
+            parts.append(re.escape(pattern[i]))
+            i += 1
+    return re.fullmatch("".join(parts), path) is not None
+
+
+def data_file_patterns(entries: Sequence[Mapping]) -> list[str]:
+    """The ``data_files`` globs of ``configs:`` entries (``path`` strings or lists, or bare strings).
+
+    Example:
+        >>> data_file_patterns([{"config_name": "all", "data_files": [{"split": "train", "path": "all/train-*"}]},
+        ...                     {"config_name": "x", "data_files": "x/*.csv"}])
+        ['all/train-*', 'x/*.csv']
+    """
+    out: set[str] = set()
+    for entry in entries:
+        files = entry.get("data_files")
+        for item in files if isinstance(files, list) else [files]:
+            if isinstance(item, Mapping):
+                item = item.get("path")
+            out.update(p for p in (item if isinstance(item, list) else [item]) if isinstance(p, str) and p)
+    return sorted(out)
+
+
+def files_to_delete(
+    old_files: Sequence[str],
+    new_files: Collection[str],
+    owned: Sequence[str],
+    keep: Sequence[str] = (".gitattributes",),
+) -> list[str]:
+    """Files of the previous version that this one does not write, that the push owns, and no ``keep`` glob protects.
+
+    ``owned`` are the ``data_files`` globs of the configs the push replaces (:attr:`ReadmeMerge.data_files`):
+    their old shards go, so a config that disappeared, or a shard count that shrank, leaves no stale
+    rows. Every other file (a LICENSE, notes, someone else's config) is kept.
+
+    Example:
+        >>> old = [".gitattributes", "LICENSE", "README.md", "all/train-00000-of-00001.parquet",
+        ...        "depth_2/train-00000-of-00001.parquet", "depth_2/NOTES.md"]
+        >>> files_to_delete(old, ["README.md", "all/train-00000-of-00001.parquet"], ["all/train-*", "depth_2/train-*"])
+        ['depth_2/train-00000-of-00001.parquet']
+        >>> files_to_delete(old, ["README.md"], ["all/train-*", "depth_2/train-*"], keep=("depth_*",))
+        ['all/train-00000-of-00001.parquet']
     """
     new = set(new_files)
-    return [p for p in old_files if p not in new and not any(fnmatch.fnmatch(p, pat) for pat in keep)]
+    return [
+        p
+        for p in old_files
+        if p not in new
+        and any(glob_matches(p, pat) for pat in owned)
+        and not any(fnmatch.fnmatch(p, pat) for pat in keep)
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# The README merge: the repo's README keeps its people's text and metadata; ours is replaced.
+# --------------------------------------------------------------------------------------------
+@dataclass
+class ReadmeMerge:
+    """What :func:`merge_readme` made: the README to publish and what the push takes over."""
+
+    text: str
+    replaced_configs: list[str]  # configs whose YAML entries the push rewrites or drops
+    data_files: list[str]  # globs of the data files the push owns: its configs' now and in the previous push
+
+
+def split_front_matter(readme: str) -> tuple[dict, str]:
+    """``(metadata, body)`` of README text; ``({}, readme)`` without front matter.
+
+    Raises ``ValueError`` when the front matter is not a YAML mapping.
+
+    Example:
+        >>> split_front_matter("---\\nlicense: mit\\n---\\n# Data\\n")
+        ({'license': 'mit'}, '# Data\\n')
+    """
+    match = REGEX_YAML_BLOCK.search(readme)
+    if not match:
+        return {}, readme
+    try:
+        data = yaml.safe_load(match.group(2))
+    except yaml.YAMLError as err:
+        raise ValueError(f"the README front matter is not valid YAML ({err})") from err
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValueError("the README front matter is not a YAML mapping")
+    return data, readme[match.end() :]
+
+
+def _config_name(entry: Mapping) -> str:
+    return str(entry.get("config_name", "default"))
+
+
+def _entries(value) -> list[dict]:
+    # dataset_info is a mapping for a single config and a list otherwise (datasets' own convention).
+    if isinstance(value, Mapping):
+        return [dict(value)]
+    return [dict(e) for e in value or [] if isinstance(e, Mapping)]
+
+
+def _generated_span(body: str) -> tuple[int, int] | None:
+    """Where our section is: from the last start marker before the first end marker, through that end."""
+    end = body.find(GENERATED_END)
+    start = body.rfind(GENERATED_START, 0, end) if end >= 0 else -1
+    return None if start < 0 else (start, end + len(GENERATED_END))
+
+
+def merge_card_data(existing: Mapping, ours: Mapping, replaced: Collection[str]) -> dict:
+    """Front matter: ``existing`` with ``ours`` on top; ``configs``/``dataset_info`` merged per config.
+
+    Entries of configs in ``replaced`` (ours now or before) are dropped from ``existing`` and ours
+    are put first; other people's entries are kept. A kept entry marked ``default: true`` stays the
+    default (ours then is not marked). Every other key of ``ours`` replaces the existing value; keys
+    only ``existing`` has are kept.
+
+    Example:
+        >>> old = {"license": "mit", "my_notes": "keep", "configs": [
+        ...     {"config_name": "all", "data_files": "all/*"}, {"config_name": "extra", "data_files": "x/*"}]}
+        >>> new = {"license": "apache-2.0", "configs": [{"config_name": "all", "default": True, "data_files": "a/*"}]}
+        >>> merged = merge_card_data(old, new, {"all"})
+        >>> merged["license"], merged["my_notes"], [c["config_name"] for c in merged["configs"]]
+        ('apache-2.0', 'keep', ['all', 'extra'])
+    """
+    per_config = ("configs", "dataset_info")
+    merged = dict(existing)
+    for key in per_config:  # a config we owned and dropped loses its entries, even when ours has none
+        if key in merged:
+            merged[key] = [e for e in _entries(merged[key]) if _config_name(e) not in replaced]
+    for key, value in ours.items():
+        kept = merged.get(key) if key in per_config else None
+        if key == "configs" and kept:
+            if any(e.get("default") for e in kept):
+                value = [{k: v for k, v in e.items() if k != "default"} for e in _entries(value)]
+            value = [*_entries(value), *kept]
+        elif key == "dataset_info" and kept:
+            value = [{"config_name": _config_name(e), **e} for e in [*_entries(value), *kept]]
+        merged[key] = value  # in place: keys keep their order, so the same push twice writes the same bytes
+    for key in per_config:
+        if merged.get(key) == []:
+            del merged[key]
+    return merged
+
+
+def merge_readme(existing: str | None, ours: str) -> ReadmeMerge:
+    """The README to publish: ``ours`` (:func:`render_card`) merged into the repo's ``existing`` one.
+
+    The rule (nothing the repo's people wrote is lost):
+
+    - our body goes between :data:`GENERATED_START` and :data:`GENERATED_END`; text before and
+      after the markers is kept as it is, and a README without markers (written by hand) is kept
+      whole, with our section after it;
+    - front matter: :func:`merge_card_data`, where the configs we replace are ours now plus those the
+      previous section recorded as ours (so a config this version dropped loses its entry too).
+
+    Example:
+        >>> mine = "---\\nlicense: mit\\nconfigs:\\n- config_name: all\\n  data_files: all/*\\n---\\n# Data v2\\n"
+        >>> hand = "---\\nlicense: cc-by-4.0\\nthanks: Bee team\\n---\\n# Notes\\nHand-written.\\n"
+        >>> first = merge_readme(hand, mine)
+        >>> print(first.text)  # doctest: +NORMALIZE_WHITESPACE
+        ---
+        license: mit
+        thanks: Bee team
+        configs:
+        - config_name: all
+          data_files: all/*
+        ---
+        # Notes
+        Hand-written.
+        <BLANKLINE>
+        <!-- ladder_hf:generated:start -->
+        <!-- ladder_hf:configs ["all"] (this section is rewritten by every push; edit outside it) -->
+        # Data v2
+        <!-- ladder_hf:generated:end -->
+        >>> merge_readme(first.text, mine).text == first.text  # the same push twice: the same README
+        True
+    """
+    our_data, our_body = split_front_matter(ours)
+    our_configs = [_config_name(e) for e in _entries(our_data.get("configs"))]
+    old_data, prefix, suffix, owned_before = {}, "", "\n", []
+    if existing is not None:
+        old_data, old_body = split_front_matter(existing)
+        span = _generated_span(old_body)
+        if span is None:
+            prefix = old_body.rstrip() + "\n\n" if old_body.strip() else ""
+        else:
+            prefix, suffix = old_body[: span[0]], old_body[span[1] :]
+            owned = _OWNED_RE.search(old_body[span[0] : span[1]])
+            owned_before = [str(n) for n in json.loads(owned.group(1))] if owned else []
+    replaced = [*our_configs, *(n for n in owned_before if n not in our_configs)]
+    # Old data files are ours only where the previous push recorded the config as ours: a same-named
+    # config someone else made loses its entry to ours, but its files stay (unless our globs match them).
+    old_entries = [e for e in _entries(old_data.get("configs")) if _config_name(e) in owned_before]
+    data = merge_card_data(old_data, our_data, set(replaced))
+    section = "\n".join(
+        [GENERATED_START, _OWNED_LINE.format(names=json.dumps(our_configs)), our_body.strip("\n"), GENERATED_END]
+    )
+    front = yaml_dump(data, sort_keys=False).strip()
+    return ReadmeMerge(
+        text=f"---\n{front}\n---\n{prefix}{section}{suffix}",
+        replaced_configs=sorted(replaced),
+        data_files=data_file_patterns([*old_entries, *_entries(our_data.get("configs"))]),
+    )
 
 
 def refuse_unchanged(tags: Mapping[str, str], head: str | None, commit_oid: str, repo_id: str) -> None:
@@ -309,6 +543,22 @@ def _existing_tags_and_head(api: HfApi, repo_id: str, branch: str) -> tuple[dict
     return tags, head, True
 
 
+def _read_readme(api: HfApi, repo_id: str, revision: str, cache_dir: str) -> str:
+    path = api.hf_hub_download(repo_id, "README.md", repo_type=REPO_TYPE, revision=revision, cache_dir=cache_dir)
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def tree_url(endpoint: str, repo_id: str, revision: str) -> str:
+    """The browser URL of a dataset repo's files at ``revision``.
+
+    Example:
+        >>> tree_url("https://huggingface.co", "org/data", "v1.0")
+        'https://huggingface.co/datasets/org/data/tree/v1.0'
+    """
+    return f"{endpoint.rstrip('/')}/datasets/{repo_id}/tree/{quote(revision, safe='')}"
+
+
 def push_versioned(
     data,
     repo_id: str,
@@ -327,6 +577,9 @@ def push_versioned(
 ) -> PushResult:
     """Publish ``data`` as version ``tag`` of the dataset repo ``repo_id``: one commit, tagged.
 
+    Nothing in the repo is lost: the commit replaces only the files and README parts this push
+    owns (see :func:`merge_readme` and :func:`files_to_delete`) and keeps every other file.
+
     Args:
         data: a ``Dataset`` (-> config ``default``, split ``train``), a ``DatasetDict`` or
             ``{config_name: Dataset | DatasetDict}``.
@@ -335,14 +588,16 @@ def push_versioned(
         card: the dataset card: a ``DatasetCard`` (e.g. :func:`ladder_hf.variants.card.variants_card`)
             or README markdown, with or without YAML front matter, which is kept and extended;
             ``configs:`` and ``dataset_info`` are always written by us. ``None``: a generic card.
+            Its body becomes the generated section of the repo's README; text outside that
+            section and front-matter keys the card does not set are kept.
         default_config: the config ``load_dataset(repo_id)`` returns (first one by default).
-        keep: glob patterns of files in the repo that the version commit must not delete;
-            everything else that this version does not write is removed, so each version is
-            exactly its own data.
+        branch: the branch the version commit goes to (it must exist; ``main`` always does).
+        keep: glob patterns of files the version commit must never delete, even data files of
+            a config it owns (by default only ``.gitattributes``, which it never owns anyway).
         endpoint, token: forwarded to ``HfApi`` (default: ``HF_ENDPOINT`` / the saved token).
 
     Returns:
-        :class:`PushResult` with the tagged commit's oid.
+        :class:`PushResult` with the tagged commit's oid; ``str()`` of it is a one-line summary.
 
     Example:
         >>> push_versioned({"all": ds, "roots": roots}, "org/ladder-variants", "v1.1")  # doctest: +SKIP
@@ -357,12 +612,10 @@ def push_versioned(
     refuse_existing_tag(tags, tag, repo_id)
 
     with tempfile.TemporaryDirectory(prefix="ladder-hf-push-") as tmp:
+        upload = os.path.join(tmp, "upload")
         # 2. Everything is built locally before the network sees a byte of this version.
-        paths = write_shards(configs, tmp, max_shard_bytes)
-        readme = render_card(card, card_metadata(configs, default_config), tag, repo_id)
-        with open(os.path.join(tmp, "README.md"), "w", encoding="utf-8") as f:
-            f.write(readme)
-        new_files = {*paths, "README.md"}
+        paths = write_shards(configs, upload, max_shard_bytes)
+        ours = render_card(card, card_metadata(configs, default_config), tag, repo_id)
 
         if not exists:
             api.create_repo(repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True)
@@ -370,12 +623,26 @@ def push_versioned(
             if tag in tags:  # created concurrently by someone else, with this tag already
                 raise TagExistsError(f"{repo_id} already has tag {tag!r}; nothing was pushed")
         if head is None:
-            raise PushError(f"{repo_id} has no branch {branch!r}; create it first")
+            raise PushError(
+                f"{repo_id} has no branch {branch!r}; create it first (HfApi.create_branch), or push to main"
+            )
 
+        # The README and file list of exactly the head the commit will sit on (parent_commit below).
         old_files = api.list_repo_files(repo_id, repo_type=REPO_TYPE, revision=head)
-        deletions = [CommitOperationDelete(path_in_repo=p) for p in files_to_delete(old_files, new_files, keep)]
+        existing = _read_readme(api, repo_id, head, os.path.join(tmp, "cache")) if "README.md" in old_files else None
+        try:
+            readme = merge_readme(existing, ours)
+        except ValueError as err:
+            raise PushError(
+                f"{repo_id}: README.md cannot be merged, {err}; fix it on the Hub, then push again"
+            ) from err
+        with open(os.path.join(upload, "README.md"), "w", encoding="utf-8") as f:
+            f.write(readme.text)
+        new_files = {*paths, "README.md"}
+        deleted = files_to_delete(old_files, new_files, readme.data_files, keep)
+        deletions = [CommitOperationDelete(path_in_repo=p) for p in deleted]
         additions = [
-            CommitOperationAdd(path_in_repo=p, path_or_fileobj=os.path.join(tmp, p)) for p in sorted(new_files)
+            CommitOperationAdd(path_in_repo=p, path_or_fileobj=os.path.join(upload, p)) for p in sorted(new_files)
         ]
 
         # 3. One atomic commit on top of the head we checked.
@@ -415,4 +682,6 @@ def push_versioned(
         ) from last_error
 
     rows = {c: {s: ds.num_rows for s, ds in splits.items()} for c, splits in configs.items()}
-    return PushResult(repo_id, tag, info.oid, info.commit_url, rows, sorted(new_files))
+    return PushResult(
+        repo_id, tag, info.oid, info.commit_url, rows, sorted(new_files), tree_url(api.endpoint, repo_id, tag), deleted
+    )

@@ -5,7 +5,9 @@ YAML front matter is a ``DatasetCardData`` (licence, language, task categories, 
 category), and the body holds what the tree is, how to load this version, rows per config, the
 statistics (rows per depth / generator / kind, QC counts and funnel), the generation settings,
 the columns, attribution and a citation. :func:`ladder_hf.hub.push_versioned` adds ``configs:`` and
-``dataset_info`` to the front matter and publishes it with the data in one tagged commit.
+``dataset_info`` to the front matter and publishes it with the data in one tagged commit; in a repo
+that already has a README, the body replaces only the generated section between the
+``ladder_hf:generated`` markers, and the people's own text and metadata stay.
 
 Example:
     >>> from ladder_hf.variants.card import variant_statistics, variants_card
@@ -360,9 +362,14 @@ def push_variants(
     (markdown or a ``DatasetCard``) replaces the generated body; front matter keys it does not set
     (licence, tags, ...) come from the generated card.
 
+    Nothing in the repo is lost: files the push does not own (a LICENSE, notes, other configs) stay,
+    and the card only replaces its own section of an existing README and the YAML keys it sets
+    (:func:`ladder_hf.hub.merge_readme`; the rule is in docs/hub.md). ``push_kwargs`` go to
+    ``push_versioned`` (``branch="dev"``, ``keep=...``, ``commit_message=...``).
+
     Example:
-        >>> push_variants("variants/mit-train", "my-org/ladder-variants", "v1.0")  # doctest: +SKIP
-        PushResult(repo_id='my-org/ladder-variants', tag='v1.0', commit_oid='3f5c...', ...)
+        >>> print(push_variants("variants/mit-train", "my-org/ladder-variants", "v1.0"))  # doctest: +SKIP
+        pushed my-org/ladder-variants v1.0 (commit 3f5c2a1): https://huggingface.co/datasets/my-org/ladder-variants/tree/v1.0
     """
     built, generated = prepare_variants(
         folder, repo_id, tag, configs=configs, include_rejected=include_rejected, cache_dir=cache_dir

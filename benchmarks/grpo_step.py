@@ -1,24 +1,31 @@
-"""Seconds per GRPO step and the reward share of a step, against a no-op-reward baseline in the same run.
+"""Seconds per GRPO step on this CPU: today's default configuration against the fastest one we have, in one run.
 
 Trains the model of a recipe config (default: recipes/configs/smollm2_cpu.yaml, the embedded
-SmolLM2-135M-Instruct) for a few steps twice on the same variant rows, same seed:
+SmolLM2-135M-Instruct) for a few steps per condition on the same variant rows, with the same seed,
+completions per step, group size, completion budget and rewards:
 
-- ``noop``: one reward that returns zeros (what a step costs without any verification);
-- ``ladder``: the config's rewards (integration verifier + format).
+- ``default``: the recipe as it is (float32, the few-shot prompt: three worked examples, ~165 tokens);
+- ``fast``: generation stops at ``</answer>`` (``generation_kwargs: {stop_strings: [...]}``, which the
+  LADDER trainer makes work on the transformers path), and bf16 only where the CPU has native bf16
+  matmuls (AVX512-BF16 or AMX; without them bf16 is emulated and ~70x slower, so it stays off);
+- ``compact``: the fast settings with the compact prompt (two examples, ~105 prompt tokens instead of
+  ~165): fewer tokens per forward pass, but a small model keeps the answer format less well;
+- ``noop`` (optional): the default with a reward that returns zeros (the cost of a step without verification).
 
-Per step it records the step wall time and the wall time spent inside reward functions (the same
-``RewardTimer`` that logs ``timing/reward_share`` during training) and prints medians over the
-steps after the first (the first pays for warm-up: worker pool start, allocator). Generation
-dominates a CPU step and its length varies with sampling, so compare medians, not single steps.
+Per step it records where the wall time goes (``LadderGRPOTrainer`` times each phase: generation,
+scoring, rewards, the loss's forward and backward, the rest) and prints medians over the steps after
+the first (the first pays for warm-up), the ratio of the medians, and what this CPU can do at best
+(measured fp32 matmul throughput and memory bandwidth) so the remaining time can be judged.
 
-    python benchmarks/grpo_step.py                       # 5 steps per condition, smollm2_cpu.yaml
-    python benchmarks/grpo_step.py --steps 8 --config recipes/configs/smollm2_cpu.yaml
+    python benchmarks/grpo_step.py                       # 4 steps per condition: default and fast
+    python benchmarks/grpo_step.py --steps 6 --conditions default fast noop
     python benchmarks/grpo_step.py --steps 2 --max_completion_length 64   # extra options override the config
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -27,6 +34,7 @@ import tempfile
 import time
 
 from ladder_hf.grpo import make_parser, train
+from ladder_hf.problems import ANSWER_STOP
 from ladder_hf.training_data import grow_variants
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -39,7 +47,7 @@ def noop_reward(prompts, completions, completion_ids=None, **kwargs) -> list[flo
 
 def run(
     config: str, steps: int, dataset: str, output_dir: str, reward_funcs=None, extra: list[str] | None = None
-) -> list[tuple[float, float]]:
+) -> tuple[list[tuple[float, float]], list[dict[str, float]]]:
     overrides = [
         *(extra or []),
         "--max_steps",
@@ -60,7 +68,7 @@ def run(
     if reward_funcs is not None:
         training_args.reward_weights = None
     summary = train(script_args, training_args, model_args, reward_funcs=reward_funcs)
-    return summary["step_timings"]
+    return summary["step_timings"], summary["step_phases"]
 
 
 def time_answered_rewards(variants: str, batch: int, repeats: int = 5) -> list[float]:
@@ -93,10 +101,51 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware (AVX512-BF16 or AMX), from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            flags = next((line.split(":", 1)[1].split() for line in info if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def machine_limits() -> dict[str, float]:
+    """Measured fp32 and bf16 matmul GFLOP/s and copy bandwidth (GB/s): the ceilings a step is judged against."""
+    import torch
+
+    out = {}
+    for name, dtype in (("fp32_gflops", torch.float32), ("bf16_gflops", torch.bfloat16)):
+        a, b = torch.randn(512, 576, dtype=dtype), torch.randn(576, 1536, dtype=dtype)
+        a @ b
+        start, reps = time.perf_counter(), 20 if dtype is torch.float32 else 2
+        for _ in range(reps):
+            a @ b
+        out[name] = 2 * 512 * 576 * 1536 * reps / (time.perf_counter() - start) / 1e9
+    big = torch.empty(64 * 2**20)  # 256 MB
+    big.fill_(1.0)
+    start = time.perf_counter()
+    for _ in range(5):
+        big.clone()
+    out["copy_gbs"] = 5 * 2 * big.numel() * 4 / (time.perf_counter() - start) / 1e9
+    return out
+
+
+_STOP = ["--generation_kwargs", json.dumps({"stop_strings": list(ANSWER_STOP)})]
+CONDITIONS = {
+    "default": [],
+    "fast": _STOP,
+    "compact": [*_STOP, "--system_prompt", "compact"],
+    "noop": [],
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=os.path.join(ROOT, "recipes", "configs", "smollm2_cpu.yaml"))
-    parser.add_argument("--steps", type=int, default=5, help="GRPO steps per condition (first one is warm-up)")
+    parser.add_argument("--steps", type=int, default=4, help="GRPO steps per condition (first one is warm-up)")
+    parser.add_argument("--conditions", nargs="+", default=["default", "fast"], choices=list(CONDITIONS))
     parser.add_argument("--problems", default="mit-2024", help="problems whose symbolic variants are trained on")
     parser.add_argument("--workdir", default=None, help="where to keep variants and outputs (default: a temp dir)")
     parser.add_argument("--answered-batch", type=int, default=8, help="completions per step for the verifier timing")
@@ -117,44 +166,51 @@ def main(argv: list[str] | None = None) -> int:
     if args.skip_training:
         return 0
 
+    bf16 = native_bf16()
     results = {}
-    for name, funcs in (("noop", [noop_reward]), ("ladder", None)):
-        timings = run(args.config, args.steps, variants, os.path.join(workdir, name), reward_funcs=funcs, extra=extra)
-        results[name] = timings
+    for name in args.conditions:
+        options = list(CONDITIONS[name])
+        if name in ("fast", "compact") and bf16:
+            options += ["--bf16", "true"]
+        funcs = [noop_reward] if name == "noop" else None
+        results[name] = run(
+            args.config, args.steps, variants, os.path.join(workdir, name), reward_funcs=funcs, extra=[*extra, *options]
+        )
 
     import torch
 
+    from ladder_hf.callbacks import STEP_PHASES
+
+    limits = machine_limits()
     print()
     print(f"config: {os.path.relpath(args.config, ROOT)} {' '.join(extra)}  steps per condition: {args.steps}")
     print(f"load average at the end: {os.getloadavg()}")
     print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"torch threads {torch.get_num_threads()}"
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads "
+        f"{torch.get_num_threads()}, native bf16: {bf16}; measured fp32 matmul {limits['fp32_gflops']:.0f} GFLOP/s, "
+        f"bf16 matmul {limits['bf16_gflops']:.1f} GFLOP/s, memory copy {limits['copy_gbs']:.1f} GB/s"
     )
-    header = (
-        f"{'condition':<10}{'median step s':>15}{'median reward s':>17}{'median share':>14}"
-        f"{'step-1 s':>10}{'step-1 reward s':>17}"
-    )
+    header = f"{'condition':<10}{'step s':>9}" + "".join(f"{p + ' s':>12}" for p in STEP_PHASES) + f"{'step-1 s':>10}"
     print(header)
     print("-" * len(header))
     medians = {}
-    for name, timings in results.items():
-        later = timings[1:] or timings
-        step_med = _median([s for s, _ in later])
-        reward_med = _median([r for _, r in later])
-        share_med = _median([r / s for s, r in later if s > 0])
-        medians[name] = step_med
-        first_step, first_reward = timings[0] if timings else (float("nan"), float("nan"))
-        print(
-            f"{name:<10}{step_med:>15.2f}{reward_med:>17.4f}{share_med:>13.2%}{first_step:>10.2f}{first_reward:>17.4f}"
-        )
+    for name, (timings, phases) in results.items():
+        later, later_phases = timings[1:] or timings, phases[1:] or phases
+        medians[name] = _median([s for s, _ in later])
+        cells = "".join(f"{_median([p.get(k, 0.0) for p in later_phases]):>12.2f}" for k in STEP_PHASES)
+        first = timings[0][0] if timings else float("nan")
+        print(f"{name:<10}{medians[name]:>9.2f}{cells}{first:>10.2f}")
     print()
-    print(f"median step time ladder / noop: {medians['ladder'] / medians['noop']:.3f}")
+    if "default" in medians and "fast" in medians:
+        print(f"median step time default / fast: {medians['default'] / medians['fast']:.2f}x")
+    if "default" in medians and "noop" in medians:
+        print(f"median step time default / noop (the cost of verification): {medians['default'] / medians['noop']:.3f}")
     print(
-        f"answered-completion reward time / median noop step: {_median(answered[1:]) / medians['noop']:.2%} "
+        f"answered-completion reward time / median default step: "
+        f"{_median(answered[1:]) / medians.get('default', float('nan')):.2%} "
         "(the share if every completion carried an answer)"
     )
-    for name, timings in results.items():
+    for name, (timings, _) in results.items():
         print(f"{name} per step (step s, reward s): " + ", ".join(f"({s:.2f}, {r:.4f})" for s, r in timings))
     return 0
 

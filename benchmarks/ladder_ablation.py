@@ -48,16 +48,18 @@ from ladder_hf.demo import (
     train_stage,
     tree_sizes,
 )
+from ladder_hf.evaluation import wilson_interval
 from ladder_hf.problems import FEW_SHOT_EXAMPLES, load_problems
 from ladder_hf.store import read_jsonl, write_jsonl
 
 logger = logging.getLogger("ladder_ablation")
-ARMS = ("base", "roots", "ladder", "ladder_depth")
+ARMS = ("base", "roots", "ladder", "ladder_depth", "ladder_level")
 ARM_LABELS = {
     "base": "base model",
     "roots": "RL on original problems",
     "ladder": "LADDER (RL on variant trees)",
     "ladder_depth": "LADDER, easiest first (depth curriculum)",
+    "ladder_level": "LADDER at the model's level (solve-rate selection)",
 }
 
 
@@ -80,10 +82,46 @@ class AblationConfig(DemoConfig):
         default=10, metadata={"help": "Variants grown per test root to draw the easy held-out set from."}
     )
     arms: list[str] = field(default_factory=lambda: list(ARMS), metadata={"help": "Arms to run, in order."})
+    level_samples: int = field(
+        default=4,
+        metadata={
+            "help": "ladder_level arm: answers sampled per tree row to measure the model's solve rate before "
+            "training (rows neither always nor never solved are kept) and again after it."
+        },
+    )
     prepare_only: bool = field(
         default=False, metadata={"help": "Stop after the split, the trees and the datasets (warm the run folder)."}
     )
     sympy_baseline: bool = field(default=False, metadata={"help": "Score sympy.integrate on the test sets too."})
+
+
+def solve_rates_before_after(dataset_dir: str, model_dir: str, config: AblationConfig) -> dict:
+    """Solve rate per tree depth of the base model (measured by the level selection before training) and of
+    the trained model on the same rows, with the same prompt, samples and seed (resumable: JSONL stores)."""
+    from datasets import load_dataset
+
+    from ladder_hf.generation import load_backend
+    from ladder_hf.training_data import measure_solve_rates, solve_rate_table
+
+    rows = load_dataset(dataset_dir, split="train").select_columns(["integrand", "lower", "upper", "depth"]).to_list()
+    tables = {}
+    for when, model, store in (
+        ("before", config.model, Path(model_dir) / "solve_rates.jsonl"),
+        ("after", model_dir, Path(model_dir) / "solve_rates_after.jsonl"),
+    ):
+        backend = load_backend("transformers", model, batch_size=32, seed=config.seed)
+        rates = measure_solve_rates(
+            rows,
+            backend,
+            samples=config.level_samples,
+            prompt=config.prompt,
+            max_new_tokens=config.max_completion_length,
+            temperature=config.temperature,
+            seed=config.seed,
+            store_path=str(store),
+        )
+        tables[when] = solve_rate_table(rows, rates)
+    return tables
 
 
 def easy_heldout(test: list[dict], train_nodes: list[dict], out_dir: str, config: AblationConfig) -> list[dict]:
@@ -209,7 +247,11 @@ def render_results(results: dict) -> str:
     sets = [("test", f"held-out undergrad ({results['sizes']['test']})")]
     if results["sizes"].get("easy"):
         sets.append(("easy", f"easy held-out variants ({results['sizes']['easy']})"))
-    head = "| system | " + " | ".join(f"{label} pass@1 | pass@{k} | answered" for _, label in sets) + " | GRPO steps |"
+    head = (
+        "| system | "
+        + " | ".join(f"{label} pass@1 [95% CI] | pass@{k} | answered" for _, label in sets)
+        + " | GRPO steps |"
+    )
     lines = [head, "|---|" + "---|---|---|" * len(sets) + "---|"]
     for arm in ARMS:
         info = results["arms"].get(arm)
@@ -218,13 +260,44 @@ def render_results(results: dict) -> str:
         cells = []
         for key, _ in sets:
             s = info["eval"].get(key)
-            cells += (
-                ["–"] * 3
-                if s is None
-                else [f"{100 * s['pass@1']:.1f}%", f"{100 * s[f'pass@{k}']:.1f}%", f"{100 * s['answer_rate']:.1f}%"]
-            )
+            if s is None:
+                cells += ["–"] * 3
+                continue
+            n = s["problems"] * s["samples"]
+            low, high = wilson_interval(s["pass@1"] * n, n)
+            cells += [
+                f"{100 * s['pass@1']:.1f}% [{100 * low:.1f}, {100 * high:.1f}] (n={n})",
+                f"{100 * s[f'pass@{k}']:.1f}%",
+                f"{100 * s['answer_rate']:.1f}%",
+            ]
         steps = info["rewards"][-1]["step"] if info.get("rewards") else 0
         lines.append(f"| {ARM_LABELS[arm]} | " + " | ".join(cells) + f" | {steps} |")
+    for arm in ARMS:
+        error = results["arms"].get(arm, {}).get("error")
+        if error:
+            lines.append(f"\n{ARM_LABELS[arm]}: not trained ({error})")
+    level = results["arms"].get("ladder_level", {}).get("solve_rates")
+    if level:
+        lines += [
+            "",
+            f"Solve rate per tree depth ({c['level_samples']} samples per row), base model before training and the "
+            "ladder_level arm after it, on the same rows:",
+            "",
+            "| depth | rows | before: mean | never / edge / always | after: mean | never / edge / always |",
+            "|---|---|---|---|---|---|",
+        ]
+        after = {t["depth"]: t for t in level.get("after", [])}
+        for t in level["before"]:
+            a = after.get(t["depth"], {})
+            lines.append(
+                f"| {t['depth']} | {t['rows']} | {100 * t['mean_solve_rate']:.1f}% | "
+                f"{t['never']} / {t['edge']} / {t['always']} | "
+                + (
+                    f"{100 * a['mean_solve_rate']:.1f}% | {a['never']} / {a['edge']} / {a['always']} |"
+                    if a
+                    else "– | – |"
+                )
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -302,9 +375,20 @@ def run(config: AblationConfig) -> dict:
                 logger.info("training arm %s (%d steps)", arm, config.max_steps)
                 began = time.perf_counter()
                 data = out / ("dataset_roots" if arm == "roots" else "dataset_tree")
-                arm_config = dataclasses.replace(config, curriculum="depth") if arm == "ladder_depth" else config
-                train_stage(str(data), model_dir, arm_config)
+                arm_config = {
+                    "ladder_depth": dataclasses.replace(config, curriculum="depth"),
+                    "ladder_level": dataclasses.replace(config, solve_rate_samples=config.level_samples),
+                }.get(arm, config)
+                try:
+                    train_stage(str(data), model_dir, arm_config)
+                except ValueError as err:  # e.g. level selection finds no row at the model's level
+                    logger.error("arm %s cannot train: %s", arm, err)
+                    info["error"] = str(err)
+                    save(arm, info)
+                    continue
                 info["train_seconds"] = round(time.perf_counter() - began, 1)
+            if arm == "ladder_level" and "solve_rates" not in info:
+                info["solve_rates"] = solve_rates_before_after(str(out / "dataset_tree"), model_dir, config)
             histories[arm] = read_reward_history(model_dir)
             info["rewards"] = histories[arm]
             model = model_dir

@@ -90,6 +90,10 @@ def test_several_samples_report_pass_at_k_and_majority(tiny_model_dir, problem_f
     )
     assert _lines(out / "completions.jsonl") == 4
     assert {"pass@1", "pass@2", "majority_vote_accuracy"} <= set(summary["model"])
+    # the interval is over problems x samples answers and contains the estimate
+    low, high = summary["model"]["accuracy_ci95"]
+    assert low <= summary["model"]["accuracy"] <= high and high - low > 0.3  # 4 answers: a wide interval
+    assert "[95% CI]" in (out / "report.md").read_text() if (out / "report.md").is_file() else True
     assert summary["config"]["temperature"] is None  # auto: sampling at 0.7 with several samples
     assert EvaluationConfig(num_samples=2).sampling_temperature == 0.7
     assert EvaluationConfig().sampling_temperature == 0.0
@@ -122,3 +126,13 @@ def test_a_mistyped_problem_set_writes_nothing(tmp_path):
     with pytest.raises(ValueError, match="unknown problem set 'mit-2052'"):
         evaluate_model("default", "mit-2052", out)
     assert not out.exists()  # the corrected command is not refused by a half-made folder
+
+
+def test_wilson_interval_against_known_values():
+    from ladder_hf.evaluation import wilson_interval
+
+    # 0 of 80: the upper bound is what a run with no success can still hide
+    assert wilson_interval(0, 80) == (0.0, pytest.approx(0.0458, abs=1e-4))
+    low, high = wilson_interval(120, 240)
+    assert low == pytest.approx(0.437, abs=1e-3) and high == pytest.approx(0.563, abs=1e-3)
+    assert wilson_interval(0, 0) == (0.0, 1.0)

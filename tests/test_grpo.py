@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -296,9 +297,15 @@ def test_recipe_trains_two_steps_from_yaml(tmp_path, tiny_model_dir, variants_fi
             "frac_reward_zero_std",
             "timing/step_seconds",
             "timing/reward_seconds/integration_reward",
+            "timing/generate_seconds",
+            "timing/loss_seconds",
             "integration_bee/accuracy",
         ):
             assert key in log, key
+        # where the step's time went: the phases add up to the step
+        phases = sum(log[f"timing/{p}_seconds"] for p in ("generate", "score", "reward", "loss", "other"))
+        assert phases == pytest.approx(log["timing/step_seconds"], rel=0.05)
+        assert log["timing/generate_seconds"] > 0 and log["timing/loss_seconds"] > 0
         assert 0.0 <= log["timing/reward_share"] < 1.0
         assert log["timing/reward_seconds"] <= log["timing/step_seconds"]
         assert log["integration_bee/count"] == 2
@@ -308,6 +315,29 @@ def test_recipe_trains_two_steps_from_yaml(tmp_path, tiny_model_dir, variants_fi
     assert "| optimizer steps | 2 |" in card and "integration_bee/accuracy" in card
     # One process, 4 completions per step = 1 prompt per step over 8 rows.
     assert train_logs[-1]["epoch"] == pytest.approx(2 / len(VARIANT_ROWS))
+
+
+def test_generation_stops_at_stop_strings(tmp_path, tiny_model_dir, variants_file):
+    # TRL builds its GenerationConfig from generation_kwargs but does not hand generate() the tokenizer
+    # that stop_strings need; the LADDER trainer does. The random tiny model writes a lowercase "e"
+    # within a few tokens, so with it as a stop string completions end long before the budget.
+    lengths = {}
+    for name, kwargs in (("plain", None), ("stop", {"stop_strings": ["e"]})):
+        (tmp_path / name).mkdir()
+        out = tmp_path / name / "out"
+        config = _config(
+            tmp_path / name,
+            tiny_model_dir,
+            dataset_name=variants_file,
+            max_steps=1,
+            max_completion_length=48,
+            generation_kwargs=kwargs,
+            save_strategy="no",
+        )
+        _run([sys.executable, str(RECIPE), "--config", config])
+        [log] = [h for h in _state(out)["log_history"] if "loss" in h]
+        lengths[name] = log["completions/mean_length"]
+    assert lengths["plain"] > 40 and lengths["stop"] < 20, lengths
 
 
 @pytest.mark.slow
@@ -421,3 +451,103 @@ def test_recipe_trains_on_pinned_hub_dataset_and_pushes_model(tmp_path, tiny_mod
     assert "| training data | org/variants |" in pushed and "| data revision | v1.0 |" in pushed
     assert "| training rows | 6 |" in pushed  # the tag was honoured, not main
     assert "| optimizer steps | 1 |" in pushed and "- org/variants" in pushed  # card metadata names the dataset
+
+
+# --------------------------------------------------------------------------------------------- level selection
+
+
+class ScriptedAnswers:
+    """A generation backend (ladder_hf.generation protocol) answering each integrand from a script."""
+
+    model_name = "scripted"
+
+    def __init__(self, answers: dict[str, list[str]]):
+        self.answers, self.calls = answers, 0
+
+    def generate(self, conversations, *, n=1, **kwargs):
+        self.calls += 1
+        out = []
+        for conversation in conversations:
+            integrand = re.fullmatch(r"∫\S* (.+) dx", conversation[-1]["content"]).group(1)
+            out.append([f"<answer>{a}</answer>" for a in self.answers[integrand][:n]])
+        return out
+
+
+def test_measure_solve_rates_scores_samples_per_row_and_resumes(tmp_path):
+    from ladder_hf.training_data import measure_solve_rates, select_by_solve_rate, solve_rate_table
+
+    rows = [
+        {"integrand": "2*x", "lower": "", "upper": "", "depth": 1},
+        {"integrand": "cos(x)", "lower": "0", "upper": "pi/2", "depth": 2},
+        {"integrand": "exp(x)", "lower": "", "upper": "", "depth": 2},
+    ]
+    backend = ScriptedAnswers(
+        {"2*x": ["x**2", "x**2 + 3", "x", "2"], "cos(x)": ["1", "0", "2", "3"], "exp(x)": ["exp(x)"] * 4}
+    )
+    store = tmp_path / "solve_rates.jsonl"
+    rates = measure_solve_rates(rows, backend, samples=4, prompt="compact", store_path=str(store))
+    assert rates == [0.5, 0.25, 1.0]
+    assert len(store.read_text().splitlines()) == 3
+    # a second run reads the stored rates instead of asking the model again
+    again = ScriptedAnswers({})
+    assert measure_solve_rates(rows, again, samples=4, prompt="compact", store_path=str(store)) == rates
+    assert again.calls == 0
+    table = solve_rate_table(rows, rates)
+    assert [(t["depth"], t["rows"], t["edge"], t["always"]) for t in table] == [(1, 1, 1, 0), (2, 2, 1, 1)]
+    kept = select_by_solve_rate(Dataset.from_list(rows), rates)
+    assert kept["integrand"] == ["2*x", "cos(x)"]  # the always-solved row carries no GRPO signal
+
+
+def test_level_selection_in_the_recipe_refuses_when_nothing_is_at_the_models_level(tmp_path, tiny_model_dir):
+    from trl import GRPOConfig, ModelConfig
+
+    from ladder_hf.grpo import select_at_model_level
+
+    rows = add_prompts(Dataset.from_list(VARIANT_ROWS[:4]), "compact")
+    script_args = ScriptArguments(system_prompt="compact", solve_rate_samples=2, solve_rate_max_new_tokens=4)
+    training_args = GRPOConfig(output_dir=str(tmp_path / "out"), use_cpu=True, bf16=False, report_to="none")
+    model_args = ModelConfig(model_name_or_path=tiny_model_dir)
+    # the tiny random model solves nothing: an error that says what to change, not an empty training set
+    with pytest.raises(ValueError, match="no training row has a solve rate in"):
+        select_at_model_level(rows, script_args, training_args, model_args)
+    by_depth = json.loads((tmp_path / "out" / "solve_rates_by_depth.json").read_text())
+    assert sum(t["rows"] for t in by_depth) == 4 and all(t["never"] == t["rows"] for t in by_depth)
+    # widened to keep never-solved rows, the same measurement (read back from the store) keeps them all
+    script_args.solve_rate_range = [-1.0, 1.0]
+    kept, rates = select_at_model_level(rows, script_args, training_args, model_args)
+    assert len(kept) == 4 and rates == [0.0] * 4
+
+
+def test_script_arguments_prompt_keeps_a_named_prompts_templates():
+    compact = ScriptArguments(system_prompt="compact").prompt()
+    assert compact.indefinite_template == "∫ {integrand} dx" and len(compact.examples) == 2
+    custom = ScriptArguments(system_prompt="few_shot", indefinite_template="Q: {integrand}").prompt()
+    assert custom.indefinite_template == "Q: {integrand}" and len(custom.examples) == 3
+
+
+# --------------------------------------------------------------------------------------------- contamination
+
+
+def test_training_rows_equivalent_to_the_eval_set_are_refused(tmp_path, caplog):
+    from ladder_hf.training_data import check_against_eval_set
+
+    eval_file = _write_jsonl(
+        tmp_path / "eval.jsonl",
+        [{"id": "t1", "integrand": "x**2*exp(x)"}, {"id": "t2", "integrand": "sin(x)**3"}],
+    )
+    rows = Dataset.from_list(
+        [
+            {"id": "a", "integrand": "x*exp(x)", "lower": "", "upper": ""},  # easier: allowed
+            {"id": "b", "integrand": "(x**2 + 2*x + 1)*exp(x + 1)", "lower": "", "upper": ""},  # t1 shifted
+        ]
+    )
+    # the whole eval set is protected, not only the problems scored during training
+    script_args = ScriptArguments(eval_set=eval_file, eval_max_problems=1)
+    with pytest.raises(ValueError, match=r"1 training row\(s\) are equivalent .* b ~ t1 \(affine"):
+        check_against_eval_set(rows, script_args)
+    script_args.allow_eval_overlap = True
+    report = check_against_eval_set(rows, script_args)
+    assert report.startswith("2 training rows checked against 2 problems") and "1 equivalent" in report
+    clean = check_against_eval_set(rows.select([0]), script_args)
+    assert "0 equivalent" in clean
+    assert check_against_eval_set(rows, ScriptArguments()) == ""  # no eval set, nothing to protect

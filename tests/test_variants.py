@@ -547,3 +547,13 @@ def test_cli_refuses_to_merge_runs_in_one_folder(tmp_path):
     with pytest.raises(SystemExit, match=r"other depth, problems.*--extend"):
         main([*base, "--problems", "x**3*sin(x)", "--depth", "2", "--variants-per-node", "2"])
     assert main([*base, "--problems", "x**3*sin(x)", "--depth", "1", "--variants-per-node", "2", "--extend"]) == 0
+
+
+def test_a_variant_the_verifier_cannot_read_is_not_sane():
+    # sympy holds Sum(...) (a bundled 2024 root is one); the verifier's grammar does not, so such a node
+    # could never be rewarded and must not reach training
+    n = sympy.Symbol("n")
+    x = sympy.Symbol("x")
+    profiles = profile_batch([sympy.Sum(x**n, (n, 0, 3)), x**2], config=FAST_QC)
+    assert not profiles[0].sane and "verifier cannot read" in profiles[0].reason
+    assert profiles[1].sane

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import math
@@ -68,6 +69,9 @@ class RewardTimer:
         self._step_start: float | None = None
         self._steps: list[tuple[float, float]] = []  # (step seconds, reward seconds) since last flush
         self.history: list[tuple[float, float]] = []  # every step since creation
+        self._phases: dict[str, float] = defaultdict(float)  # seconds per phase in the current step
+        self._phase_steps: list[dict[str, float]] = []  # per step since the last flush
+        self.phase_history: list[dict[str, float]] = []  # per step since creation
 
     def _record(self, name: str, start: float, stop: float) -> None:
         with self._lock:
@@ -103,6 +107,16 @@ class RewardTimer:
         timed.__qualname__ = name
         return timed
 
+    @contextlib.contextmanager
+    def phase(self, name: str):
+        """Time a phase of the step (the trainer times ``generate``, ``prepare`` and ``training_step``)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._phases[name] += time.perf_counter() - start
+
     def step_begin(self) -> None:
         self._step_start = time.perf_counter()
 
@@ -116,13 +130,17 @@ class RewardTimer:
             self._intervals.clear()
             self._steps.append((now - self._step_start, reward))
             self.history.append((now - self._step_start, reward))
+            phases = _step_phases(now - self._step_start, reward, self._phases)
+            self._phases = defaultdict(float)
+            self._phase_steps.append(phases)
+            self.phase_history.append(phases)
         self._step_start = None
 
     def flush(self) -> dict[str, float]:
         """Metrics since the last flush: mean step/reward seconds, reward share, per-function seconds per step."""
         with self._lock:
-            steps, per_func = self._steps, dict(self._per_func)
-            self._steps, self._per_func = [], defaultdict(float)
+            steps, per_func, phases = self._steps, dict(self._per_func), self._phase_steps
+            self._steps, self._per_func, self._phase_steps = [], defaultdict(float), []
         if not steps:
             return {}
         step_total = sum(s for s, _ in steps)
@@ -134,7 +152,30 @@ class RewardTimer:
         }
         for name, seconds in per_func.items():
             metrics[f"timing/reward_seconds/{name}"] = seconds / len(steps)
+        for name in STEP_PHASES:
+            if any(name in p for p in phases):
+                metrics[f"timing/{name}_seconds"] = sum(p.get(name, 0.0) for p in phases) / len(phases)
         return metrics
+
+
+# Where an optimizer step's wall time goes, from the phases LadderGRPOTrainer times: generation,
+# the rest of scoring (tokenising, log-probabilities, advantages), the rewards, the loss's forward and
+# backward, and what is left (optimizer, logging, callbacks).
+STEP_PHASES = ("generate", "score", "reward", "loss", "other")
+
+
+def _step_phases(step: float, reward: float, timed: Mapping[str, float]) -> dict[str, float]:
+    if "training_step" not in timed:
+        return {}
+    prepare, generate = timed.get("prepare", 0.0), timed.get("generate", 0.0)
+    phases = {
+        "generate": generate,
+        "score": max(0.0, prepare - generate - reward),
+        "reward": reward,
+        "loss": max(0.0, timed["training_step"] - prepare),
+    }
+    phases["other"] = max(0.0, step - sum(phases.values()))
+    return phases
 
 
 class RewardTimerCallback(TrainerCallback):

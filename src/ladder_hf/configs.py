@@ -15,11 +15,12 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import trl
 
-from ladder_hf.problems import DEFINITE_TEMPLATE, INDEFINITE_TEMPLATE
+from ladder_hf.problems import DEFINITE_TEMPLATE, INDEFINITE_TEMPLATE, Prompt, resolve_prompt
 
 CURRICULA = ("none", "depth", "difficulty", "depth_difficulty")
 RESTORE_STRATEGIES = ("snapshot", "reload", "lora")
@@ -49,6 +50,12 @@ class ScriptArguments(trl.ScriptArguments):
             Tree depth, generator seed, candidates per parent and kept variants per tree with ``problems``.
         max_train_samples (`int`, *optional*):
             Keep only this many training rows (after the curriculum ordering).
+        solve_rate_samples (`int`, *optional*, defaults to `0`):
+            LADDER's level selection: sample this many answers per row with the model before training and
+            keep the rows whose solve rate lies strictly inside ``solve_rate_range`` (default ``[0, 1]``:
+            neither always nor never solved). 0 turns it off.
+        solve_rate_range (`list[float]`), solve_rate_max_new_tokens (`int`):
+            The kept interval of solve rates, and the token budget of each sampled answer.
         curriculum (`str`, *optional*, defaults to `"none"`):
             Row order: ``none`` (shuffled, as in the paper), ``depth`` (deepest, i.e. easiest, first),
             ``difficulty`` or ``depth_difficulty``. Any ordering turns off ``GRPOConfig.shuffle_dataset``.
@@ -71,6 +78,9 @@ class ScriptArguments(trl.ScriptArguments):
             Problems scored during training (``mit-2025``, a .jsonl); also protected from the grown tree.
         eval_every_steps, eval_max_problems, eval_max_new_tokens, eval_batch_size:
             How often (0: at the end only), how many problems, tokens per answer, prompts per batch.
+        allow_eval_overlap (`bool`, *optional*, defaults to `False`):
+            Every training row is checked against the whole ``eval_set`` with the contamination guard; rows
+            equivalent to an evaluation problem stop the run unless this is set.
         model_card_tags (`list[str]`): extra tags for the model card.
     """
 
@@ -109,6 +119,21 @@ class ScriptArguments(trl.ScriptArguments):
     max_train_samples: int | None = field(
         default=None, metadata={"help": "Keep only this many training rows (after the curriculum ordering)."}
     )
+    solve_rate_samples: int = field(
+        default=0,
+        metadata={
+            "help": "LADDER's level selection: before training, sample this many answers per training row with the "
+            "model and keep only the rows whose solve rate lies strictly inside --solve_rate_range (the model's edge: "
+            "neither always nor never solved). Rates are saved in <output_dir>/solve_rates.jsonl. 0 turns it off."
+        },
+    )
+    solve_rate_range: list[float] = field(
+        default_factory=lambda: [0.0, 1.0],
+        metadata={"help": "Open interval (low high) of solve rates kept by --solve_rate_samples."},
+    )
+    solve_rate_max_new_tokens: int = field(
+        default=64, metadata={"help": "Tokens per sampled answer when measuring solve rates."}
+    )
     system_prompt: str | None = field(
         default="default",
         metadata={
@@ -117,12 +142,19 @@ class ScriptArguments(trl.ScriptArguments):
             "need), or any other text as the system prompt. See ladder_hf.problems.PROMPTS."
         },
     )
-    indefinite_template: str = field(
-        default=INDEFINITE_TEMPLATE, metadata={"help": "User turn for indefinite integrals; `{integrand}` is filled."}
+    indefinite_template: str | None = field(
+        default=None,
+        metadata={
+            "help": "User turn for indefinite integrals; `{integrand}` is filled. Default: the prompt's own "
+            f"(`{INDEFINITE_TEMPLATE}` for `default` and `few_shot`)."
+        },
     )
-    definite_template: str = field(
-        default=DEFINITE_TEMPLATE,
-        metadata={"help": "User turn for definite integrals; `{integrand}`, `{lower}`, `{upper}` are filled."},
+    definite_template: str | None = field(
+        default=None,
+        metadata={
+            "help": "User turn for definite integrals; `{integrand}`, `{lower}`, `{upper}` are filled. Default: the "
+            f"prompt's own (`{DEFINITE_TEMPLATE}` for `default` and `few_shot`)."
+        },
     )
     reward_funcs: list[str] = field(
         default_factory=lambda: ["integration", "format"],
@@ -153,6 +185,13 @@ class ScriptArguments(trl.ScriptArguments):
         default=0, metadata={"help": "Score the eval set every N optimizer steps (0: only at the end of training)."}
     )
     eval_max_problems: int | None = field(default=None, metadata={"help": "Use only the first N eval problems."})
+    allow_eval_overlap: bool = field(
+        default=False,
+        metadata={
+            "help": "Train even on rows the contamination guard finds equivalent to a problem of --eval_set "
+            "(default: refuse, naming them). The whole eval set is protected, not only the scored problems."
+        },
+    )
     eval_max_new_tokens: int = field(default=256, metadata={"help": "Greedy generation budget per eval problem."})
     eval_batch_size: int = field(default=8, metadata={"help": "Prompts per generate() call during evaluation."})
     model_card_tags: list[str] = field(
@@ -164,6 +203,14 @@ class ScriptArguments(trl.ScriptArguments):
             raise ValueError(f"curriculum must be one of {CURRICULA}, got {self.curriculum!r}")
         if isinstance(self.reward_funcs, str):
             self.reward_funcs = [name.strip() for name in self.reward_funcs.split(",") if name.strip()]
+
+    def prompt(self) -> Prompt:
+        """The :class:`~ladder_hf.problems.Prompt` every step of the run asks with (training rows, level
+        selection, held-out evaluation): ``system_prompt`` with the template overrides applied."""
+        spec = resolve_prompt(self.system_prompt)
+        templates = {"indefinite_template": self.indefinite_template, "definite_template": self.definite_template}
+        overrides = {k: v for k, v in templates.items() if v}
+        return dataclasses.replace(spec, **overrides) if overrides else spec
 
 
 @dataclass

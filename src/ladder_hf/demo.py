@@ -158,6 +158,13 @@ class DemoConfig:
             "'default' (the package prompt) or literal text."
         },
     )
+    solve_rate_samples: int = field(
+        default=0,
+        metadata={
+            "help": "LADDER's level selection: sample this many answers per training row before training and keep "
+            "the rows the model neither always nor never solves (0: off; see ladder_hf.grpo.select_at_model_level)."
+        },
+    )
     eval_samples: int = field(default=4, metadata={"help": "Samples per held-out problem (pass@1 is their mean)."})
     eval_max_new_tokens: int = field(default=32, metadata={"help": "Token budget of an evaluation completion."})
     eval_batch_size: int = field(default=16, metadata={"help": "Completions per generate() call in evaluation."})
@@ -299,6 +306,8 @@ def grpo_settings(dataset_dir: str, out_dir: str, config: DemoConfig) -> dict[st
         "system_prompt": config.prompt,
         "reward_funcs": list(config.reward_funcs),
         "curriculum": config.curriculum,
+        "solve_rate_samples": config.solve_rate_samples,
+        "solve_rate_max_new_tokens": config.max_completion_length,
         # GRPOConfig
         "output_dir": out_dir,
         "use_cpu": not torch.cuda.is_available(),

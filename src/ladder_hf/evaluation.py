@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -268,9 +269,30 @@ def _reference(problem: dict) -> dict:
     return {**reference, "excluded": bool(problem.get("excluded"))}
 
 
+def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a proportion (95% with the default ``z``); ``(0, 1)`` when ``n`` is 0.
+
+    Samples of one problem are correlated, so over ``problems x samples`` answers this interval is a
+    little narrower than the truth; results tables state both counts.
+
+    Example:
+        >>> [round(v, 3) for v in wilson_interval(12, 240)]
+        [0.029, 0.085]
+    """
+    if n <= 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def _headline(scores: dict, k: int) -> dict:
     keep = ["count", "num_predictions", "accuracy", "answer_rate", "majority_vote_accuracy", "per_year"]
     out = {key: scores[key] for key in keep if key in scores}
+    n = int(scores.get("count", 0)) * k
+    if "accuracy" in scores and n:
+        out["accuracy_ci95"] = list(wilson_interval(scores["accuracy"] * n, n))
     out.update({key: value for key, value in scores.items() if key.startswith("pass@")})
     if k == 1:
         out["solved"] = int(sum(scores["correct"]))
@@ -294,7 +316,7 @@ def render_markdown(summary: dict, problems: Sequence[dict], per_problem: dict[s
     lines = [
         f"## Integration Bee: {summary['config']['problem_set']} ({len(problems)} problems)",
         "",
-        f"| system | samples/problem | accuracy | pass@{k} | majority vote | answered | wall time |",
+        f"| system | samples/problem | accuracy [95% CI] | pass@{k} | majority vote | answered | wall time |",
         "|---|---|---|---|---|---|---|",
     ]
     for key, label in systems:
@@ -304,6 +326,9 @@ def render_markdown(summary: dict, problems: Sequence[dict], per_problem: dict[s
         pass_k = _pct(s.get(f"pass@{samples}", s["accuracy"]))
         majority = _pct(s.get("majority_vote_accuracy"))
         wall = summary["wall_time_s"][key]
+        if s.get("accuracy_ci95"):
+            low, high = s["accuracy_ci95"]
+            solved += f" [{_pct(low)}, {_pct(high)}]"
         lines.append(
             f"| {label} | {samples} | {_pct(s['accuracy'])}{solved} | {pass_k} | {majority} "
             f"| {_pct(s['answer_rate'])} | {wall:.0f} s |"

@@ -38,9 +38,8 @@ from typing import Any
 
 from ladder_hf.callbacks import HeldOutEvalCallback, RewardTimer, RewardTimerCallback
 from ladder_hf.configs import ScriptArguments
-from ladder_hf.problems import Prompt, resolve_prompt
 from ladder_hf.trainer import LadderGRPOTrainer
-from ladder_hf.training_data import build_train_dataset, load_eval_problems
+from ladder_hf.training_data import build_train_dataset, check_against_eval_set, load_eval_problems
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +92,12 @@ def train(script_args: ScriptArguments, training_args, model_args, reward_funcs:
         logger.info("Resuming from %s", checkpoint)
 
     train_dataset = build_train_dataset(script_args, training_args)
+    guard_report = check_against_eval_set(train_dataset, script_args)  # refuses rows equal to eval problems
+    if guard_report:
+        logger.info("contamination guard: %s", guard_report)
+    solve_rates = None
+    if script_args.solve_rate_samples > 0:
+        train_dataset, solve_rates = select_at_model_level(train_dataset, script_args, training_args, model_args)
     if script_args.curriculum != "none" and training_args.shuffle_dataset:
         logger.info("curriculum=%s: turning off shuffle_dataset to keep the order", script_args.curriculum)
         training_args.shuffle_dataset = False
@@ -128,7 +133,14 @@ def train(script_args: ScriptArguments, training_args, model_args, reward_funcs:
         "beta": training_args.beta,
         "num_generations": training_args.num_generations,
         "eval_set": script_args.eval_set,
+        "contamination_guard": guard_report,
     }
+    if solve_rates is not None:
+        card_info["level_selection"] = (
+            f"{len(train_dataset)} of {len(solve_rates)} rows kept with solve rate in "
+            f"({script_args.solve_rate_range[0]:g}, {script_args.solve_rate_range[1]:g}), "
+            f"{script_args.solve_rate_samples} samples each"
+        )
     trainer = LadderGRPOTrainer(
         model=model_args.model_name_or_path,
         reward_funcs=reward_funcs,
@@ -144,15 +156,11 @@ def train(script_args: ScriptArguments, training_args, model_args, reward_funcs:
     eval_problems = load_eval_problems(script_args)
     eval_callback = None
     if eval_problems:
-        prompt = resolve_prompt(script_args.system_prompt)
-        prompt = Prompt(
-            prompt.system_prompt, prompt.examples, script_args.indefinite_template, script_args.definite_template
-        )
         eval_callback = HeldOutEvalCallback(
             trainer,
             eval_problems,
             script_args.eval_every_steps,
-            prompt,
+            script_args.prompt(),
             script_args.eval_max_new_tokens,
             script_args.eval_batch_size,
         )
@@ -194,7 +202,50 @@ def train(script_args: ScriptArguments, training_args, model_args, reward_funcs:
         "resumed_from": checkpoint,
         "eval_scores": eval_scores,
         "step_timings": list(timer.history),
+        "step_phases": list(timer.phase_history),
     }
+
+
+def select_at_model_level(train_dataset, script_args: ScriptArguments, training_args, model_args):
+    """Measure the model's solve rate on every training row and keep the rows at its level.
+
+    Logs and saves (``<output_dir>/solve_rates_by_depth.json``) the solve rate per tree depth, the
+    measurable form of LADDER's premise that deeper variants are easier. Raises when no row is left,
+    with what to change."""
+    from ladder_hf.generation import load_backend
+    from ladder_hf.store import write_json
+    from ladder_hf.training_data import SOLVE_RATES_FILE, measure_solve_rates, select_by_solve_rate, solve_rate_table
+
+    low, high = script_args.solve_rate_range
+    backend = load_backend(
+        "transformers", model_args.model_name_or_path, batch_size=32, dtype=model_args.dtype, seed=training_args.seed
+    )
+    columns = [c for c in ("integrand", "lower", "upper", "depth") if c in train_dataset.column_names]
+    rows = train_dataset.select_columns(columns).to_list()
+    rates = measure_solve_rates(
+        rows,
+        backend,
+        samples=script_args.solve_rate_samples,
+        prompt=script_args.prompt(),
+        max_new_tokens=script_args.solve_rate_max_new_tokens,
+        temperature=training_args.temperature,
+        seed=training_args.seed,
+        store_path=os.path.join(training_args.output_dir, SOLVE_RATES_FILE),
+    )
+    del backend
+    table = solve_rate_table(rows, rates)
+    for line in table:
+        logger.info("solve rate at depth %s: %s", line["depth"], line)
+    write_json(os.path.join(training_args.output_dir, "solve_rates_by_depth.json"), table)
+    selected = select_by_solve_rate(train_dataset, rates, low, high)
+    logger.info("level selection: %d of %d rows have a solve rate in (%g, %g)", len(selected), len(rows), low, high)
+    if len(selected) == 0:
+        raise ValueError(
+            f"no training row has a solve rate in ({low:g}, {high:g}) for this model "
+            f"(per depth: {[(t['depth'], t['mean_solve_rate']) for t in table]}); grow deeper trees "
+            "(--variant_depth), widen --solve_rate_range, or raise --solve_rate_samples"
+        )
+    return selected, rates
 
 
 def make_parser():

@@ -231,9 +231,17 @@ class Prompt:
     definite_template: str = DEFINITE_TEMPLATE
 
 
+# The few-shot prompt at a third of its length (about 60 tokens against 165 with SmolLM2's template):
+# on a CPU every prompt token is paid for again in each completion's forward and backward pass.
+COMPACT_INSTRUCTION = "Integrate. Reply with only <answer>antiderivative</answer> in sympy syntax."
+COMPACT_EXAMPLES = (("x**4", "x**5/5"), ("cos(2*x)", "sin(2*x)/2"))
+
 PROMPTS: dict[str, Prompt] = {
     "default": Prompt(),
     "few_shot": Prompt(FEW_SHOT_INSTRUCTION, FEW_SHOT_EXAMPLES),
+    "compact": Prompt(
+        COMPACT_INSTRUCTION, COMPACT_EXAMPLES, "∫ {integrand} dx", "∫_{{{lower}}}^{{{upper}}} {integrand} dx"
+    ),
 }
 
 

@@ -8,6 +8,8 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 
 from huggingface_hub import ModelCard
@@ -29,6 +31,43 @@ class LadderGRPOTrainer(GRPOTrainer):
         self.reward_timer = reward_timer
         self.card_info = dict(card_info or {})
         self._pending_logs: dict[str, float] = {}
+
+    def _timed(self, phase: str):
+        return self.reward_timer.phase(phase) if self.reward_timer is not None else contextlib.nullcontext()
+
+    # Timed so the log says where a step's time goes (timing/generate_seconds, timing/loss_seconds, ...).
+    def _generate_single_turn(self, *args, **kwargs):
+        with self._timed("generate"), self._stop_strings():
+            return super()._generate_single_turn(*args, **kwargs)
+
+    @contextlib.contextmanager
+    def _stop_strings(self):
+        """Make ``generation_kwargs: {stop_strings: [...]}`` work on the transformers path.
+
+        transformers stops at ``GenerationConfig.stop_strings`` only when ``generate`` is given the
+        tokenizer, which TRL does not pass; for the length of one generation call the model's
+        ``generate`` gets it. Stopping at ``</answer>`` ends a completion where the reward stops reading,
+        so a group is not held up by one sample that keeps writing after its answer.
+        """
+        config = getattr(self, "generation_config", None)
+        if self.use_vllm or config is None or not getattr(config, "stop_strings", None):
+            yield
+            return
+        model = self.accelerator.unwrap_model(self.model)
+        tokenizer = getattr(self, "_tokenizer", None) or self.processing_class
+        model.generate = functools.partial(type(model).generate, model, tokenizer=tokenizer)
+        try:
+            yield
+        finally:
+            del model.generate
+
+    def _prepare_inputs(self, generation_batch):
+        with self._timed("prepare"):
+            return super()._prepare_inputs(generation_batch)
+
+    def training_step(self, *args, **kwargs):
+        with self._timed("training_step"):
+            return super().training_step(*args, **kwargs)
 
     def add_pending_logs(self, metrics: dict[str, float]) -> None:
         """Metrics (e.g. held-out scores) to add to the next training log."""
@@ -83,6 +122,8 @@ def ladder_card_section(info: dict) -> str:
         ("beta", "KL coefficient (beta)"),
         ("num_generations", "completions per prompt"),
         ("eval_set", "held-out set"),
+        ("contamination_guard", "contamination guard"),
+        ("level_selection", "level selection"),
     ]
     for key, label in labels:
         if info.get(key) not in (None, "", []):

@@ -127,8 +127,127 @@ def order_by_curriculum(dataset, curriculum: str = "none"):
     return dataset.sort(keys, reverse=reverse, null_placement="at_end")
 
 
+SOLVE_RATES_FILE = "solve_rates.jsonl"
+
+
+def measure_solve_rates(
+    rows,
+    backend,
+    *,
+    samples: int = 4,
+    prompt: str | Prompt | None = "few_shot",
+    max_new_tokens: int = 64,
+    temperature: float = 0.7,
+    seed: int = 0,
+    store_path: str | None = None,
+    chunk: int = 32,
+) -> list[float | None]:
+    """The model's solve rate on each row: the share of ``samples`` sampled answers the verifier accepts.
+
+    This is how LADDER finds the model's level (the edge between "always solved" and "never solved").
+    ``None`` for a row the verifier cannot score (a problem-side failure). With ``store_path`` every
+    measured chunk is appended to a JSONL file keyed by (integrand, bounds), and a re-run reuses it,
+    so a killed measurement resumes where it stopped.
+
+    Example:
+        >>> from ladder_hf.generation import load_backend
+        >>> backend = load_backend("transformers", "default")  # doctest: +SKIP
+        >>> measure_solve_rates([{"integrand": "2*x", "lower": "", "upper": ""}], backend, samples=4)  # doctest: +SKIP
+        [0.75]
+    """
+    from tqdm.auto import tqdm
+
+    from ladder_hf.problems import ANSWER_STOP
+    from ladder_hf.rewards import extract_answer
+    from ladder_hf.store import JsonlStore
+    from ladder_hf.verifier import verify_batch
+
+    def key(row) -> str:
+        return f"{row['integrand']}|{row.get('lower') or ''}|{row.get('upper') or ''}"
+
+    rows = [dict(r) for r in rows]
+    store = JsonlStore(store_path) if store_path else None
+    known = {r["key"]: r["solve_rate"] for r in store.read()} if store is not None and store.exists() else {}
+    todo = list(dict.fromkeys(key(r) for r in rows if key(r) not in known))
+    by_key = {key(r): r for r in rows}
+    with tqdm(total=len(todo), desc="Measuring solve rates", unit="row") as bar:
+        for start in range(0, len(todo), chunk):
+            keys = todo[start : start + chunk]
+            problems = [by_key[k] for k in keys]
+            texts = backend.generate(
+                [build_messages(p, prompt) for p in problems],
+                n=samples,
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                stop=ANSWER_STOP,
+                seed=seed + start,
+            )
+            items = [
+                {"integrand": p["integrand"], "lower": p.get("lower"), "upper": p.get("upper"), "candidate": c}
+                for p, outs in zip(problems, texts, strict=True)
+                for c in (extract_answer(t) for t in outs)
+            ]
+            results = verify_batch(items)
+            measured = []
+            for i, k in enumerate(keys):
+                verdicts = results[i * samples : (i + 1) * samples]
+                scored = [r.correct for r in verdicts if r.scored]
+                rate = sum(scored) / len(scored) if scored else None
+                known[k] = rate
+                measured.append({"key": k, "solve_rate": rate, "samples": len(scored)})
+            if store is not None:
+                store.append(measured)
+            bar.update(len(keys))
+    return [known[key(r)] for r in rows]
+
+
+def solve_rate_table(rows, rates: list[float | None], by: str = "depth") -> list[dict[str, Any]]:
+    """Per value of ``by`` (tree depth by default): rows, mean solve rate, and how many rows are never
+    solved, sometimes solved (the model's edge) and always solved.
+
+    Example:
+        >>> table = solve_rate_table([{"depth": 1}, {"depth": 1}, {"depth": 2}], [0.0, 0.5, 1.0])
+        >>> table[0]
+        {'depth': 1, 'rows': 2, 'mean_solve_rate': 0.25, 'never': 1, 'edge': 1, 'always': 0}
+    """
+    groups: dict[Any, list[float]] = {}
+    for row, rate in zip(rows, rates, strict=True):
+        if rate is not None:
+            groups.setdefault(row.get(by), []).append(rate)
+    table = []
+    for value in sorted(groups, key=lambda v: (v is None, v)):
+        values = groups[value]
+        table.append(
+            {
+                by: value,
+                "rows": len(values),
+                "mean_solve_rate": round(sum(values) / len(values), 4),
+                "never": sum(v == 0 for v in values),
+                "edge": sum(0 < v < 1 for v in values),
+                "always": sum(v == 1 for v in values),
+            }
+        )
+    return table
+
+
+def select_by_solve_rate(dataset, rates: list[float | None], low: float = 0.0, high: float = 1.0):
+    """Keep the rows whose solve rate is strictly between ``low`` and ``high``: with the defaults, the
+    rows the model neither always nor never solves, where GRPO's group advantages are not all zero.
+
+    Example:
+        >>> from datasets import Dataset
+        >>> ds = Dataset.from_list([{"integrand": "x"}, {"integrand": "x**2"}, {"integrand": "x**3"}])
+        >>> select_by_solve_rate(ds, [0.0, 0.5, 1.0])["integrand"]
+        ['x**2']
+    """
+    keep = [i for i, rate in enumerate(rates) if rate is not None and low < rate < high]
+    return dataset.select(keep)
+
+
 def build_train_dataset(script_args: ScriptArguments, training_args):
-    """The prompt-ready training dataset described by ``script_args`` (see :class:`ScriptArguments`)."""
+    """The prompt-ready training dataset described by ``script_args`` (see :class:`ScriptArguments`).
+
+    Check it with :func:`check_against_eval_set` before training (``ladder_hf.grpo.train`` does)."""
     if bool(script_args.dataset_name) == bool(script_args.problems):
         raise ValueError("give exactly one of --dataset_name (variant data) or --problems (grow variants on the fly)")
     if script_args.problems:
@@ -143,7 +262,7 @@ def build_train_dataset(script_args: ScriptArguments, training_args):
                     seed=script_args.variant_seed,
                     variants_per_node=script_args.variants_per_node,
                     max_nodes_per_root=script_args.max_variants_per_root,
-                    protect=load_eval_problems(script_args),
+                    protect=protected_problems(script_args),
                 )
             dataset = load_variants_folder(out_dir, script_args.dataset_config or "variants")
     else:
@@ -162,12 +281,55 @@ def build_train_dataset(script_args: ScriptArguments, training_args):
     dataset = order_by_curriculum(dataset, script_args.curriculum)
     if script_args.max_train_samples is not None:
         dataset = dataset.select(range(min(script_args.max_train_samples, len(dataset))))
-    return add_prompts(
-        dataset,
-        script_args.system_prompt,
-        indefinite_template=script_args.indefinite_template,
-        definite_template=script_args.definite_template,
+    return add_prompts(dataset, script_args.prompt())
+
+
+def protected_problems(script_args: ScriptArguments) -> list[Problem]:
+    """Every problem of ``script_args.eval_set`` (not only the ``eval_max_problems`` scored): what no
+    training row may equal in disguise."""
+    from ladder_hf.problems import load_problems
+
+    return load_problems(script_args.eval_set, include_overlaps=True) if script_args.eval_set else []
+
+
+def check_against_eval_set(dataset, script_args: ScriptArguments) -> str:
+    """Refuse training rows equivalent to a problem of the evaluation set (the contamination guard's rule:
+    equal up to an affine change of variable, a constant factor and an added constant); returns a one-line
+    report for the log and the model card ("" when there is no evaluation set).
+
+    ``allow_eval_overlap`` turns the refusal into a warning, for a deliberate experiment.
+    """
+    protected = protected_problems(script_args)
+    if not protected:
+        return ""
+    from ladder_hf.variants.base import parse_problem_integrand
+    from ladder_hf.variants.quality import ContaminationGuard, integration_interval
+
+    rows = dataset.select_columns([c for c in ("id", "integrand", "lower", "upper") if c in dataset.column_names])
+    exprs, intervals, names = [], [], []
+    for index, row in enumerate(rows):
+        exprs.append(parse_problem_integrand(str(row["integrand"])))
+        intervals.append(integration_interval(row.get("lower") or "", row.get("upper") or ""))
+        names.append(row.get("id") or f"row {index}")
+    verdicts = ContaminationGuard(protected).judge_batch(exprs, intervals)
+    pairs = zip(names, verdicts, strict=True)
+    found = [f"{n} ~ {v.protected_id} ({v.rule})" for n, v in pairs if v.status == "contaminated"]
+    unjudged = sum(v.status == "unjudged" for v in verdicts)
+    report = (
+        f"{len(exprs)} training rows checked against {len(protected)} problems of {script_args.eval_set}: "
+        f"{len(found)} equivalent, {unjudged} could not be judged"
     )
+    if found:
+        listed = "; ".join(found[:5]) + (f" (and {len(found) - 5} more)" if len(found) > 5 else "")
+        if not script_args.allow_eval_overlap:
+            raise ValueError(
+                f"{len(found)} training row(s) are equivalent to problems of the evaluation set "
+                f"{script_args.eval_set}: "
+                f"{listed}. Drop them (grow the tree with --problems and --eval_set, which protects it), or pass "
+                "--allow_eval_overlap true to train on them anyway"
+            )
+        logger.warning("training on rows equivalent to evaluation problems (--allow_eval_overlap): %s", listed)
+    return report
 
 
 def load_eval_problems(script_args: ScriptArguments) -> list[Problem]:

@@ -171,6 +171,12 @@ def profile_batch(
     profiles = []
     n = len(FINGERPRINT_POINTS)
     for expr, iv, out in zip(exprs, intervals, outcomes, strict=True):
+        unreadable = unreadable_reason(expr)
+        if unreadable:
+            # sympy can hold what the verifier's bounded grammar refuses (a drop_summand variant of a
+            # bundled Sum(...) root); such a row could never be rewarded, so it is not sane
+            profiles.append(Profile([None] * n, False, unreadable))
+            continue
         if not out.ok:
             profiles.append(Profile([None] * n, False, f"numeric evaluation failed: {out.error}"[:200]))
             continue
@@ -187,6 +193,17 @@ def profile_batch(
         else:
             profiles.append(Profile(fp, True))
     return profiles
+
+
+def unreadable_reason(expr) -> str:
+    """Why the verifier cannot read the expression as a (trusted) integrand; "" when it can."""
+    from ladder_hf.verifier import MathParseError, compile_math
+
+    try:
+        compile_math(str(expr), trusted=True)
+    except (MathParseError, ValueError) as err:
+        return f"the verifier cannot read it ({err})"[:200]
+    return ""
 
 
 def _arr(fp: list[float | None]) -> np.ndarray:

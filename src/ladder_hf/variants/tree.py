@@ -45,6 +45,7 @@ from ladder_hf.variants.quality import (
     integration_interval,
     profile_batch,
     solvability_batch,
+    unreadable_reason,
 )
 
 logger = logging.getLogger(__name__)
@@ -204,11 +205,18 @@ def _parse_roots(problems: list[dict]) -> tuple[list[dict], list, list[dict]]:
     ok, exprs, skipped = [], [], []
     for p in problems:
         try:
-            exprs.append(parse_problem_integrand(p["integrand"]))
-            ok.append(p)
+            expr = parse_problem_integrand(p["integrand"])
         except ValueError as err:
             logger.warning("skipping problem %s: its integrand does not parse (%s)", root_id(p), err)
             skipped.append(p)
+            continue
+        unreadable = unreadable_reason(expr)
+        if unreadable:  # no node of its tree could be rewarded
+            logger.warning("skipping problem %s: %s", root_id(p), unreadable)
+            skipped.append(p)
+            continue
+        exprs.append(expr)
+        ok.append(p)
     return ok, exprs, skipped
 
 

@@ -276,7 +276,10 @@ def test_recipe_trains_two_steps_from_yaml(tmp_path, tiny_model_dir, variants_fi
         tmp_path,
         tiny_model_dir,
         dataset_name=variants_file,
-        eval_set=variants_file,
+        # held-out problems unlike every training row (the recipe refuses rows equivalent to its eval set)
+        eval_set=_write_jsonl(
+            tmp_path / "eval.jsonl", [{"id": "e1", "integrand": "x*exp(x)"}, {"id": "e2", "integrand": "log(x)"}]
+        ),
         eval_every_steps=1,
         eval_max_problems=2,
         eval_max_new_tokens=8,

@@ -557,3 +557,14 @@ def test_a_variant_the_verifier_cannot_read_is_not_sane():
     profiles = profile_batch([sympy.Sum(x**n, (n, 0, 3)), x**2], config=FAST_QC)
     assert not profiles[0].sane and "verifier cannot read" in profiles[0].reason
     assert profiles[1].sane
+
+
+def test_a_variant_equal_to_its_parent_up_to_constants_is_a_parent_copy(tmp_path):
+    # 3*f + 1 is not easier than f: the funnel rejects it as a copy, and counts easier kept variants
+    from ladder_hf.variants.quality import is_parent_copy
+
+    x = sympy.Symbol("x")
+    [parent, copy, easier] = profile_batch([x**2 * sympy.exp(x), 3 * x**2 * sympy.exp(x) + 1, x * sympy.exp(x)])
+    assert is_parent_copy(parent.fingerprint, copy.fingerprint)
+    assert not is_parent_copy(parent.fingerprint, easier.fingerprint)
+    assert not is_parent_copy(None, copy.fingerprint)  # a root row written before fingerprints were kept

@@ -206,6 +206,30 @@ def unreadable_reason(expr) -> str:
     return ""
 
 
+def is_parent_copy(parent_fp: list[float | None] | None, child_fp: list[float | None], rtol: float = 1e-7) -> bool:
+    """Whether a variant is its parent up to a constant factor and an added constant (``c*f + d``), from
+    their fingerprints: the same real domain and an exact affine fit. Such a "variant" is no easier.
+
+    Example:
+        >>> is_parent_copy([1.0, 4.0, 9.0, 16.0, None], [3.0, 12.0, 27.0, 48.0, None])
+        True
+        >>> is_parent_copy([1.0, 4.0, 9.0, 16.0, None], [1.0, 2.0, 3.0, 4.0, None])
+        False
+    """
+    if not parent_fp:
+        return False
+    a, b = _arr(parent_fp), _arr(child_fp)
+    if a.shape != b.shape or not np.array_equal(np.isnan(a), np.isnan(b)):
+        return False
+    both = ~np.isnan(a)
+    if both.sum() < 4 or np.ptp(a[both]) == 0:
+        return False
+    design = np.vstack([a[both], np.ones(both.sum())]).T
+    coef, *_ = np.linalg.lstsq(design, b[both], rcond=None)
+    residual = np.max(np.abs(b[both] - design @ coef))
+    return bool(coef[0] != 0 and residual <= rtol * max(1.0, float(np.max(np.abs(b[both])))))
+
+
 def _arr(fp: list[float | None]) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in fp], dtype=float)
 

@@ -43,6 +43,7 @@ from ladder_hf.variants.quality import (
     FingerprintIndex,
     QualityConfig,
     integration_interval,
+    is_parent_copy,
     profile_batch,
     solvability_batch,
     unreadable_reason,
@@ -55,7 +56,9 @@ REJECTED_FILE = "rejected.jsonl"
 EXPANSIONS_FILE = "expansions.jsonl"
 FUNNEL_FILE = "qc.json"
 RUN_FILE = "run.json"
-FUNNEL_STAGES = ("requested", "generated", "parsed", "sane", "unique", "clean", "kept")
+# "unique": neither a duplicate of a node already in the tree nor its parent up to constants (c*f + d);
+# "easier": kept variants whose difficulty estimate is below their parent's.
+FUNNEL_STAGES = ("requested", "generated", "parsed", "sane", "unique", "clean", "kept", "easier")
 
 
 class RunMismatchError(ValueError):
@@ -295,6 +298,10 @@ def _expand_chunk(
             if dup is not None:
                 rejected[i].append(_rejected(c, parent, "duplicate", duplicate_of=ids_by_fp[dup]))
                 continue
+            if is_parent_copy(parent.get("qc_fingerprint"), prof.fingerprint):
+                reason = "its parent up to a constant factor and an added constant"
+                rejected[i].append(_rejected(c, parent, "parent_copy", reason, duplicate_of=parent["id"]))
+                continue
             f["unique"] += 1
             verdict = verdict_of.get(id(c))
             if verdict is not None and verdict.status == "contaminated":
@@ -322,9 +329,12 @@ def _expand_chunk(
             continue
         node_id = f"{parent['id']}.{len(children[i])}"
         ids_by_fp[k] = node_id
-        children[i].append(_node(node_id, parent, parent, c.expr, c, prof, solv, c.kind))
+        child = _node(node_id, parent, parent, c.expr, c, prof, solv, c.kind)
+        children[i].append(child)
         budget[parent["root_id"]] += 1
         funnels[i]["kept"] += 1
+        if child["difficulty_delta"] is not None and child["difficulty_delta"] < 0:
+            funnels[i]["easier"] += 1
     for i, parent in enumerate(parents):
         state.commit_expansion(parent["id"], children[i], rejected[i], dict(funnels[i]))
     return sum(len(c) for c in children)

@@ -217,22 +217,27 @@ def select_at_model_level(train_dataset, script_args: ScriptArguments, training_
     from ladder_hf.training_data import SOLVE_RATES_FILE, measure_solve_rates, select_by_solve_rate, solve_rate_table
 
     low, high = script_args.solve_rate_range
-    backend = load_backend(
-        "transformers", model_args.model_name_or_path, batch_size=32, dtype=model_args.dtype, seed=training_args.seed
-    )
     columns = [c for c in ("integrand", "lower", "upper", "depth") if c in train_dataset.column_names]
     rows = train_dataset.select_columns(columns).to_list()
-    rates = measure_solve_rates(
-        rows,
-        backend,
-        samples=script_args.solve_rate_samples,
-        prompt=script_args.prompt(),
-        max_new_tokens=script_args.solve_rate_max_new_tokens,
-        temperature=training_args.temperature,
-        seed=training_args.seed,
-        store_path=os.path.join(training_args.output_dir, SOLVE_RATES_FILE),
-    )
-    del backend
+    store = os.path.join(training_args.output_dir, SOLVE_RATES_FILE)
+    # The first process of each node measures and stores; the others then read the stored rates.
+    with training_args.main_process_first(desc="measuring solve rates"):
+        rates = measure_solve_rates(
+            rows,
+            lambda: load_backend(
+                "transformers",
+                model_args.model_name_or_path,
+                batch_size=32,
+                dtype=model_args.dtype,
+                seed=training_args.seed,
+            ),
+            samples=script_args.solve_rate_samples,
+            prompt=script_args.prompt(),
+            max_new_tokens=script_args.solve_rate_max_new_tokens,
+            temperature=training_args.temperature,
+            seed=training_args.seed,
+            store_path=store,
+        )
     table = solve_rate_table(rows, rates)
     for line in table:
         logger.info("solve rate at depth %s: %s", line["depth"], line)

@@ -145,7 +145,8 @@ def measure_solve_rates(
     """The model's solve rate on each row: the share of ``samples`` sampled answers the verifier accepts.
 
     This is how LADDER finds the model's level (the edge between "always solved" and "never solved").
-    ``None`` for a row the verifier cannot score (a problem-side failure). With ``store_path`` every
+    ``None`` for a row the verifier cannot score (a problem-side failure). ``backend`` is a generation
+    backend, or a function returning one, called only if some row is not measured yet. With ``store_path`` every
     measured chunk is appended to a JSONL file keyed by (integrand, bounds), and a re-run reuses it,
     so a killed measurement resumes where it stopped.
 
@@ -170,6 +171,8 @@ def measure_solve_rates(
     known = {r["key"]: r["solve_rate"] for r in store.read()} if store is not None and store.exists() else {}
     todo = list(dict.fromkeys(key(r) for r in rows if key(r) not in known))
     by_key = {key(r): r for r in rows}
+    if todo and callable(backend) and not hasattr(backend, "generate"):
+        backend = backend()
     with tqdm(total=len(todo), desc="Measuring solve rates", unit="row") as bar:
         for start in range(0, len(todo), chunk):
             keys = todo[start : start + chunk]

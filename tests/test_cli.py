@@ -133,3 +133,91 @@ def test_variants_generate_runs_with_trl_flag_names(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["out"] == str(out) and summary["nodes"] == len((out / "nodes.jsonl").read_text().splitlines())
     assert summary["per_depth"]["0"] == 1 and summary["qc_funnel"]["kept"] >= 1
+
+
+def _one_error_line(err: str, command: str) -> str:
+    lines = [line for line in err.strip().splitlines() if " error: " in line]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith(f"ladder-hf {command}: error: "), lines[0]
+    return lines[0]
+
+
+def test_a_problem_file_in_which_nothing_parses_exits_2_naming_the_file(tmp_path, capsys):
+    unparsable = tmp_path / "typos.jsonl"
+    unparsable.write_text('{"integrand": "((("}\n{"integrand": "x**"}\n', encoding="utf-8")
+    no_integrand = tmp_path / "questions.jsonl"
+    no_integrand.write_text('{"question": "1+1"}\n', encoding="utf-8")
+    for path, says in ((unparsable, "parses"), (no_integrand, "row 0: no integrand")):
+        out = tmp_path / f"eval-{path.stem}"
+        assert main(["evaluate", "--problem_set", str(path), "--output_dir", str(out)]) == 2
+        line = _one_error_line(capsys.readouterr().err, "evaluate")
+        assert str(path) in line and says in line and '"integrand"' in line and not out.exists()
+    # variant trees skip unreadable roots; a file of nothing but those is an error, not an empty tree
+    out = tmp_path / "tree"
+    argv = ["variants", "generate", "--problems", str(unparsable), "--generator", "symbolic", "--output_dir", str(out)]
+    assert main([*argv, "--no_progress"]) == 2
+    line = _one_error_line(capsys.readouterr().err, "variants")
+    assert f"no problem in {unparsable} parses" in line and not out.exists()
+
+
+def test_negative_depth_is_refused_before_any_model_loads(tmp_path, capsys):
+    out = tmp_path / "tree"
+    argv = ["variants", "generate", "--problems", "x*exp(x)", "--generator", "model", "--depth", "-1"]
+    argv += ["--model_name_or_path", "org/never-loaded", "--output_dir", str(out)]
+    assert main(argv) == 2
+    line = _one_error_line(capsys.readouterr().err, "variants")
+    assert "--depth must be >= 0, not -1" in line and not out.exists()
+
+
+@pytest.mark.parametrize("command", ["train", "ttrl"])
+def test_a_missing_config_file_is_named(tmp_path, capsys, command):
+    missing = tmp_path / "cofnig.yaml"
+    assert main([command, "--config", str(missing)]) == 2
+    line = _one_error_line(capsys.readouterr().err, command)
+    assert f"config file '{missing}' not found" in line and "recipes/configs/" in line
+
+
+def test_an_unknown_reward_is_refused_up_front_listing_the_known_ones(tmp_path, capsys):
+    import yaml
+
+    config = tmp_path / "config.yaml"
+    # grows variants of a bundled set and loads a model that does not exist: reached only if the check is late
+    settings = {"model_name_or_path": str(tmp_path / "no-model"), "problems": "mit-2025", "use_cpu": True}
+    config.write_text(yaml.safe_dump({**settings, "reward_funcs": ["integration", "acuracy"]}))
+    assert main(["train", "--config", str(config), "--output_dir", str(tmp_path / "out")]) == 2
+    line = _one_error_line(capsys.readouterr().err, "train")
+    assert "unknown reward function 'acuracy'" in line and "integration" in line and "think_format_reward" in line
+    config.write_text(yaml.safe_dump(settings))
+    assert main(["ttrl", "--config", str(config), "--reward_funcs", "format", "nope"]) == 2
+    assert "unknown reward function 'nope'" in _one_error_line(capsys.readouterr().err, "ttrl")
+    assert not (tmp_path / "out").exists()
+
+
+def _cli(args: list[str], tmp_path, **env: str):
+    import os
+    import subprocess
+    import sys
+
+    # a fresh Hub cache, so nothing the machine has downloaded answers for the Hub
+    environ = {**os.environ, "HF_HOME": str(tmp_path / "hf-home"), **env}
+    code = "import sys; from ladder_hf.cli import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=environ, timeout=300)
+
+
+def test_offline_with_a_model_that_is_not_cached_says_so_before_loading(tmp_path):
+    out = tmp_path / "eval"
+    done = _cli(["evaluate", "--model_name_or_path", "org/not-cached", "--output_dir", str(out)], tmp_path,
+                HF_HUB_OFFLINE="1")  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    line = _one_error_line(done.stderr, "evaluate")
+    assert "offline (HF_HUB_OFFLINE=1)" in line and "'org/not-cached'" in line and "hf download" in line
+    assert not out.exists()
+
+
+def test_a_hub_endpoint_that_is_down_is_one_line_naming_it(tmp_path):
+    down = "http://127.0.0.1:9"  # the discard port: nothing listens there
+    done = _cli(["evaluate", "--problem_set", "org/name", "--output_dir", str(tmp_path / "e")], tmp_path,
+                HF_ENDPOINT=down, HF_HUB_OFFLINE="0", HF_DATASETS_OFFLINE="0")  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    line = _one_error_line(done.stderr, "evaluate")
+    assert f"cannot reach the Hub at {down}" in line and "'org/name'" in line

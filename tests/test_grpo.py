@@ -554,3 +554,34 @@ def test_training_rows_equivalent_to_the_eval_set_are_refused(tmp_path, caplog):
     clean = check_against_eval_set(rows.select([0]), script_args)
     assert "0 equivalent" in clean
     assert check_against_eval_set(rows, ScriptArguments()) == ""  # no eval set, nothing to protect
+
+
+def test_model_card_of_the_default_model_names_its_hub_id_and_asks_an_integral(tmp_path, tiny_model_dir, monkeypatch):
+    import shutil
+
+    from ladder_hf.models import DEFAULT_MODEL_NAME
+
+    # The embedded model as the recipe finds it after conversion (its cache folder), played by the tiny model.
+    cache = tmp_path / "cache"
+    shutil.copytree(tiny_model_dir, cache / "models" / DEFAULT_MODEL_NAME)
+    monkeypatch.setenv("LADDER_HF_CACHE", str(cache))
+    config = _config(tmp_path, "default", dataset_name=_write_jsonl(tmp_path / "v.jsonl", VARIANT_ROWS[:2]))
+    config_dict = yaml.safe_load(Path(config).read_text())
+    config_dict.update(max_steps=1, save_strategy="no")
+    Path(config).write_text(yaml.safe_dump(config_dict))
+    out = tmp_path / "out"
+    _run([sys.executable, str(RECIPE), "--config", config])
+
+    card = (out / "README.md").read_text()
+    front = yaml.safe_load(card.split("---")[1])
+    assert front["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert "huggingface.co/None" not in card and "Model Card for None" not in card
+    assert str(cache) not in card and "| base model | HuggingFaceTB/SmolLM2-135M-Instruct |" in card
+    assert "fine-tuned version of [HuggingFaceTB/SmolLM2-135M-Instruct](https://huggingface.co/" in card
+    # The quick start asks an integral with our prompt builder, and runs as written against the saved model.
+    code = card.split("## Quick start", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    assert "build_messages" in code and "integrand" in code and "pipeline(" in code
+    assert "time machine" not in card  # TRL's generic question is gone
+    code = code.replace("max_new_tokens=128", "max_new_tokens=4")
+    ran = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=_env(), capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr[-4000:]

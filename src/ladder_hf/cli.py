@@ -59,14 +59,96 @@ def main(argv: list[str] | None = None) -> int:
     rest = [a for a in rest if a != "--debug"]
     module = importlib.import_module(COMMANDS[command][0])
     try:
+        _check_config_file(command, rest)
         result = module.main(rest)
-    except EVERYDAY_ERRORS as err:
-        if debug:
+    except Exception as err:
+        message = _hub_unreachable(err)
+        if message is None and isinstance(err, EVERYDAY_ERRORS):
+            message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        if debug or message is None:
             raise
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"ladder-hf {command}: error: {message} (--debug shows the traceback)", file=sys.stderr)
         return 2
     return int(result or 0)
+
+
+def _check_config_file(command: str, argv: list[str]) -> None:
+    """``train``/``ttrl``: name a missing ``--config`` file and an unknown reward name up front; the
+    recipes reach both only after growing data or loading a model, minutes in."""
+    if command not in ("train", "ttrl"):
+        return
+    path, rewards = _flag_value(argv, "--config"), _flag_value(argv, "--reward_funcs", "--reward-funcs")
+    if path is not None and not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"config file {path!r} not found; pass --config with a YAML file, e.g. recipes/configs/smollm2_cpu.yaml"
+        )
+    if rewards is None and path is not None:
+        import yaml
+
+        with open(path, encoding="utf-8") as file:
+            config = yaml.safe_load(file)
+        rewards = config.get("reward_funcs") if isinstance(config, dict) else None
+    if rewards:
+        from ladder_hf.rewards import get_reward_funcs
+
+        get_reward_funcs(rewards)  # an unknown name raises ValueError listing the known ones
+
+
+def _flag_value(argv: list[str], *flags: str) -> str | list[str] | None:
+    # the value of the last --flag VALUE(S) / --flag=VALUE on the line (nargs="+" flags take every value)
+    found = None
+    for index, arg in enumerate(argv):
+        name, _, inline = arg.partition("=")
+        if name in flags:
+            if inline:
+                found = inline
+            else:
+                values = []
+                for value in argv[index + 1 :]:
+                    if value.startswith("--"):
+                        break
+                    values.append(value)
+                found = values[0] if len(values) == 1 else values or None
+    return found
+
+
+def _hub_unreachable(err: BaseException) -> str | None:
+    """One line for a Hub that cannot be reached (offline mode with files not cached, or an endpoint that is
+    down), found anywhere in the exception's chain; ``None`` when the error is something else."""
+    from huggingface_hub import constants, is_offline_mode
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    chain: list[BaseException] = []
+    while err is not None and err not in chain and len(chain) < 20:
+        chain.append(err)
+        err = err.__cause__ or err.__context__
+    # transformers rewraps the Hub's error as a plain OSError; datasets as a builtin ConnectionError
+    if not any(
+        isinstance(e, (ConnectionError, LocalEntryNotFoundError)) or "couldn't connect" in str(e).lower() for e in chain
+    ):
+        return None
+    what = _quoted_name(chain)
+    if is_offline_mode():
+        return (
+            f"offline (HF_HUB_OFFLINE=1) and {what} is not in the local cache; download it once online, "
+            "unset HF_HUB_OFFLINE, or pass a local path"
+        )
+    endpoint = os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
+    return (
+        f"cannot reach the Hub at {endpoint} for {what}; check the network or HF_ENDPOINT, "
+        "or set HF_HUB_OFFLINE=1 to use only cached files"
+    )
+
+
+def _quoted_name(chain: list[BaseException]) -> str:
+    # the repo id as the libraries quote it ("Couldn't reach 'org/name' on the Hub"), when one of them does
+    import re
+
+    for e in chain:
+        found = re.search(r"'([\w.-]+/[\w.-]+)'", str(e))
+        if found and "://" not in found.group(1):
+            return repr(found.group(1))
+    return "a file it needs"
 
 
 def _version() -> str:

@@ -386,6 +386,10 @@ def run(config: EvaluationConfig, model=None, tokenizer=None) -> dict:
     """Run an evaluation described by ``config`` (what ``ladder-hf evaluate`` calls)."""
     # arguments are checked before anything is written: a mistyped set must not lock the folder
     problems = load_problems(config.problem_set)
+    if model is None:
+        from ladder_hf.models import check_model_available
+
+        check_model_available(config.model)
     if config.limit:
         problems = problems[: config.limit]
     out = Path(config.output_dir)

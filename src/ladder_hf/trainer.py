@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 
 from huggingface_hub import ModelCard
 from trl import GRPOTrainer
@@ -81,18 +82,55 @@ class LadderGRPOTrainer(GRPOTrainer):
         super().log(logs, start_time)
 
     def create_model_card(self, model_name=None, dataset_name=None, tags=None):
+        from ladder_hf.models import hub_model_id
+
+        # TRL links its template to hub_model_id and to a base_model it only knows for Hub ids: without a
+        # push, or for the embedded model (loaded from a cache folder), it writes huggingface.co/None.
+        model_id = self.hub_model_id or self.args.hub_model_id or self.args.output_dir
+        model_name = model_name or str(model_id).rstrip("/").rsplit("/", 1)[-1]
         super().create_model_card(model_name=model_name, dataset_name=dataset_name, tags=tags)
         if not self.is_world_process_zero():
             return
         path = os.path.join(self.args.output_dir, "README.md")
         card = ModelCard.load(path)
         info = dict(self.card_info, steps=self.state.global_step)
-        if info.get("base_model") and not os.path.isdir(str(info["base_model"])):
-            card.data.base_model = info["base_model"]
-        if info.get("dataset") and not os.path.exists(str(info["dataset"])):
-            card.data.datasets = [info["dataset"]]
-        card.text = card.text.rstrip() + "\n\n" + ladder_card_section(info) + "\n"
+        loaded = getattr(self.model.config, "_name_or_path", None) or info.get("base_model")
+        base_model = hub_model_id(loaded)
+        card.data.base_model = base_model
+        if base_model:
+            info["base_model"] = base_model
+        dataset = info.get("dataset")
+        if dataset and re.fullmatch(r"[\w.-]+/[\w.-]+", str(dataset)) and not os.path.exists(str(dataset)):
+            card.data.datasets = [dataset]
+        base = f"[{base_model}](https://huggingface.co/{base_model})" if base_model else f"`{info.get('base_model')}`"
+        text = re.sub(
+            r"(?m)^This model is a fine-tuned version of .*$",
+            f"This model is a fine-tuned version of {base}.",
+            card.text,
+        )
+        quick_start = _quick_start(str(model_id), info.get("prompt") or "default")
+        text = re.sub(r"(?s)## Quick start\n.*?(?=\n## )", lambda _: quick_start + "\n", text, count=1)
+        # whatever else the template linked to a missing id keeps its label and loses the dead link
+        text = re.sub(r"\[([^\]]*)\]\(https://huggingface\.co/(?:datasets/)?None\)", r"\1", text)
+        card.text = text.rstrip() + "\n\n" + ladder_card_section(info) + "\n"
         card.save(path)
+
+
+def _quick_start(model_id: str, prompt: str) -> str:
+    """The card's quick start: ask the trained model an integral with the prompt it was trained on."""
+    return f"""## Quick start
+
+```python
+from transformers import pipeline
+
+from ladder_hf.problems import build_messages  # pip install ladder-hf: the prompt this model was trained with
+
+generator = pipeline("text-generation", model={model_id!r})
+messages = build_messages({{"integrand": "x*exp(x)", "lower": "", "upper": ""}}, {prompt!r})
+output = generator(messages, max_new_tokens=128, return_full_text=False)[0]
+print(output["generated_text"])  # the answer comes as <answer>...</answer>
+```
+"""
 
 
 def ladder_card_section(info: dict) -> str:

@@ -301,6 +301,15 @@ def parse_config(argv: list[str]) -> GenerateConfig | PushConfig:
     config, unknown = sub.parse_args_into_dataclasses(args=argv[1:], return_remaining_strings=True)
     if unknown:
         sub.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if isinstance(config, GenerateConfig):
+        # checked before any problem is read or model loaded, so a typo costs nothing
+        checks = [
+            ("depth", config.depth, 0, "0 keeps only the root problems; the paper uses 2-3"),
+            ("variants_per_node", config.variants_per_node, 1, "the paper asks 10 per parent"),
+        ]
+        for flag, value, least, hint in checks:
+            if value < least:
+                raise ValueError(f"--{flag} must be >= {least}, not {value} ({hint})")
     if isinstance(config, PushConfig) and not config.folder:
         sub.error("the variants folder is required: ladder-hf variants push FOLDER --repo_id ORG/NAME --tag v1.0")
     return config

@@ -240,7 +240,7 @@ def select_by_solve_rate(dataset, rates: list[float | None], low: float = 0.0, h
     Example:
         >>> from datasets import Dataset
         >>> ds = Dataset.from_list([{"integrand": "x"}, {"integrand": "x**2"}, {"integrand": "x**3"}])
-        >>> select_by_solve_rate(ds, [0.0, 0.5, 1.0])["integrand"]
+        >>> list(select_by_solve_rate(ds, [0.0, 0.5, 1.0])["integrand"])
         ['x**2']
     """
     keep = [i for i, rate in enumerate(rates) if rate is not None and low < rate < high]

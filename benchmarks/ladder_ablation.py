@@ -109,10 +109,10 @@ def solve_rates_before_after(dataset_dir: str, model_dir: str, config: AblationC
         ("before", config.model, Path(model_dir) / "solve_rates.jsonl"),
         ("after", model_dir, Path(model_dir) / "solve_rates_after.jsonl"),
     ):
-        backend = load_backend("transformers", model, batch_size=32, seed=config.seed)
         rates = measure_solve_rates(
             rows,
-            backend,
+            # built only if some row is not in the store yet ("before" was stored by the level selection)
+            lambda model=model: load_backend("transformers", model, batch_size=32, seed=config.seed),
             samples=config.level_samples,
             prompt=config.prompt,
             max_new_tokens=config.max_completion_length,

@@ -488,6 +488,8 @@ def _eval_magnitude(node, x):
 
 
 def _as_array(values, x: np.ndarray, dtype) -> np.ndarray:
+    if type(values) is np.ndarray and values.dtype == dtype and values.shape == x.shape:
+        return values  # the common case; broadcast_to costs more than the arithmetic on 272 points
     return np.broadcast_to(np.asarray(values, dtype=dtype), x.shape)
 
 

@@ -404,48 +404,46 @@ def _scanner() -> tuple[re.Pattern, frozenset]:
     return pattern, frozenset(lexer.ignore_tokens)
 
 
-def _scan(text: str) -> list[Token]:
+def _tokens(text: str, variable: str) -> list[Token]:
+    """Lex ``text`` with the scanner, split names into known ones, resolve each '|' into an opening or
+    a closing bar and bound the token count and the bracket nesting, in one pass."""
     pattern, ignore = _scanner()
-    tokens, pos = [], 0
+    stack: list[str] = []
+    resolved: list[Token] = []
+    pos, error = 0, None
     for match in pattern.finditer(text):
         if match.start() != pos:  # finditer skipped something no terminal matches
             break
-        kind = match.lastgroup
-        if kind not in ignore:
-            tokens.append(Token(kind, match.group(), pos))
         pos = match.end()
+        kind = match.lastgroup
+        if kind in ignore or error:  # after an error, only look for a bad character (reported first)
+            continue
+        tok = Token(kind, match.group(), match.start())
+        try:
+            toks = _split_name(tok.value, variable, tok) if kind == "NAME" else (tok,)
+        except MathParseError as err:
+            error = err
+            continue
+        for tok in toks:
+            kind = tok.type
+            if kind == "PIPE":
+                prev = resolved[-1].type if resolved else None
+                closes = stack and stack[-1] == "LABS" and prev is not None and prev not in _OPEN_CONTEXT
+                kind = "RABS" if closes else "LABS"
+                tok = Token(kind, "|", start_pos=tok.start_pos)
+            if kind in _OPENERS:
+                stack.append(kind)
+                if len(stack) > MAX_NESTING:
+                    raise MathParseError(f"nested too deeply (more than {MAX_NESTING} brackets)")
+            elif kind in _CLOSERS and stack:
+                stack.pop()
+            resolved.append(tok)
+        if len(resolved) > MAX_TOKENS:
+            raise MathParseError(f"too long (more than {MAX_TOKENS} tokens)")
     if pos != len(text):
         raise MathParseError(f"unexpected character {text[pos]!r} at {pos}")
-    return tokens
-
-
-def _tokens(text: str, variable: str) -> list[Token]:
-    raw = _scan(text)
-    out: list[Token] = []
-    for tok in raw:
-        if tok.type == "NAME":
-            out.extend(_split_name(str(tok), variable, tok))
-        else:
-            out.append(tok)
-        if len(out) > MAX_TOKENS:
-            raise MathParseError(f"too long (more than {MAX_TOKENS} tokens)")
-    # Resolve '|' into opening/closing bars and bound bracket nesting.
-    stack: list[str] = []
-    resolved: list[Token] = []
-    for tok in out:
-        kind = tok.type
-        if kind == "PIPE":
-            prev = resolved[-1].type if resolved else None
-            closes = stack and stack[-1] == "LABS" and prev is not None and prev not in _OPEN_CONTEXT
-            kind = "RABS" if closes else "LABS"
-            tok = Token(kind, "|", start_pos=tok.start_pos)
-        if kind in _OPENERS:
-            stack.append(kind)
-            if len(stack) > MAX_NESTING:
-                raise MathParseError(f"nested too deeply (more than {MAX_NESTING} brackets)")
-        elif kind in _CLOSERS and stack:
-            stack.pop()
-        resolved.append(tok)
+    if error:
+        raise error
     if not resolved:
         raise MathParseError("empty expression")
     return resolved

@@ -109,6 +109,16 @@ def write_frame(stream, payload: bytes) -> None:
     stream.flush()
 
 
+def write_frames(stream, payloads: list[bytes]) -> None:
+    """Several frames in one write (one wake-up of the reader)."""
+    data = b"".join(_HEADER.pack(len(p)) + p for p in payloads)
+    view = memoryview(data)
+    while view:
+        written = stream.write(view)
+        view = view[written if written is not None else len(view) :]
+    stream.flush()
+
+
 def _read_exact(stream, size: int) -> bytes | None:
     chunks = []
     while size:
@@ -243,6 +253,7 @@ class _Batch:
         self.queue = deque(range(len(args)))
         self.busy: dict[_Worker, _Chunk] = {}
         self.seconds, self.answered = 0.0, 0
+        self.suspects: set[int] = set()  # tasks pending in a chunk whose worker was lost: sent alone
 
     def mean_seconds(self) -> float | None:
         return self.seconds / self.answered if self.answered else None
@@ -253,6 +264,16 @@ class _Batch:
     def requeue(self, indices) -> None:
         """Put tasks back at the front of the queue, in order."""
         self.queue.extendleft(reversed(indices))
+
+    def lost(self, pending: deque, failure: SandboxFailure, error: str) -> None:
+        """A worker was killed or died with ``pending`` unanswered. A worker holds the results of quick
+        tasks for a moment (see ``_worker.FLUSH_SECONDS``), so any of them may have been the one running:
+        alone, it was; otherwise each goes back to the queue as a suspect, to be run alone next time."""
+        if len(pending) == 1:
+            self.fail(pending[0], failure, error)
+            return
+        self.suspects.update(pending)
+        self.requeue(pending)
 
     def report_unpicklable(self, chunk: list[int], err: Exception) -> None:
         """A chunk did not pickle: report the tasks that do not, send the others back to the queue."""
@@ -370,7 +391,13 @@ class WorkerPool:
 
     def _send_chunk(self, batch: _Batch, selector: selectors.BaseSelector, worker: _Worker) -> None:
         queue = batch.queue
-        chunk = [queue.popleft() for _ in range(self._chunk_size(len(queue), batch.mean_seconds()))]
+        if queue[0] in batch.suspects:
+            chunk = [queue.popleft()]
+        else:
+            size = self._chunk_size(len(queue), batch.mean_seconds())
+            chunk = []
+            while queue and len(chunk) < size and queue[0] not in batch.suspects:
+                chunk.append(queue.popleft())
         try:
             worker.send(batch.fn, [batch.args[i] for i in chunk], [batch.limits[i] for i in chunk])
         except (pickle.PicklingError, AttributeError, TypeError) as err:
@@ -407,9 +434,7 @@ class WorkerPool:
             chunk.deadline = chunk.clock + _hard_limit(batch.limits[chunk.pending[0]])
             return True
         if message is None:
-            died = f"worker died (exit code {worker.exit_code()})"
-            batch.fail(chunk.pending.popleft(), SandboxFailure.WORKER_DIED, died)
-            batch.requeue(chunk.pending)  # the rest of its chunk goes to other workers
+            batch.lost(chunk.pending, SandboxFailure.WORKER_DIED, f"worker died (exit code {worker.exit_code()})")
             del batch.busy[worker]
             self._swap(selector, worker)
             return False
@@ -439,9 +464,8 @@ class WorkerPool:
         for worker, chunk in list(batch.busy.items()):
             if now > chunk.deadline:
                 del batch.busy[worker]
-                index = chunk.pending.popleft()
-                batch.fail(index, SandboxFailure.TIMEOUT, f"timeout after {batch.limits[index]:g}s")
-                batch.requeue(chunk.pending)
+                limit = batch.limits[chunk.pending[0]]
+                batch.lost(chunk.pending, SandboxFailure.TIMEOUT, f"timeout after {limit:g}s")
                 self._swap(selector, worker)
 
     def _replace_unstarted(self, selector: selectors.BaseSelector, now: float) -> None:

@@ -340,6 +340,36 @@ def test_hand_uploaded_files_and_card_edits_survive_the_next_push(hub_server, tm
     assert "Maintainers" not in got["old_readme"]  # v1.0 is what it was
 
 
+def test_a_licence_edited_on_the_hub_survives_the_next_cli_push(hub_server, tmp_path):
+    """Nothing lost: `license`/`tags` are defaults of our card; the README's own values win at every push."""
+    v1 = write_tree(tmp_path / "v1", n_roots=1, depth=1, prefix="a")
+    v2 = write_tree(tmp_path / "v2", n_roots=2, depth=1, prefix="b")
+    got = client(
+        f"""
+        from huggingface_hub import DatasetCard, HfApi
+        api = HfApi()
+        first = cli("push", "--folder", {v1!r}, "--repo_id", REPO, "--tag", "v1.0")
+        card = DatasetCard(download("README.md"))
+        pushed = (card.data.license, list(card.data.tags))
+        card.data.license, card.data.tags = "cc-by-sa-4.0", ["integration", "mine"]
+        api.upload_file(path_or_fileobj=str(card).encode(), path_in_repo="README.md", repo_id=REPO,
+                        repo_type="dataset", commit_message="licence by hand")
+        second = cli("push", "--folder", {v2!r}, "--repo_id", REPO, "--tag", "v1.1")
+        after = DatasetCard(download("README.md", revision="v1.1")).data
+        result = {{"rc": [first["rc"], second["rc"]], "err": second["err"], "pushed": pushed,
+                   "after": [after.license, after.tags, after.size_categories, after.pretty_name],
+                   "configs": sorted(c["config_name"] for c in after.configs),
+                   "rows": len(rows(revision="v1.1"))}}
+        """
+    )
+    assert got["rc"] == [0, 0], got["err"]
+    assert got["pushed"][0] == "apache-2.0" and "ladder" in got["pushed"][1]  # our defaults on a new repo
+    license_, tags, sizes, pretty = got["after"]
+    assert (license_, tags) == ("cc-by-sa-4.0", ["integration", "mine"])  # the hand edit is kept
+    assert sizes == ["n<1K"] and pretty == "LADDER variant trees"  # measured key replaced; untouched default
+    assert got["configs"] == ["all", "depth_1", "roots", "variants"] and got["rows"] == 2 + 4
+
+
 def test_cli_push_to_a_branch_with_trl_flag_names(hub_server, tmp_path):
     v1 = write_tree(tmp_path / "v1", n_roots=1, depth=1, prefix="a")
     v2 = write_tree(tmp_path / "v2", n_roots=2, depth=1, prefix="b")
@@ -525,12 +555,23 @@ def test_readme_without_markers_is_kept_whole_and_gains_our_section():
     assert body.count(GENERATED_START) == 1 and body.rstrip().endswith(GENERATED_END)
     assert "Version **`v1.0`**" in body
     assert data["thanks"] == "Bee team"  # a key we do not write is kept
-    assert data["license"] == "apache-2.0"  # a key our card writes is ours
+    assert data["license"] == "cc-by-4.0"  # a licence the README has is kept: ours is only a default
+    assert data["tags"] == ["ladder"]  # a key the README lacks gets our default
     # a config with our name becomes ours; the files of the one it replaces were never ours: they stay
     assert [c["config_name"] for c in data["configs"]] == ["all", "depth_2"]
     assert merged.data_files == ["all/train-*", "depth_2/train-*"]
     assert merge_readme(merged.text, OURS_V1).text == merged.text  # the same push again: the same bytes
     assert merge_readme(None, OURS_V1).text.startswith("---\nlicense: apache-2.0\n")
+
+
+def test_measured_keys_are_replaced_and_defaults_never_overwrite_a_value():
+    from ladder_hf.hub import merge_card_data
+
+    old = {"license": "mit", "tags": [], "pretty_name": None, "size_categories": ["n<1K"]}
+    ours = {"license": "apache-2.0", "tags": ["ladder"], "pretty_name": "Bee", "size_categories": ["1K<n<10K"]}
+    merged = merge_card_data(old, ours, set())
+    # an empty or null value is no choice: the default fills it; a measured key is always this version's
+    assert merged == {"license": "mit", "tags": ["ladder"], "pretty_name": "Bee", "size_categories": ["1K<n<10K"]}
 
 
 def test_readme_merge_replaces_our_section_and_configs_and_keeps_the_rest():

@@ -411,21 +411,35 @@ def _generated_span(body: str) -> tuple[int, int] | None:
     return None if start < 0 else (start, end + len(GENERATED_END))
 
 
-def merge_card_data(existing: Mapping, ours: Mapping, replaced: Collection[str]) -> dict:
-    """Front matter: ``existing`` with ``ours`` on top; ``configs``/``dataset_info`` merged per config.
+# Front matter keys a push measures from the rows it publishes: always this version's values. Every other
+# key a card writes (licence, tags, ...) is a default that a value already in the README overrides.
+MEASURED_KEYS = ("configs", "dataset_info", "size_categories")
 
-    Entries of configs in ``replaced`` (ours now or before) are dropped from ``existing`` and ours
-    are put first; other people's entries are kept. A kept entry marked ``default: true`` stays the
-    default (ours then is not marked). Every other key of ``ours`` replaces the existing value; keys
-    only ``existing`` has are kept.
+
+def _blank_value(value) -> bool:
+    return value is None or value == "" or value == [] or value == {}
+
+
+def merge_card_data(existing: Mapping, ours: Mapping, replaced: Collection[str]) -> dict:
+    """Front matter: ``existing`` merged with ``ours``; what the push measures replaces, the rest is kept.
+
+    - ``configs``/``dataset_info`` (:data:`MEASURED_KEYS`): merged per config. Entries of configs in
+      ``replaced`` (ours now or before) are dropped from ``existing`` and ours are put first; other
+      people's entries are kept. A kept entry marked ``default: true`` stays the default (ours then is
+      not marked). ``size_categories``, also measured from the rows pushed, is replaced.
+    - every other key of ``ours`` (``license``, ``language``, ``pretty_name``, ``task_categories``,
+      ``tags``, ...) is a default: written only where ``existing`` has no value, so a hand-edited
+      licence or tag list survives the next push;
+    - keys only ``existing`` has are kept.
 
     Example:
         >>> old = {"license": "mit", "my_notes": "keep", "configs": [
         ...     {"config_name": "all", "data_files": "all/*"}, {"config_name": "extra", "data_files": "x/*"}]}
-        >>> new = {"license": "apache-2.0", "configs": [{"config_name": "all", "default": True, "data_files": "a/*"}]}
+        >>> new = {"license": "apache-2.0", "pretty_name": "Bee", "configs": [
+        ...     {"config_name": "all", "default": True, "data_files": "a/*"}]}
         >>> merged = merge_card_data(old, new, {"all"})
-        >>> merged["license"], merged["my_notes"], [c["config_name"] for c in merged["configs"]]
-        ('apache-2.0', 'keep', ['all', 'extra'])
+        >>> merged["license"], merged["pretty_name"], merged["my_notes"], [c["config_name"] for c in merged["configs"]]
+        ('mit', 'Bee', 'keep', ['all', 'extra'])
     """
     per_config = ("configs", "dataset_info")
     merged = dict(existing)
@@ -440,6 +454,8 @@ def merge_card_data(existing: Mapping, ours: Mapping, replaced: Collection[str])
             value = [*_entries(value), *kept]
         elif key == "dataset_info" and kept:
             value = [{"config_name": _config_name(e), **e} for e in [*_entries(value), *kept]]
+        elif key not in MEASURED_KEYS and not _blank_value(merged.get(key)):
+            continue  # the repo's people set it (or an earlier push did): ours is only a default
         merged[key] = value  # in place: keys keep their order, so the same push twice writes the same bytes
     for key in per_config:
         if merged.get(key) == []:
@@ -456,7 +472,8 @@ def merge_readme(existing: str | None, ours: str) -> ReadmeMerge:
       after the markers is kept as it is, and a README without markers (written by hand) is kept
       whole, with our section after it;
     - front matter: :func:`merge_card_data`, where the configs we replace are ours now plus those the
-      previous section recorded as ours (so a config this version dropped loses its entry too).
+      previous section recorded as ours (so a config this version dropped loses its entry too); a
+      licence, tags or other key the README already has keeps its value.
 
     Example:
         >>> mine = "---\\nlicense: mit\\nconfigs:\\n- config_name: all\\n  data_files: all/*\\n---\\n# Data v2\\n"
@@ -464,7 +481,7 @@ def merge_readme(existing: str | None, ours: str) -> ReadmeMerge:
         >>> first = merge_readme(hand, mine)
         >>> print(first.text)  # doctest: +NORMALIZE_WHITESPACE
         ---
-        license: mit
+        license: cc-by-4.0
         thanks: Bee team
         configs:
         - config_name: all

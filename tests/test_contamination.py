@@ -186,3 +186,48 @@ def test_cli_a_test_equivalent_root_leaves_nothing_in_training_configs(tmp_path)
     assert variants.num_rows and all(r["root_id"] != "mit-2013-q03" for r in variants)
     rejected = {r["id"]: r for r in load_ladder_dataset(out, "rejected", cache_dir=cache, kept_only=False)}
     assert rejected["mit-2013-q03"]["contaminated_with"] == "mit-2025-q07"
+
+
+@pytest.mark.parametrize(
+    ("candidate", "status"),
+    [
+        ("(x**2 + 2*x + 5)*sin(3*x)", "contaminated"),  # the protected problem multiplied out, other numbers
+        ("x**2*sin(7*x) + 4*x*sin(7*x) + 3*sin(7*x)", "contaminated"),
+        ("(x + 1)*sin(2*x)", "clean"),  # an exponent lowered: a genuine easier variant
+        ("(x**2 + 1)*cos(2*x)", "clean"),  # another function
+    ],
+)
+def test_structural_rule_compares_canonical_forms(candidate, status):
+    # (x**2 + 2*x + 5)*sin(3*x) is no affine change of (x + 1)**2*sin(2*x): only the structural rule can
+    # catch it, and only once both are multiplied out (as written, their trees differ)
+    guard = ContaminationGuard([{"id": "t", "integrand": "(x + 1)**2*sin(2*x)"}])
+    verdict = _judge(guard, candidate)
+    assert verdict.status == status, verdict
+    if status == "contaminated":
+        assert verdict.rule == "same expression with different numbers"
+
+
+def test_polynomials_are_not_matched_by_their_expanded_shape(guard_2025):
+    # every cubic multiplied out has the same shape; 2013 Q4's (x - 1)**3 is no disguise of 2025 Q10
+    assert _judge(guard_2025, "x**3 - 3*x**2 + 3*x - 1", "1", "11").status == "clean"
+    assert _judge(guard_2025, "(x - 1/2)**3 - (x - 1/2)/4", "0", "10").protected_id == "mit-2025-q10"
+
+
+def test_cli_rejected_rows_name_the_protected_problem_and_the_rule(tmp_path):
+    from ladder_hf.dataset import load_ladder_dataset
+    from ladder_hf.variants.cli import main
+
+    protect = tmp_path / "test.jsonl"
+    protect.write_text(json.dumps({"id": "t1", "integrand": "(x + 1)**2*sin(2*x)"}) + "\n")
+    out = str(tmp_path / "tree")
+    roots = ["(x**2 + 2*x + 5)*sin(3*x)", "x**2*exp(x)"]
+    args = ["generate", "--problems", *roots, "--protect", str(protect), "--generator", "symbolic"]
+    assert main([*args, "--depth", "1", "--variants-per-node", "3", "--no-sympy", "--output_dir", out]) == 0
+    rejected = load_ladder_dataset(out, "rejected", cache_dir=str(tmp_path / "cache"), kept_only=False)
+    root = [r for r in rejected if r["depth"] == 0]
+    assert len(root) == 1 and root[0]["integrand"] == "(x**2 + 2*x + 5)*sin(3*x)"
+    assert root[0]["contaminated_with"] == "t1"
+    assert root[0]["contamination_rule"] == "same expression with different numbers"
+    variants = load_ladder_dataset(out, "variants", cache_dir=str(tmp_path / "cache"))
+    assert variants.num_rows and "contamination_rule" in variants.column_names
+    assert all(r["root_id"] != root[0]["id"] for r in variants)

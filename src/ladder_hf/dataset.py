@@ -84,6 +84,8 @@ FEATURES = datasets.Features(
         "numeric_sane": datasets.Value("bool"),
         "duplicate_of": datasets.Value("string"),
         "contaminated_with": datasets.Value("string"),
+        # The guard's rule that matched (``affine change of variable x -> x + 1``, ``constant multiple (4)``, ...).
+        "contamination_rule": datasets.Value("string"),
         # Everything else the generator wrote, as a JSON object.
         "extra": datasets.Value("string"),
     }
@@ -194,8 +196,8 @@ def in_config(row: dict, config: LadderConfig) -> bool:
     return not (config.max_depth is not None and depth > config.max_depth)
 
 
-def contaminated_roots(nodes: list[dict]) -> dict[str, tuple[str, str]]:
-    """Roots whose whole tree is out of training: ``{root id: (protected id, reason)}``.
+def contaminated_roots(nodes: list[dict]) -> dict[str, tuple[str, str, str]]:
+    """Roots whose whole tree is out of training: ``{root id: (protected id, reason, rule)}``.
 
     A root is contaminated when the guard marked it so (``kept`` false, ``qc_status`` ``contaminated``)
     or when it carries ``contaminated_with`` naming a protected problem other than itself (folders
@@ -205,9 +207,9 @@ def contaminated_roots(nodes: list[dict]) -> dict[str, tuple[str, str]]:
     Example:
         >>> contaminated_roots([{"id": "a", "depth": 0, "contaminated_with": "t7", "qc_reason": "t7: x -> x + 1"},
         ...                     {"id": "t7", "depth": 0, "contaminated_with": "t7: identical"}])
-        {'a': ('t7', 't7: x -> x + 1')}
+        {'a': ('t7', 't7: x -> x + 1', 'x -> x + 1')}
     """
-    out: dict[str, tuple[str, str]] = {}
+    out: dict[str, tuple[str, str, str]] = {}
     for node in nodes:
         if node.get("depth") not in (0, None) or node.get("parent_id") or node.get("id") is None:
             continue
@@ -215,7 +217,10 @@ def contaminated_roots(nodes: list[dict]) -> dict[str, tuple[str, str]]:
         matched = str(node.get("contaminated_with") or "").split(":")[0].strip()
         marked = node.get("qc_status") == "contaminated"
         if marked or (matched and matched != rid):
-            out[rid] = (matched, str(node.get("qc_reason") or node.get("contaminated_with") or "contaminated"))
+            reason = str(node.get("qc_reason") or node.get("contaminated_with") or "contaminated")
+            # folders written before the rule had its own field: it is the part of the reason after the id
+            rule = node.get("contamination_rule") or reason.split(": ", 1)[-1]
+            out[rid] = (matched, reason, str(rule))
     return out
 
 
@@ -270,7 +275,8 @@ class LadderDataset(datasets.GeneratorBasedBuilder):
     BUILDER_CONFIG_CLASS = LadderConfig
     BUILDER_CONFIGS = _configs()
     DEFAULT_CONFIG_NAME = "all"
-    VERSION = datasets.Version("1.1.0")  # 1.1: contaminated trees leave the training configs
+    # 1.1: contaminated trees leave the training configs; 1.2: the matched rule has its own column
+    VERSION = datasets.Version("1.2.0")
 
     def __init__(self, *args, data_dir: str | None = None, hash: str | None = None, **kwargs):
         if data_dir is not None:
@@ -317,9 +323,9 @@ class LadderDataset(datasets.GeneratorBasedBuilder):
             row = node_to_row(node)
             if row["id"] is None or row["root_id"] not in excluded:
                 continue
-            protected, reason = excluded[row["root_id"]]
+            protected, reason, rule = excluded[row["root_id"]]
             is_root = row["id"] == row["root_id"]
-            row.update(kept=False, contaminated_with=protected or row["contaminated_with"])
+            row.update(kept=False, contaminated_with=protected or row["contaminated_with"], contamination_rule=rule)
             row["qc_status"] = "contaminated" if is_root else "contaminated_tree"
             row["qc_reason"] = reason if is_root else f"its root {row['root_id']} is contaminated ({reason})"
             yield row["id"], row

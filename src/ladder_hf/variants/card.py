@@ -156,7 +156,7 @@ _RUN_SUMMARY_FILES = ("stats.json", "qc.json", "summary.json", "run.json", "meta
 
 def guard_statistics(nodes: Sequence[Mapping[str, Any]], protected: Sequence[str] = ()) -> dict:
     """What the contamination guard removed: roots equivalent to a protected problem, the nodes of their
-    trees, rejected variant candidates, and counts per rule (the rule part of ``qc_reason``).
+    trees, rejected variant candidates, and counts per kind of rule (from ``contamination_rule``).
 
     Example:
         >>> root = {"id": "r", "depth": 0, "qc_status": "contaminated", "qc_reason": "t1: constant multiple (2)"}
@@ -166,9 +166,14 @@ def guard_statistics(nodes: Sequence[Mapping[str, Any]], protected: Sequence[str
     removed_roots = {str(n["id"]) for n in nodes if not n.get("depth") and n.get("qc_status") == "contaminated"}
     tree_nodes = sum(1 for n in nodes if n.get("depth") and str(n.get("root_id")) in removed_roots)
     guarded = [n for n in nodes if n.get("qc_status") == "contaminated"]
-    rules = Counter(
-        str(n.get("qc_reason") or "").split(": ", 1)[-1].split(" (")[0].split(",")[0] or "unspecified" for n in guarded
-    )
+
+    def rule(node) -> str:
+        # the rule's kind: "affine change of variable x -> x + 1, constant multiple (2)" counts as its first
+        # part's kind; folders written before the rule had its own field keep it in qc_reason
+        text = node.get("contamination_rule") or str(node.get("qc_reason") or "").split(": ", 1)[-1]
+        return str(text).split(" (")[0].split(",")[0].split(" x ->")[0] or "unspecified"
+
+    rules = Counter(rule(n) for n in guarded)
     return {
         "protected": list(protected),
         "roots": len(removed_roots),

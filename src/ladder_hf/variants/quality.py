@@ -32,6 +32,7 @@ from __future__ import annotations
 import difflib
 import logging
 import math
+import time
 import warnings
 from dataclasses import dataclass, field
 
@@ -317,11 +318,48 @@ def structure_key(expr) -> str:
     return f"{type(expr).__name__}({','.join(parts)})"
 
 
+MAX_EXPANDED_POWER = 6  # (a + b)**n is multiplied out for canonical keys only up to this n
+MAX_CANONICAL_OPS = 80  # larger expressions keep their written form (expansion could blow up)
+
+
+def canonical_form(expr):
+    """The expression with products and small integer powers of sums multiplied out, so that its
+    :func:`structure_key` does not depend on how it happens to be written: ``(x + 1)**2*sin(2*x)`` and
+    ``(x**2 + 2*x + 5)*sin(3*x)`` get the same key. Bounded: larger expressions, and powers of sums
+    above :data:`MAX_EXPANDED_POWER`, are returned as written.
+
+    Example:
+        >>> canonical_form(sympy.sympify("(x + 1)**2*exp(x)"))
+        x**2*exp(x) + 2*x*exp(x) + exp(x)
+    """
+    if sympy.count_ops(expr) > MAX_CANONICAL_OPS:
+        return expr
+    for p in expr.atoms(sympy.Pow):
+        if p.base.is_Add and p.exp.is_Integer and abs(int(p.exp)) > MAX_EXPANDED_POWER:
+            return expr
+    return sympy.expand(expr, deep=True, mul=True, multinomial=True, power_exp=False, power_base=False, log=False)
+
+
+def structure_keys(expr) -> frozenset[str]:
+    """:func:`structure_key` of the expression as written and of its :func:`canonical_form` (polynomials:
+    as written only).
+
+    Example:
+        >>> a, b = sympy.sympify("(x + 1)**2*sin(2*x)"), sympy.sympify("(x**2 + 2*x + 5)*sin(3*x)")
+        >>> structure_key(a) == structure_key(b), bool(structure_keys(a) & structure_keys(b))
+        (False, True)
+    """
+    if expr.is_polynomial(X):
+        # every cubic would share the key of its expanded form: polynomials are judged by the numeric rule
+        return frozenset({structure_key(expr)})
+    return frozenset({structure_key(expr), structure_key(canonical_form(expr))})
+
+
 @dataclass
 class ProtectedProblem:
     id: str
     text: str
-    structure: str
+    structure: frozenset[str]  # structure_keys: as written and canonical
     fingerprint: list[float | None]
     interval: tuple[float, float] | None = None
 
@@ -395,6 +433,24 @@ def _screen(f_rows: np.ndarray, g_rows: np.ndarray) -> np.ndarray:
     n = m @ mgt
     sf, sff = f0 @ mgt, (f0 * f0) @ mgt
     sg, sgg, sfg = m @ g0.T, m @ (g0 * g0).T, f0 @ g0.T
+    with np.errstate(all="ignore"):
+        var_f, var_g = sff - sf * sf / n, sgg - sg * sg / n
+        cov = sfg - sf * sg / n
+        out = 1.0 - cov * cov / (var_f * var_g)
+    ok = (n >= MIN_POINTS) & (var_f > 1e-12 * n) & (var_g > 1e-12 * n)
+    return np.where(ok & np.isfinite(out), np.abs(out), np.inf)
+
+
+def _paired_screen(f_rows: np.ndarray, g_rows: np.ndarray) -> np.ndarray:
+    """:func:`_screen` for rows paired by position instead of all against all: ``f_rows`` and ``g_rows``
+    broadcast against each other (e.g. ``(problems, 1, points)`` and ``(problems, maps, points)``) and
+    the fit runs along the last axis. Same validity rules as :func:`_screen`."""
+    f_rows, g_rows = np.broadcast_arrays(f_rows, g_rows)
+    both = ~np.isnan(f_rows) & ~np.isnan(g_rows)
+    f0, g0 = np.where(both, f_rows, 0.0), np.where(both, g_rows, 0.0)
+    n = both.sum(axis=-1).astype(np.float64)
+    sf, sg = f0.sum(axis=-1), g0.sum(axis=-1)
+    sff, sgg, sfg = (f0 * f0).sum(axis=-1), (g0 * g0).sum(axis=-1), (f0 * g0).sum(axis=-1)
     with np.errstate(all="ignore"):
         var_f, var_g = sff - sf * sf / n, sgg - sg * sg / n
         cov = sfg - sf * sg / n
@@ -551,6 +607,7 @@ class ContaminationGuard:
     def __init__(self, protected: list[dict], config: QualityConfig | None = None):
         from ladder_hf.variants.base import parse_problem_integrand
 
+        started = time.perf_counter()
         self.config = config or QualityConfig()
         self.problems: list[ProtectedProblem] = []
         programs = []
@@ -569,13 +626,15 @@ class ContaminationGuard:
                 except ValueError:
                     continue  # a bundled problem beyond the fast evaluator (an infinite Sum): see below
             interval = integration_interval(row.get("lower", ""), row.get("upper", ""))
-            self.problems.append(ProtectedProblem(pid, str(expr), structure_key(expr), [], interval))
+            self.problems.append(ProtectedProblem(pid, str(expr), structure_keys(expr), [], interval))
             programs.append(program)
         self.ids = frozenset(p.id for p in self.problems)
         self._programs = programs
         self._maps = _maps()
         self._matchers = [difflib.SequenceMatcher(None, "", p.text, autojunk=False) for p in self.problems]
         self._build_screen()
+        # Wall time spent building the guard and judging, so a run can report what the guard cost it.
+        self.seconds_building = self.seconds = time.perf_counter() - started
 
     def __len__(self) -> int:
         return len(self.problems)
@@ -612,6 +671,20 @@ class ContaminationGuard:
             points = _domain_probe(self._programs[k], self.problems[k].interval)
             if points.size >= MIN_POINTS:
                 self._sparse[k] = points
+        # Their points under every inverse map, padded with NaN to one length: one array for all of them.
+        self._sparse_ids = list(self._sparse)
+        self._sparse_points = self._sparse_values = None
+        if self._sparse_ids:
+            a, b = self._maps[:, 0], self._maps[:, 1]
+            width = max(len(p) for p in self._sparse.values())
+            padded = np.full((len(self._sparse_ids), width), np.nan)
+            values = np.full_like(padded, np.nan)
+            for j, k in enumerate(self._sparse_ids):
+                points = self._sparse[k]
+                padded[j, : len(points)] = points
+                values[j, : len(points)] = _usable(self._programs[k].real(points))
+            self._sparse_points = (padded[:, None, :] - b[None, :, None]) / a[None, :, None]
+            self._sparse_values = _normalise(values)
         # Reported, never hidden: these are protected by the text and structure rules only.
         self.unjudgeable = [self.problems[k].id for k in sparse if k not in self._sparse]
         if self.unjudgeable:
@@ -677,32 +750,34 @@ class ContaminationGuard:
         points = _domain_probe(g, interval)
         if points.size < MIN_POINTS:
             return Verdict("unjudged", "", "no sample points where the candidate is real and non-negligible")
-        gz = _normalise(_usable(g.real(points))[None, :])
+        gz = _normalise(_usable(g.real(points))[None, :])[0]
         a, b = self._maps[:, 0], self._maps[:, 1]
-        mapped = a[:, None] * points[None, :] + b[:, None]
-        for k, f in enumerate(self._programs):
-            if f is None:
-                continue
-            rows = _normalise(_usable(f.real(mapped.ravel())).reshape(mapped.shape))
-            scores = _screen(rows, gz)[:, 0]
+        mapped = (a[:, None] * points[None, :] + b[:, None]).ravel()
+        judged = [k for k, f in enumerate(self._programs) if f is not None]
+        rows = np.stack([_usable(self._programs[k].real(mapped)).reshape(len(a), -1) for k in judged])
+        scores = _paired_screen(_normalise(rows), gz)  # (problems, maps), in one pass
+        for j in np.flatnonzero((scores < SCREEN_TOL).any(axis=1)):  # problems in order, as listed
+            k = judged[j]
             owner = np.stack([np.full(len(a), k), np.arange(len(a)), np.zeros(len(a), int)], axis=1)
-            found = self._first_match(g, scores, owner)
+            found = self._first_match(g, scores[j], owner)
             if found is not None:
                 return found
         return None
 
     def _sparse_match(self, g) -> Verdict | None:
         """Protected problems the fixed probe cannot see, on their own adaptive points."""
+        if self._sparse_points is None:
+            return None
         a, b = self._maps[:, 0], self._maps[:, 1]
-        for k, points in self._sparse.items():
-            fz = _normalise(_usable(self._programs[k].real(points))[None, :])
-            xs = (points[None, :] - b[:, None]) / a[:, None]
-            gz = _normalise(_usable(g.real(xs.ravel())).reshape(xs.shape))
-            scores = _screen(gz, fz)[:, 0]
-            for m in np.argsort(scores)[:4]:
-                if not scores[m] < SCREEN_TOL:
+        xs, fz = self._sparse_points, self._sparse_values  # (problems, maps, points), (problems, points)
+        gz = _normalise(_usable(g.real(xs.ravel())).reshape(xs.shape))
+        scores = _paired_screen(fz[:, None, :], gz)  # (problems, maps)
+        for j in np.flatnonzero((scores < SCREEN_TOL).any(axis=1)):
+            k = self._sparse_ids[j]
+            for m in np.argsort(scores[j])[:4]:
+                if not scores[j, m] < SCREEN_TOL:
                     break
-                x = np.concatenate([xs[m], CONFIRM_POINTS])
+                x = np.concatenate([xs[j, m][~np.isnan(xs[j, m])], CONFIRM_POINTS])
                 fit = _fit(_usable(g.real(x)), _usable(self._programs[k].real(a[m] * x + b[m])))
                 if fit is not None:
                     return Verdict("contaminated", self.problems[k].id, describe_match(a[m], b[m], *fit))
@@ -716,6 +791,13 @@ class ContaminationGuard:
             >>> [v.status for v in guard.judge_batch([sympy.sympify("sqrt(Abs(x*(1 - x)))"), sympy.sqrt(X)])]
             ['contaminated', 'clean']
         """
+        started = time.perf_counter()
+        try:
+            return self._judge_batch(exprs, intervals)
+        finally:
+            self.seconds += time.perf_counter() - started
+
+    def _judge_batch(self, exprs: list, intervals: list[tuple[float, float] | None] | None) -> list[Verdict]:
         intervals = intervals or [None] * len(exprs)
         verdicts: list[Verdict | None] = [None] * len(exprs)
         programs: list = [None] * len(exprs)
@@ -763,10 +845,10 @@ class ContaminationGuard:
         Text similarity is a fallback: ``1/sqrt(x*(1 - x))`` reads almost like ``sqrt(x*(1 - x))`` and is
         a different integral, which the numeric rule knows.
         """
-        text, structure = str(expr), structure_key(expr)
+        text, structure = str(expr), structure_keys(expr)
         limit = self.config.near_identical_ratio
         for p, matcher in zip(self.problems, self._matchers, strict=True):
-            if structure == p.structure:
+            if structure & p.structure:
                 return Verdict("contaminated", p.id, "same expression with different numbers")
             if not text_rule:
                 continue

@@ -175,6 +175,7 @@ def _node(
         "numeric_sane": profile.sane,
         "duplicate_of": None,
         "contaminated_with": None,
+        "contamination_rule": None,
         "qc_fingerprint": profile.fingerprint,
     }
 
@@ -242,11 +243,16 @@ def _make_roots(
         elif row["id"] in guard.ids:
             # A root that is itself a protected problem (TTRL: the test problem) stays as the tree's
             # source, flagged; its variants are what the guard filters.
-            row["contaminated_with"] = row["id"]
+            row.update(contaminated_with=row["id"], contamination_rule=verdict.rule)
         else:
             # A training root equal to a test problem in disguise: nothing of its tree may reach training,
             # so it is not expanded, and LadderDataset lists it (and any old subtree) under `rejected`.
-            row.update(kept=False, qc_status="contaminated", contaminated_with=verdict.protected_id)
+            row.update(
+                kept=False,
+                qc_status="contaminated",
+                contaminated_with=verdict.protected_id,
+                contamination_rule=verdict.rule,
+            )
             logger.warning("root %s is contaminated (%s): its tree is left out", row["id"], verdict.reason)
         roots.append(row)
     return roots
@@ -306,7 +312,14 @@ def _expand_chunk(
             verdict = verdict_of.get(id(c))
             if verdict is not None and verdict.status == "contaminated":
                 rejected[i].append(
-                    _rejected(c, parent, "contaminated", verdict.reason, contaminated_with=verdict.protected_id)
+                    _rejected(
+                        c,
+                        parent,
+                        "contaminated",
+                        verdict.reason,
+                        contaminated_with=verdict.protected_id,
+                        contamination_rule=verdict.rule,
+                    )
                 )
                 continue
             if verdict is not None and verdict.status == "unjudged":
@@ -345,7 +358,7 @@ def generate_tree(
     generator,
     depth: int,
     out_dir: str,
-    protect: list[dict] | None = None,
+    protect: list[dict] | ContaminationGuard | None = None,
     variants_per_node: int = 10,
     max_nodes_per_root: int | None = None,
     batch_parents: int = 16,
@@ -364,6 +377,8 @@ def generate_tree(
             :class:`ContaminationGuard`). A root equivalent to a protected problem under another id is
             marked ``kept=False, qc_status="contaminated"`` and grows no tree; a root that *is* a
             protected problem (same id: test-time training) keeps its tree, every variant still guarded.
+            A prebuilt :class:`ContaminationGuard` is taken as it is (building one for the 320 MIT problems
+            takes seconds; its ``seconds`` then say what the guard cost the run).
         variants_per_node: candidates requested per parent (before QC).
         max_nodes_per_root: cap on kept variants per tree (paper: about 500 per problem).
         batch_parents: parents expanded per generator call (model backends batch across them).
@@ -379,6 +394,9 @@ def generate_tree(
     if depth < 0:
         raise ValueError("depth must be >= 0")
     config = quality or QualityConfig()
+    guard = protect if isinstance(protect, ContaminationGuard) else None
+    if guard is not None:
+        protect = [{"id": p.id, "integrand": p.text} for p in guard.problems]
     run_path = os.path.join(out_dir, RUN_FILE)
     settings = {
         "generator": getattr(generator, "name", type(generator).__name__),
@@ -407,7 +425,8 @@ def generate_tree(
         settings["skipped_problems"] = previous["skipped_problems"]
     write_json(run_path, settings, sort_keys=True)
 
-    guard = ContaminationGuard(protect, config) if protect else None
+    if guard is None and protect:
+        guard = ContaminationGuard(protect, config)
     missing = [p for p in problems if root_id(p) not in state.node_ids]
     if missing:
         parsed, exprs, skipped = _parse_roots(missing)
@@ -448,6 +467,8 @@ def generate_tree(
     bar.close()
     funnel = state.funnel()
     write_json(os.path.join(out_dir, FUNNEL_FILE), funnel, sort_keys=True)
+    if guard is not None:
+        logger.info("contamination guard: %.1f s (building it and judging candidates)", guard.seconds)
     return [n for n in state.nodes if n["root_id"] in wanted_roots]
 
 

@@ -10,6 +10,8 @@ a shared machine are noisy: ``--repeats`` gives medians.
     python benchmarks/contamination.py --overlaps
     python benchmarks/contamination.py --roots 40 --depth 2 --variants 10 --repeats 1
     python benchmarks/contamination.py --roots 300 --depth 2 --variants 10 --no-solvable   # ~5,000 nodes
+    # what the full dataset_scripts/build_variants.py build (its defaults) loses to the guard
+    python benchmarks/contamination.py --roots 300 --depth 2 --variants 10 --no-solvable --protect mit-2025
 """
 
 from __future__ import annotations
@@ -37,13 +39,28 @@ def overlaps() -> None:
             print(f"  {pid}: {v.reason}")
 
 
+def _removed(out: str, protected: list[str]) -> dict:
+    """What the guard took out of the tree in ``out`` (its kept and rejected records)."""
+    import os
+
+    from ladder_hf.dataset import REJECTED_FILE, read_nodes
+    from ladder_hf.variants.card import guard_statistics
+
+    records = read_nodes(out)
+    if os.path.exists(os.path.join(out, REJECTED_FILE)):
+        records += read_nodes(os.path.join(out, REJECTED_FILE))
+    stats = guard_statistics(records, protected)
+    stats["unjudged"] = sum(r.get("qc_status") == "unjudged" for r in records)
+    return stats
+
+
 def cost(args) -> None:
     from ladder_hf.problems import load_problems
     from ladder_hf.variants import QualityConfig, SymbolicGenerator, generate_tree
     from ladder_hf.variants.quality import ContaminationGuard
 
     roots = [dict(p) for p in load_problems("mit-train")][: args.roots]
-    protect = [dict(p) for p in load_problems("mit")]
+    protect = [dict(p) for p in load_problems(args.protect)]
     quality = QualityConfig(check_solvable=not args.no_solvable)
     if args.mode == "in-run":
         # One guarded run: the guard times itself (building it and every judge_batch call), so the ratio
@@ -57,6 +74,7 @@ def cost(args) -> None:
                     variants_per_node=args.variants, quality=quality, progress=args.progress,
                 )  # fmt: skip
                 total = time.perf_counter() - t0 + guard.seconds_building
+                removed = _removed(out, [p["id"] for p in protect])
             rest = total - guard.seconds
             print(
                 f"guarded run: {total:.1f} s for {len(nodes)} nodes ({len(roots)} roots, depth {args.depth}); "
@@ -64,6 +82,11 @@ def cost(args) -> None:
                 f"everything else {rest:.1f} s"
             )
             print(f"ratio with / without the guard's time: {total / rest:.3f}")
+            print(
+                f"the guard against {args.protect} ({len(protect)} problems) removed {removed['roots']} roots "
+                f"({removed['tree_nodes']} nodes of their trees) and {removed['variants']} variant candidates; "
+                f"by rule: {removed['by_rule']}; {removed['unjudged']} candidates could not be judged"
+            )
         return
     times: dict[str, list[float]] = {"baseline": [], "guard": []}
     sizes = {}
@@ -98,5 +121,6 @@ if __name__ == "__main__":  # the verifier's sandbox spawns workers: keep the en
         help="in-run: one guarded run, the guard's own time against the rest; two-runs: with and without",
     )
     parser.add_argument("--progress", action="store_true", help="show the tree's progress bar")
+    parser.add_argument("--protect", default="mit", help="bundled set the guard protects (build default: mit-2025)")
     a = parser.parse_args()
     overlaps() if a.overlaps else cost(a)

@@ -214,10 +214,55 @@ def test_offline_with_a_model_that_is_not_cached_says_so_before_loading(tmp_path
     assert not out.exists()
 
 
-def test_a_hub_endpoint_that_is_down_is_one_line_naming_it(tmp_path):
-    down = "http://127.0.0.1:9"  # the discard port: nothing listens there
+def _closed_port() -> str:
+    import socket
+
+    # a port that was just free on 127.0.0.1: nothing listens there, so a connection is refused at once
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+HUB_DOWN_ENV = {"HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0", "HF_EVALUATE_OFFLINE": "0", "LADDER_HF_DEBUG": "0"}
+
+
+def test_a_hub_endpoint_that_is_down_is_one_line_naming_it_within_seconds(tmp_path):
+    import time
+
+    down = _closed_port()
+    start = time.monotonic()
     done = _cli(["evaluate", "--problem_set", "org/name", "--output_dir", str(tmp_path / "e")], tmp_path,
-                HF_ENDPOINT=down, HF_HUB_OFFLINE="0", HF_DATASETS_OFFLINE="0")  # fmt: skip
+                HF_ENDPOINT=down, **HUB_DOWN_ENV)  # fmt: skip
+    took = time.monotonic() - start
     assert done.returncode == 2, done.stderr
-    line = _one_error_line(done.stderr, "evaluate")
-    assert f"cannot reach the Hub at {down}" in line and "'org/name'" in line
+    # the whole of stderr is the one line: no retry warnings from the client, no second copy via our logging
+    [line] = done.stderr.strip().splitlines()
+    assert _one_error_line(line, "evaluate") == line
+    assert f"cannot reach the Hub at {down}" in line and "'org/name'" in line and "HF_ENDPOINT" in line
+    assert took < 15, f"{took:.1f} s: the client's retries were not skipped"  # ~30 s of retries before
+    assert not (tmp_path / "e").exists()
+
+
+def test_train_from_a_hub_dataset_with_the_endpoint_down_writes_nothing(tmp_path, tiny_model_dir):
+    import time
+
+    down, out = _closed_port(), tmp_path / "run"
+    argv = ["train", "--dataset_name", "org/ladder-variants", "--model_name_or_path", tiny_model_dir]
+    start = time.monotonic()
+    done = _cli([*argv, "--output_dir", str(out), "--use_cpu", "true"], tmp_path, HF_ENDPOINT=down, **HUB_DOWN_ENV)
+    took = time.monotonic() - start
+    assert done.returncode == 2, done.stderr
+    line = _one_error_line(done.stderr, "train")
+    assert f"cannot reach the Hub at {down} for 'org/ladder-variants'" in line
+    assert "check the network or HF_ENDPOINT" in line and "HF_HUB_OFFLINE=1" in line
+    assert not out.exists() and took < 60  # no run folder, no run files; no retries (imports take most of it)
+
+
+def test_a_push_with_the_endpoint_down_is_refused_before_anything_runs(tmp_path):
+    down, tree = _closed_port(), tmp_path / "tree"
+    tree.mkdir()  # never read: the push is refused on the endpoint alone
+    done = _cli(["variants", "push", "--folder", str(tree), "--repo_id", "org/d", "--tag", "v1"], tmp_path,
+                HF_ENDPOINT=down, **HUB_DOWN_ENV)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert f"cannot reach the Hub at {down} to push to 'org/d'" in _one_error_line(line, "variants")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 
 # What a user's typo raises (our own checks raise these with a message that names the thing and the fix);
@@ -57,8 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown command {command!r}; choose from {', '.join(COMMANDS)}")
     debug = "--debug" in rest or os.environ.get("LADDER_HF_DEBUG") == "1"
     rest = [a for a in rest if a != "--debug"]
-    module = importlib.import_module(COMMANDS[command][0])
     try:
+        # before the command's module imports huggingface_hub/datasets: they read the offline switches then
+        _check_hub(command, rest)
+        module = importlib.import_module(COMMANDS[command][0])
         _check_config_file(command, rest)
         result = module.main(rest)
     except Exception as err:
@@ -94,6 +97,114 @@ def _check_config_file(command: str, argv: list[str]) -> None:
         get_reward_funcs(rewards)  # an unknown name raises ValueError listing the known ones
 
 
+# Flags (and --config YAML keys) whose value may be a Hub repo id; the dashed spellings are aliases.
+_HUB_FLAGS = ("model_name_or_path", "model", "problem_set", "problems", "dataset_name", "eval_set", "repo_id", "repo")
+_PUSH_FLAGS = ("hub_model_id", "repo_id", "repo")
+_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+# A down endpoint refuses at once; a silent one costs this much, not huggingface_hub's ~30 s of retries.
+HUB_PROBE_TIMEOUT = 3.0
+
+
+class HubUnreachableError(ConnectionError):
+    """The Hub endpoint did not answer the probe; the message is the one line to print."""
+
+
+# Set when the probe found the endpoint down, so an error reached offline names the endpoint, not HF_HUB_OFFLINE.
+_endpoint_down: str | None = None
+
+
+def _truthy(value: object) -> bool:
+    return str(value).strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def _check_hub(command: str, argv: list[str]) -> None:
+    """When the command line names a Hub repo and the Hub is not switched off, check the endpoint once with
+    a short timeout. Down: a push is refused at once (before any training); anything else runs in offline
+    mode, so cached files still work and a missing one fails in a second, not after the client's retries."""
+    global _endpoint_down
+    if _truthy(os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or "0"):
+        return
+    values = _hub_values(argv)
+    if command == "train" or command == "ttrl":
+        values.update(_config_hub_values(_flag_value(argv, "--config")))
+    pushing = (command == "variants" and argv[:1] == ["push"]) or _truthy(values.pop("push_to_hub", False))
+    repos = [str(v) for k, v in values.items() if k != "push_to_hub" and _is_repo_id(v)]
+    if not repos and not pushing:
+        return
+    given = _flag_value(argv, "--endpoint") if command == "variants" else None  # `variants push --endpoint URL`
+    endpoint = (given if isinstance(given, str) else os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip(
+        "/"
+    )
+    if _endpoint_reachable(endpoint):
+        return
+    target = next((str(values[k]) for k in _PUSH_FLAGS if _is_repo_id(values.get(k))), None)
+    if pushing:
+        raise HubUnreachableError(
+            f"cannot reach the Hub at {endpoint} to push{f' to {target!r}' if target else ''}; "
+            "check the network or HF_ENDPOINT, or run without pushing and push later"
+        )
+    _endpoint_down = endpoint
+    for switch in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_EVALUATE_OFFLINE"):
+        os.environ[switch] = "1"
+
+
+def _hub_values(argv: list[str]) -> dict[str, object]:
+    values: dict[str, object] = {}
+    for name in (*_HUB_FLAGS, *_PUSH_FLAGS):
+        value = _flag_value(argv, f"--{name}", f"--{name.replace('_', '-')}")
+        if isinstance(value, list):
+            value = next((v for v in value if _is_repo_id(v)), None)
+        if value is not None:
+            values[name] = value
+    if any(a in ("--push_to_hub", "--push-to-hub") for a in argv):
+        push = _flag_value(argv, "--push_to_hub", "--push-to-hub")
+        values["push_to_hub"] = True if push is None or push == [] else push
+    return values
+
+
+def _config_hub_values(path: str | list[str] | None) -> dict[str, object]:
+    if not isinstance(path, str) or not os.path.isfile(path):
+        return {}  # _check_config_file names a missing file
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as file:
+            config = yaml.safe_load(file)
+    except (OSError, yaml.YAMLError):
+        return {}  # the recipe's own parser reports a broken file
+    if not isinstance(config, dict):
+        return {}
+    return {k: config[k] for k in (*_HUB_FLAGS, *_PUSH_FLAGS, "push_to_hub") if config.get(k) is not None}
+
+
+def _is_repo_id(value: object) -> bool:
+    # org/name that is not a local path nor a file name (a missing data file is named by its own check)
+    return (
+        isinstance(value, str)
+        and _REPO_ID.fullmatch(value) is not None
+        and not value.endswith((".json", ".jsonl", ".parquet", ".csv", ".yaml", ".yml"))
+        and not os.path.exists(value)
+    )
+
+
+def _endpoint_reachable(endpoint: str, timeout: float = HUB_PROBE_TIMEOUT) -> bool:
+    """Whether anything answers HTTP at ``endpoint`` (any status counts: the clients judge the answer).
+    One request, no retries; urllib honours the same proxy variables as the Hub clients."""
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"), timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return True
+    except urllib.error.URLError as err:
+        return isinstance(err.reason, ssl.SSLError)  # a TLS setup the clients may handle differently
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def _flag_value(argv: list[str], *flags: str) -> str | list[str] | None:
     # the value of the last --flag VALUE(S) / --flag=VALUE on the line (nargs="+" flags take every value)
     found = None
@@ -115,6 +226,8 @@ def _flag_value(argv: list[str], *flags: str) -> str | list[str] | None:
 def _hub_unreachable(err: BaseException) -> str | None:
     """One line for a Hub that cannot be reached (offline mode with files not cached, or an endpoint that is
     down), found anywhere in the exception's chain; ``None`` when the error is something else."""
+    if isinstance(err, HubUnreachableError):
+        return str(err)
     from huggingface_hub import constants, is_offline_mode
     from huggingface_hub.errors import LocalEntryNotFoundError
 
@@ -128,6 +241,11 @@ def _hub_unreachable(err: BaseException) -> str | None:
     ):
         return None
     what = _quoted_name(chain)
+    if _endpoint_down:
+        return (
+            f"cannot reach the Hub at {_endpoint_down} for {what}; check the network or HF_ENDPOINT, "
+            "or set HF_HUB_OFFLINE=1 to use only cached files"
+        )
     if is_offline_mode():
         return (
             f"offline (HF_HUB_OFFLINE=1) and {what} is not in the local cache; download it once online, "

@@ -487,13 +487,25 @@ def check_run_settings(path: Path, settings: dict, what: str = "run", check: boo
     write_json(path, settings)
 
 
+def _setup_logging() -> None:
+    """Our progress lines at INFO on stderr. Only the ``ladder_hf`` logger: a handler on the root logger
+    would print every library warning a second time (huggingface_hub and datasets have their own)."""
+    package = logging.getLogger("ladder_hf")
+    if not any(getattr(h, "_ladder_hf", False) for h in package.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler._ladder_hf = True  # one handler however often main() runs in a process
+        package.addHandler(handler)
+    package.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``ladder-hf evaluate [--model M] [--problem_set mit-2025] [--num_samples K] ...``"""
     from transformers import HfArgumentParser
 
     from ladder_hf.metrics import register
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    _setup_logging()
     register()  # the explicit step, so a later evaluate.load("integration_bee") works by name; never raises
     parser = HfArgumentParser(EvaluationConfig)
     parser.prog = "ladder-hf evaluate"

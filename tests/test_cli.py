@@ -147,7 +147,7 @@ def test_a_problem_file_in_which_nothing_parses_exits_2_naming_the_file(tmp_path
     unparsable.write_text('{"integrand": "((("}\n{"integrand": "x**"}\n', encoding="utf-8")
     no_integrand = tmp_path / "questions.jsonl"
     no_integrand.write_text('{"question": "1+1"}\n', encoding="utf-8")
-    for path, says in ((unparsable, "parses"), (no_integrand, "row 0: no integrand")):
+    for path, says in ((unparsable, "parses"), (no_integrand, f"{no_integrand}:1: no integrand")):
         out = tmp_path / f"eval-{path.stem}"
         assert main(["evaluate", "--problem_set", str(path), "--output_dir", str(out)]) == 2
         line = _one_error_line(capsys.readouterr().err, "evaluate")
@@ -158,6 +158,25 @@ def test_a_problem_file_in_which_nothing_parses_exits_2_naming_the_file(tmp_path
     assert main([*argv, "--no_progress"]) == 2
     line = _one_error_line(capsys.readouterr().err, "variants")
     assert f"no problem in {unparsable} parses" in line and not out.exists()
+
+
+def test_a_bad_row_of_a_problem_file_is_named_by_file_and_line(tmp_path):
+    problems = tmp_path / "problems.jsonl"
+    good = '{"id": "a", "integrand": "x*exp(x)"}\n'
+    cases = [  # the file's text, what the one line says; blank lines count, as in an editor
+        (good + "\n" + '{"id": "b", "integrand": "x"}\n{"question": "1+1"}\n', f"{problems}:4: no integrand"),
+        (good + '{"id": "q7", "integrand": "x", "lower": "0"}\n', f"{problems}:2 (q7): only one of the bounds"),
+        (good + '{"id": "c", "integrand": "x"\n', f"{problems}:2: not valid JSON"),
+        (good + '{"id": "last", "integrand": ""}', f"{problems}:2 (last): no integrand"),  # no final newline
+    ]
+    for text, says in cases:
+        problems.write_text(text, encoding="utf-8")
+        out = tmp_path / "eval"
+        done = _cli(["evaluate", "--problem_set", str(problems), "--output_dir", str(out)], tmp_path)
+        assert done.returncode == 2, done.stderr
+        line = _one_error_line(done.stderr, "evaluate")
+        assert says in line and not out.exists(), (says, line)
+        assert "row 0" not in line and "row 1" not in line  # no 0-based row indices for a file
 
 
 def test_negative_depth_is_refused_before_any_model_loads(tmp_path, capsys):

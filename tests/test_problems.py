@@ -214,8 +214,32 @@ def test_problem_from_row_normalises_blanks_and_names_bad_rows():
     assert Problem.from_row({"integrand": "x**2"}).id.startswith("expr-")  # stable id from the integrand
     with pytest.raises(ValueError, match="b: only one of the bounds"):
         Problem.from_row({"id": "b", "integrand": "x", "lower": "0", "upper": " "})
-    with pytest.raises(ValueError, match="row 3: no integrand"):
+    with pytest.raises(ValueError, match="row at index 3: no integrand"):  # a row in memory: its 0-based index
         Problem.from_row({"integrand": None}, index=3)
+    with pytest.raises(ValueError, match=r"^p\.jsonl:4: no integrand$"):  # a row of a file: file:line
+        Problem.from_row({"integrand": None}, index=2, location="p.jsonl:4")
+
+
+def test_problems_read_from_a_file_are_named_by_file_and_line_everywhere(tmp_path):
+    from ladder_hf.problems import validate_rows
+
+    path = tmp_path / "problems.jsonl"
+    # line 2 is blank and the last line has no newline: line numbers, not row indices, and nothing dropped
+    path.write_text('{"id": "a", "integrand": "x"}\n\n{"id": "q7", "integrand": "(("}\n{"integrand": "x**"}')
+    problems = load_problems(str(path))
+    assert [p.location for p in problems] == [f"{path}:1", f"{path}:3", f"{path}:4"]
+    assert "location" not in problems[0].to_row() and problems[0] == {"id": "a", **problems[0].to_row()}
+    with pytest.raises(ValueError) as bad:  # what ttrl and training check before scoring rows
+        validate_rows(problems, what=f"problem set {str(path)!r}")
+    message = str(bad.value)
+    assert f"has 2 bad row(s): {path}:3 (q7): does not parse" in message and f"; {path}:4: does not parse" in message
+    path.write_text('{"id": "a", "integrand": "x"}\n[1, 2]\n')
+    with pytest.raises(ValueError, match=rf"^{path}:2: not a JSON object but list"):
+        load_problems(str(path))
+    array = tmp_path / "problems.json"  # a JSON file holding a list of rows
+    array.write_text('[{"integrand": "x"}, {"integrand": "x", "lower": "0"}]')
+    with pytest.raises(ValueError, match=rf"^{array}:item 2: only one of the bounds"):
+        load_problems(str(array))
 
 
 def test_registry_one_line_per_set_and_every_source(tmp_path):

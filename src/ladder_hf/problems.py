@@ -37,8 +37,6 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from ladder_hf.store import read_jsonl
-
 # The paper's answer format: the final answer in <ANSWER> tags, sympy syntax, no constant.
 # Lower-case tags; the reward accepts either case.
 DEFAULT_SYSTEM_PROMPT = (
@@ -85,6 +83,8 @@ class Problem(Mapping):
         source (`str`, *optional*): where the problem comes from.
         notes (`str`, *optional*): remarks on the problem or its answer.
         meta (`Mapping`, *optional*): every other field of the row (``year``, ``verified``, ``depth``, ...).
+        location (`str`, *optional*): where the row was read, ``file:line`` (1-based), for messages; not
+            part of the row (``to_row``, equality and hashing ignore it).
 
     Example:
         >>> p = Problem.from_row({"id": "q1", "integrand": "sin(x)", "lower": "0", "upper": "pi", "year": 2025})
@@ -100,26 +100,43 @@ class Problem(Mapping):
     source: str = ""
     notes: str = ""
     meta: Mapping[str, Any] = field(default_factory=dict)
+    location: str = field(default="", compare=False, repr=False)
 
     @property
     def is_definite(self) -> bool:
         return bool(self.lower and self.upper)
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any], index: int | None = None) -> Problem:
+    def from_row(cls, row: Mapping[str, Any], index: int | None = None, location: str = "") -> Problem:
         """A problem from a row (dict, dataset row, JSONL record). Blank values (``None``, NaN, ``""``)
-        become ``""``; a row without an integrand, or with only one bound, is an error naming the row.
-        A row without an id gets a stable one from its integrand and bounds (``expr-<hash>``)."""
+        become ``""``; a row without an integrand, or with only one bound, is an error naming the row: by
+        ``location`` (``file:line``) and id when read from a file, else by id or 0-based ``index``.
+        A row without an id gets a stable one from its integrand and bounds (``expr-<hash>``).
+
+        Example:
+            >>> Problem.from_row({"integrand": ""}, location="problems.jsonl:4")
+            Traceback (most recent call last):
+            ...
+            ValueError: problems.jsonl:4: no integrand
+            >>> Problem.from_row({"id": "q7", "integrand": ""}, index=3)
+            Traceback (most recent call last):
+            ...
+            ValueError: q7: no integrand
+            >>> Problem.from_row({"integrand": None}, index=3)
+            Traceback (most recent call last):
+            ...
+            ValueError: row at index 3: no integrand
+        """
         if isinstance(row, Problem):
             return row
         name = _text(row.get("id"))
-        where = name or (f"row {index}" if index is not None else "a row")
+        where = _row_name(name, index, location)
         if _blank(row.get("integrand")):
             raise ValueError(f"{where}: no integrand")
         lower, upper = _text(row.get("lower")), _text(row.get("upper"))
         if bool(lower) != bool(upper):
             raise ValueError(f"{where}: only one of the bounds is given (both, or neither)")
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls)} - {"location"}
         return cls(
             id=name or _fallback_id(str(row["integrand"]), lower, upper),
             integrand=str(row["integrand"]).strip(),
@@ -129,17 +146,18 @@ class Problem(Mapping):
             source=_text(row.get("source")),
             notes=_text(row.get("notes")),
             meta={k: v for k, v in row.items() if k not in known},
+            location=location,
         )
 
     def to_row(self) -> dict[str, Any]:
         """The problem as a plain row (the core fields, then ``meta``)."""
-        row = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "meta"}
+        row = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("meta", "location")}
         row.update(self.meta)
         return row
 
     # read-only Mapping over the row, so row-style code (problem["lower"], dict(problem)) keeps working
     def __getitem__(self, key: str) -> Any:
-        if key != "meta" and key in self.__dataclass_fields__:
+        if key not in ("meta", "location") and key in self.__dataclass_fields__:
             return getattr(self, key)
         return self.meta[key]
 
@@ -164,9 +182,31 @@ def _fallback_id(integrand: str, lower: str, upper: str) -> str:
     return "expr-" + hashlib.sha1(f"{integrand}|{lower}|{upper}".encode()).hexdigest()[:10]
 
 
-def as_problems(rows: Iterable[Mapping[str, Any]]) -> list[Problem]:
-    """Rows (dicts, dataset rows, Problems) as Problems; a bad row is an error naming it."""
-    return [Problem.from_row(row, index) for index, row in enumerate(rows)]
+def _row_name(name: str, index: int | None, location: str) -> str:
+    # A file's row by file:line (what an editor jumps to), with its id when it has one; a row in memory
+    # (a dataset, a list) by id, else by its 0-based index, as dataset[index] reads it.
+    if location:
+        return f"{location} ({name})" if name else location
+    if name:
+        return name
+    return f"row at index {index}" if index is not None else "a row"
+
+
+def _given_id(row: Mapping[str, Any]) -> str:
+    """The id the row itself gave ("" for a Problem whose id was made up from its integrand)."""
+    name = _text(row.get("id"))
+    if isinstance(row, Problem) and name == _fallback_id(row.integrand, row.lower, row.upper):
+        return ""
+    return name
+
+
+def as_problems(rows: Iterable[Mapping[str, Any]], locations: Iterable[str] | None = None) -> list[Problem]:
+    """Rows (dicts, dataset rows, Problems) as Problems; a bad row is an error naming it (by its
+    ``locations`` entry, ``file:line``, when the rows come from a file)."""
+    where = iter(locations) if locations is not None else None
+    return [
+        Problem.from_row(row, index, next(where, "") if where is not None else "") for index, row in enumerate(rows)
+    ]
 
 
 def is_definite(problem: Mapping[str, Any]) -> bool:
@@ -177,19 +217,20 @@ def is_definite(problem: Mapping[str, Any]) -> bool:
 def validate_rows(rows: Iterable[Mapping[str, Any]], what: str = "dataset") -> None:
     """Check problem rows before training on them: every row needs an ``integrand`` that parses (as
     trusted data) and either both bounds or neither; bounds must be numbers. A row that fails would make
-    every completion of it unscorable, so the first few bad rows are named (id and reason) in one error.
+    every completion of it unscorable, so the first few bad rows are named in one error: a problem read
+    from a file by ``file:line`` and id, any other row by id, else by its 0-based index.
 
     Example:
-        >>> validate_rows([{"id": "a", "integrand": "x**2", "lower": "0", "upper": ""}])
+        >>> validate_rows([{"id": "a", "integrand": "x**2", "lower": "0", "upper": ""}, {"integrand": "(("}])
         Traceback (most recent call last):
         ...
-        ValueError: dataset has 1 bad row(s): a: only one of the bounds is given
+        ValueError: dataset has 2 bad row(s): a: only one of the bounds is given; row at index 1: does not parse (...)
     """
     from ladder_hf.verifier import MathParseError, compile_math
 
     bad = []
     for index, row in enumerate(rows):
-        name = row.get("id") or f"row {index}"
+        name = _row_name(_given_id(row), index, getattr(row, "location", ""))
         reason = ""
         try:
             if _blank(row.get("integrand")):
@@ -411,7 +452,8 @@ def _read_rows(name: str, include_overlaps: bool = False) -> list[dict]:
     if name.endswith((".jsonl", ".json")):
         if not os.path.isfile(name):
             raise FileNotFoundError(f"no problem file {name!r}")
-        return read_jsonl(name)
+        rows, _ = read_problem_file(name)
+        return rows
     if os.path.exists(name) or "/" in name:
         import datasets  # a local dataset folder or parquet file, or a Hub dataset id
 
@@ -427,6 +469,43 @@ def _read_rows(name: str, include_overlaps: bool = False) -> list[dict]:
     )
 
 
+def read_problem_file(path: str) -> tuple[list[dict], list[str]]:
+    """The rows of a JSONL problem file (or a JSON file holding a list of rows) and where each one is,
+    ``file:line`` (1-based; ``file:item N`` in a JSON list). Every line counts, a last line without a
+    newline too: a file written by hand is not a run that was cut off. A line that is not a JSON object
+    is an error naming the file and line.
+
+    Example:
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "problems.jsonl")
+        >>> _ = open(path, "w").write('{"integrand": "x"}\\n\\n{"integrand": "sin(x)"}')
+        >>> rows, where = read_problem_file(path)
+        >>> [r["integrand"] for r in rows], [w.rsplit(os.sep, 1)[-1] for w in where]
+        (['x', 'sin(x)'], ['problems.jsonl:1', 'problems.jsonl:3'])
+    """
+    with open(path, encoding="utf-8") as file:
+        text = file.read()
+    if path.endswith(".json") and text.lstrip().startswith("["):
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
+        located = [(f"{path}:item {n}", item) for n, item in enumerate(items, start=1)]
+    else:
+        located = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                located.append((f"{path}:{number}", json.loads(line)))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{number}: not valid JSON ({err.msg}); one JSON object per line") from None
+    for where, row in located:
+        if not isinstance(row, dict):
+            raise ValueError(f"{where}: not a JSON object but {type(row).__name__}; {_ROW_HINT}")
+    return [row for _, row in located], [where for where, _ in located]
+
+
 def load_problems(name: str = "mit-2025", verified_only: bool = False, include_overlaps: bool = False) -> list[Problem]:
     """Problems of a bundled set (``mit``, ``mit-YYYY``, ``mit-train``, ``undergrad``, ``undergrad-train``,
     or any :func:`register_problem_set` name), a JSONL/JSON file of rows, a local dataset folder or parquet
@@ -440,14 +519,19 @@ def load_problems(name: str = "mit-2025", verified_only: bool = False, include_o
         >>> any(p.id == "mit-2013-q03" for p in train)  # the same function as mit-2025-q07
         False
     """
-    rows = _read_rows(name, include_overlaps)
     bundled = name in PROBLEM_SETS or _year_set(name) is not None
+    locations = None
+    if not bundled and name.endswith((".jsonl", ".json")) and os.path.isfile(name):
+        rows, locations = read_problem_file(name)  # with file:line for every message below
+    else:
+        rows = _read_rows(name, include_overlaps)
     try:
-        problems = as_problems(rows)
+        problems = as_problems(rows, locations)
     except ValueError as err:
         if bundled:
             raise
-        raise ValueError(f"{name}: {err}; {_ROW_HINT}") from None
+        where = "" if locations is not None else f"{name}: "  # a file's rows are named by file:line already
+        raise ValueError(f"{where}{err}; {_ROW_HINT}") from None
     if not problems:
         raise ValueError(f"problem set {name!r} has no problems; {_ROW_HINT}")
     if not bundled:
@@ -474,7 +558,7 @@ def _check_some_parse(name: str, problems: list[Problem]) -> None:
             compile_math(problem.integrand, problem.get("variable") or "x", trusted=True)
             return
         except (MathParseError, ValueError) as err:
-            first_error = first_error or f"{problem.integrand!r}: {err}"
+            first_error = first_error or f"{problem.location or problem.id}: {problem.integrand!r}: {err}"
     raise ValueError(f"no problem in {name} parses ({len(problems)} rows; first: {first_error}); {_ROW_HINT}")
 
 
@@ -506,6 +590,7 @@ __all__ = [
     "get_problem",
     "is_definite",
     "load_problems",
+    "read_problem_file",
     "register_problem_set",
     "resolve_prompt",
     "validate_rows",

@@ -285,3 +285,24 @@ def test_a_push_with_the_endpoint_down_is_refused_before_anything_runs(tmp_path)
     assert done.returncode == 2, done.stderr
     [line] = done.stderr.strip().splitlines()
     assert f"cannot reach the Hub at {down} to push to 'org/d'" in _one_error_line(line, "variants")
+
+
+def test_the_model_card_quick_start_asks_with_the_prompt_the_run_trained_with(tmp_path, tiny_model_dir):
+    import json
+    from pathlib import Path
+
+    data = tmp_path / "variants.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps({"id": f"v{i}", "integrand": f"x**{i}", "lower": "", "upper": ""}) + "\n" for i in range(1, 5)
+        )
+    )
+    config = Path(__file__).resolve().parents[1] / "recipes" / "configs" / "grpo_tiny.yaml"
+    out = tmp_path / "run"
+    argv = ["train", "--config", str(config), "--model_name_or_path", tiny_model_dir, "--dataset_name", str(data)]
+    argv += ["--output_dir", str(out), "--max_steps", "1", "--save_strategy", "no", "--system_prompt", "few_shot"]
+    done = _cli(argv, tmp_path, OMP_NUM_THREADS="1")
+    assert done.returncode == 0, done.stderr[-4000:]
+    quick_start = (out / "README.md").read_text().split("## Quick start", 1)[1].split("```", 2)[1]
+    # before: build_messages(..., 'default') whatever the run trained with
+    assert "build_messages(" in quick_start and "'few_shot')" in quick_start and "'default'" not in quick_start

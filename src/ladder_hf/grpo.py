@@ -39,7 +39,12 @@ from typing import Any
 from ladder_hf.callbacks import HeldOutEvalCallback, RewardTimer, RewardTimerCallback
 from ladder_hf.configs import ScriptArguments
 from ladder_hf.trainer import LadderGRPOTrainer
-from ladder_hf.training_data import build_train_dataset, check_against_eval_set, load_eval_problems
+from ladder_hf.training_data import (
+    build_train_dataset,
+    check_against_eval_set,
+    guarded_when_grown,
+    load_eval_problems,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +97,9 @@ def train(script_args: ScriptArguments, training_args, model_args, reward_funcs:
         logger.info("Resuming from %s", checkpoint)
 
     train_dataset = build_train_dataset(script_args, training_args)
-    guard_report = check_against_eval_set(train_dataset, script_args)  # refuses rows equal to eval problems
+    # refuses rows equal to eval problems; a tree grown here under the same protection is not judged twice
+    grown = os.path.join(training_args.output_dir, "variants") if script_args.problems else None
+    guard_report = check_against_eval_set(train_dataset, script_args, guarded_when_grown(grown) if grown else ())
     if guard_report:
         logger.info("contamination guard: %s", guard_report)
     solve_rates = None
@@ -134,6 +141,7 @@ def train(script_args: ScriptArguments, training_args, model_args, reward_funcs:
         "num_generations": training_args.num_generations,
         "eval_set": script_args.eval_set,
         "contamination_guard": guard_report,
+        "prompt": script_args.system_prompt,  # the card's quick start asks with the prompt the run trained with
     }
     if solve_rates is not None:
         card_info["level_selection"] = (

@@ -231,3 +231,10 @@ def test_cli_rejected_rows_name_the_protected_problem_and_the_rule(tmp_path):
     variants = load_ladder_dataset(out, "variants", cache_dir=str(tmp_path / "cache"))
     assert variants.num_rows and "contamination_rule" in variants.column_names
     assert all(r["root_id"] != root[0]["id"] for r in variants)
+
+
+def test_a_candidate_whose_probe_needs_every_refinement_gets_a_verdict_not_a_crash(guard_2025):
+    # a symbolic variant of 2013 Q23 found at scale: the adaptive probe refined its grid four times and
+    # then indexed the refined grid with the previous grid's positions (IndexError in tree generation)
+    verdict = _judge(guard_2025, "tan(x - 1)**3*sec(x - 1)**5")
+    assert verdict.status in {"clean", "unjudged"}

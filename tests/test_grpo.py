@@ -556,6 +556,37 @@ def test_training_rows_equivalent_to_the_eval_set_are_refused(tmp_path, caplog):
     assert check_against_eval_set(rows, ScriptArguments()) == ""  # no eval set, nothing to protect
 
 
+def test_a_tree_grown_under_the_eval_sets_protection_is_not_judged_twice(tmp_path):
+    from ladder_hf.training_data import check_against_eval_set, grow_variants, guarded_when_grown, load_variants_folder
+    from ladder_hf.variants import generate_tree, make_generator
+
+    eval_file = _write_jsonl(tmp_path / "eval.jsonl", [{"id": "t1", "integrand": "x**2*exp(x)"}])
+    problems = _write_jsonl(
+        tmp_path / "train.jsonl",
+        [{"id": "r1", "integrand": "x*sin(x)"}, {"id": "r2", "integrand": "(x**2 + 2*x + 1)*exp(x + 1)"}],
+    )
+    script_args = ScriptArguments(eval_set=eval_file)
+    folder = str(tmp_path / "variants")
+    grow_variants(problems, folder, 1, variants_per_node=3, protect=[{"id": "t1", "integrand": "x**2*exp(x)"}])
+    assert guarded_when_grown(folder) == {"t1"}
+    variants = load_variants_folder(folder, "variants")
+    assert variants.num_rows and all(r["root_id"] == "r1" for r in variants)  # r2's tree is out
+    report = check_against_eval_set(variants, script_args, guarded_when_grown(folder))
+    assert f"{variants.num_rows} variants were judged when their tree was grown" in report
+    assert check_against_eval_set(variants, script_args) == report.split(" (")[0]  # judged again: same counts
+    # roots are always judged, even beside variants of a guarded tree
+    root = {"id": "r2", "integrand": "(x**2 + 2*x + 1)*exp(x + 1)", "lower": "", "upper": "", "depth": 0}
+    rows = Dataset.from_list([root, *variants.select_columns(list(root)).to_list()])
+    with pytest.raises(ValueError, match=r"r2 ~ t1"):
+        check_against_eval_set(rows, script_args, {"t1"})
+    # a tree extended under another protection was guarded throughout only against what both runs protected
+    generate_tree(
+        [{"id": "r3", "integrand": "cos(x)"}], make_generator("symbolic"), 1, folder,
+        protect=[{"id": "t9", "integrand": "tan(x)"}], variants_per_node=2, extend=True, progress=False,
+    )  # fmt: skip
+    assert guarded_when_grown(folder) == set()
+
+
 def test_model_card_of_the_default_model_names_its_hub_id_and_asks_an_integral(tmp_path, tiny_model_dir, monkeypatch):
     import shutil
 

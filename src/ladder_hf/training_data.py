@@ -10,8 +10,10 @@ Example:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+from collections.abc import Collection
 from typing import Any
 
 from ladder_hf.configs import CURRICULA, ScriptArguments
@@ -295,11 +297,28 @@ def protected_problems(script_args: ScriptArguments) -> list[Problem]:
     return load_problems(script_args.eval_set, include_overlaps=True) if script_args.eval_set else []
 
 
-def check_against_eval_set(dataset, script_args: ScriptArguments) -> str:
+def guarded_when_grown(folder: str) -> frozenset[str]:
+    """Ids of the problems a variants folder's tree was guarded against when it was grown (its ``run.json``);
+    empty for a folder without one."""
+    from ladder_hf.variants.tree import RUN_FILE
+
+    try:
+        with open(os.path.join(folder, RUN_FILE), encoding="utf-8") as f:
+            run = json.load(f)
+    except (OSError, ValueError):
+        return frozenset()
+    # guarded_ids: what every node was judged against (an extended tree: what all its runs protected)
+    return frozenset(str(i) for i in run.get("guarded_ids", run.get("protected_ids")) or [])
+
+
+def check_against_eval_set(dataset, script_args: ScriptArguments, guarded: Collection[str] = ()) -> str:
     """Refuse training rows equivalent to a problem of the evaluation set (the contamination guard's rule:
     equal up to an affine change of variable, a constant factor and an added constant); returns a one-line
     report for the log and the model card ("" when there is no evaluation set).
 
+    ``guarded``: ids the rows' tree was already guarded against when it was grown
+    (:func:`guarded_when_grown`). When they cover the whole evaluation set, its variants (depth >= 1)
+    were judged then and are not judged again; roots always are.
     ``allow_eval_overlap`` turns the refusal into a warning, for a deliberate experiment.
     """
     protected = protected_problems(script_args)
@@ -308,20 +327,26 @@ def check_against_eval_set(dataset, script_args: ScriptArguments) -> str:
     from ladder_hf.variants.base import parse_problem_integrand
     from ladder_hf.variants.quality import ContaminationGuard, integration_interval
 
-    rows = dataset.select_columns([c for c in ("id", "integrand", "lower", "upper") if c in dataset.column_names])
-    exprs, intervals, names = [], [], []
-    for index, row in enumerate(rows):
+    skip_variants = "depth" in dataset.column_names and {p.id for p in protected} <= set(guarded)
+    columns = [c for c in ("id", "integrand", "lower", "upper", "depth") if c in dataset.column_names]
+    exprs, intervals, names, skipped = [], [], [], 0
+    for index, row in enumerate(dataset.select_columns(columns)):
+        if skip_variants and (row.get("depth") or 0) > 0:
+            skipped += 1
+            continue
         exprs.append(parse_problem_integrand(str(row["integrand"])))
         intervals.append(integration_interval(row.get("lower") or "", row.get("upper") or ""))
         names.append(row.get("id") or f"row {index}")
-    verdicts = ContaminationGuard(protected).judge_batch(exprs, intervals)
+    verdicts = ContaminationGuard(protected).judge_batch(exprs, intervals) if exprs else []
     pairs = zip(names, verdicts, strict=True)
     found = [f"{n} ~ {v.protected_id} ({v.rule})" for n, v in pairs if v.status == "contaminated"]
     unjudged = sum(v.status == "unjudged" for v in verdicts)
     report = (
-        f"{len(exprs)} training rows checked against {len(protected)} problems of {script_args.eval_set}: "
-        f"{len(found)} equivalent, {unjudged} could not be judged"
+        f"{len(exprs) + skipped} training rows checked against {len(protected)} problems of "
+        f"{script_args.eval_set}: {len(found)} equivalent, {unjudged} could not be judged"
     )
+    if skipped:
+        report += f" ({skipped} variants were judged when their tree was grown under the same protection)"
     if found:
         listed = "; ".join(found[:5]) + (f" (and {len(found) - 5} more)" if len(found) > 5 else "")
         if not script_args.allow_eval_overlap:

@@ -557,12 +557,12 @@ def _domain_probe(program, interval: tuple[float, float] | None, count: int = 32
                 [-mags, mags, np.linspace(-20, 20, 4001), np.linspace(-3000, 3000, 24001), near_one, -near_one]
             )
         )
-    for _ in range(4):
+    for attempt in range(4):
         values = _normalise(_usable(program.real(grid))[None, :])[0]
         keep = np.flatnonzero(np.abs(np.nan_to_num(values, nan=0.0)) > _INFORMATIVE)
         if keep.size == 0:
             return np.empty(0)
-        if keep.size >= count:
+        if keep.size >= count or attempt == 3:  # keep indexes this grid: never refine after the last look
             break
         # a narrow band (x**2000 is within 12 decades of its largest usable value only near 1.18): refine it
         lo, hi = grid[np.maximum(keep - 1, 0)], grid[np.minimum(keep + 1, grid.size - 1)]

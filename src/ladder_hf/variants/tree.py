@@ -412,6 +412,13 @@ def generate_tree(
     if os.path.exists(run_path):
         with open(run_path, encoding="utf-8") as f:
             previous = json.load(f)
+    # What every node of the folder was judged against: a tree extended under another protection was
+    # guarded, throughout, only against the problems both runs protected.
+    guarded = set(settings["protected_ids"])
+    if previous:
+        guarded &= set(previous.get("guarded_ids", previous.get("protected_ids", [])))
+    settings["guarded_ids"] = sorted(guarded)
+    if previous:
         # keys a folder written by an older version lacks are not a difference
         changed = sorted(k for k in settings if k in previous and previous[k] != settings[k])
         if changed and not extend:

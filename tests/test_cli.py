@@ -84,6 +84,21 @@ def test_variants_help_names_the_subcommand_and_shows_defaults(capsys, command, 
     assert "(default:" not in options.split(first, 1)[1].split(after, 1)[0]
 
 
+@pytest.mark.parametrize("command", ["evaluate", "demo", "train", "ttrl"])
+def test_every_subcommand_usage_names_it_and_shows_trl_flags_with_defaults(capsys, command):
+    import sys
+
+    argv0 = sys.argv[0]
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    assert done.value.code == 0 and sys.argv[0] == argv0  # the dispatcher restores what it borrowed
+    text = capsys.readouterr().out
+    assert text.startswith(f"usage: ladder-hf {command} ")  # train/ttrl (TRL's parser) said "usage: ladder-hf"
+    options = " ".join(text.split())
+    assert "--model_name_or_path" in options and "--model-name-or-path" in options and "(default:" in options
+    assert "--output_dir" in options
+
+
 def test_variants_flags_new_names_and_old_spellings_parse_alike():
     from ladder_hf.variants.cli import GenerateConfig, PushConfig, build_parser, parse_config
 
@@ -177,6 +192,27 @@ def test_a_bad_row_of_a_problem_file_is_named_by_file_and_line(tmp_path):
         line = _one_error_line(done.stderr, "evaluate")
         assert says in line and not out.exists(), (says, line)
         assert "row 0" not in line and "row 1" not in line  # no 0-based row indices for a file
+
+
+def test_unknown_sets_ids_missing_and_empty_files_are_one_line_naming_what_exists(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    tree = ["variants", "generate", "--generator", "symbolic", "--no_progress", "--output_dir"]
+    cases = [  # argv, the command, what the line says
+        ([*tree, str(tmp_path / "t1"), "--problems", "mit-2025-q99"], "variants", "sets: mit, mit-2010"),
+        ([*tree, str(tmp_path / "t2"), "--problems", str(tmp_path / "nope.jsonl")], "variants",
+         f"no problem file '{tmp_path / 'nope.jsonl'}'"),
+        (["evaluate", "--output_dir", str(tmp_path / "e"), "--problem_set", str(empty)], "evaluate",
+         f"problem set '{empty}' has no problems"),
+        (["evaluate", "--output_dir", str(tmp_path / "e"), "--problem_set", "mit-2052", "--model_name_or_path",
+          "org/m"], "evaluate", "unknown problem set 'mit-2052'; choose from"),
+    ]  # fmt: skip
+    for argv, command, says in cases:
+        done = _cli(argv, tmp_path)
+        assert done.returncode == 2, done.stderr  # the variants cases exited 1, without the one-line form
+        line = _one_error_line(done.stderr, command)
+        assert says in line and "is empty" not in line, line
+    assert not any((tmp_path / name).exists() for name in ("t1", "t2", "e"))
 
 
 def test_negative_depth_is_refused_before_any_model_loads(tmp_path, capsys):

@@ -58,12 +58,25 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown command {command!r}; choose from {', '.join(COMMANDS)}")
     debug = "--debug" in rest or os.environ.get("LADDER_HF_DEBUG") == "1"
     rest = [a for a in rest if a != "--debug"]
+    # argparse names a parser built without prog= (TRL's TrlParser for train/ttrl) after sys.argv[0]:
+    # make its usage line name the subcommand, as the other subcommands' parsers do
+    saved_argv = list(sys.argv)
+    sys.argv[:1] = [f"ladder-hf {command}"]
     try:
         # before the command's module imports huggingface_hub/datasets: they read the offline switches then
         _check_hub(command, rest)
         module = importlib.import_module(COMMANDS[command][0])
         _check_config_file(command, rest)
         result = module.main(rest)
+    except SystemExit as done:
+        # a subcommand's own exit with a message (argparse exits with a number, having printed usage)
+        if debug or not isinstance(done.code, str):
+            raise
+        message = done.code
+        if message.startswith(f"ladder-hf {command}") and ": " in message:
+            message = message.split(": ", 1)[1]  # the subcommand named itself already
+        print(f"ladder-hf {command}: error: {message}", file=sys.stderr)
+        return 2
     except Exception as err:
         message = _hub_unreachable(err)
         if message is None and isinstance(err, EVERYDAY_ERRORS):
@@ -72,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"ladder-hf {command}: error: {message} (--debug shows the traceback)", file=sys.stderr)
         return 2
+    finally:
+        sys.argv[:] = saved_argv
     return int(result or 0)
 
 

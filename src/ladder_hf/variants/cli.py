@@ -139,7 +139,9 @@ def resolve_problems(items: list[str]):
 
     problems: list[Problem] = []
     for item in items:
-        if (item.endswith((".jsonl", ".json")) and os.path.exists(item)) or item in available_sets():
+        if item.endswith((".jsonl", ".json")) and not os.path.exists(item):
+            raise FileNotFoundError(f"--problems: no problem file {item!r}; check the path")
+        if item.endswith((".jsonl", ".json")) or item in available_sets():
             problems.extend(load_problems(item))
             continue
         try:
@@ -151,7 +153,8 @@ def resolve_problems(items: list[str]):
             expr = parse_integrand(item)
         except ValueError as err:
             raise SystemExit(
-                f"--problems: {item!r} is not a problem set, problem id, file, or parsable integrand ({err})"
+                f"--problems: {item!r} is not a problem set, problem id, file, or parsable integrand ({err}); "
+                f"sets: {', '.join(available_sets())}; ids look like mit-2025-q01"
             ) from err
         text = str(expr)
         problems.append(Problem("expr-" + hashlib.sha1(text.encode()).hexdigest()[:10], text))

@@ -370,6 +370,27 @@ def test_a_licence_edited_on_the_hub_survives_the_next_cli_push(hub_server, tmp_
     assert got["configs"] == ["all", "depth_1", "roots", "variants"] and got["rows"] == 2 + 4
 
 
+def test_the_rejected_config_is_pushed_from_the_cli_on_request(hub_server, tmp_path):
+    folder = write_tree(tmp_path / "v1", n_roots=1, depth=1, prefix="a")
+    refused = {"id": "a0.r", "root_id": "a0", "parent_id": "a0", "depth": 1, "integrand": "2*x**2*sin(x)"}
+    refused.update(kept=False, qc_status="duplicate", qc_reason="same values as a0.0", duplicate_of="a0.0")
+    (tmp_path / "v1" / "rejected.jsonl").write_text(json.dumps(refused) + "\n", encoding="utf-8")
+    got = client(
+        f"""
+        plain = cli("push", "--folder", {folder!r}, "--repo_id", REPO, "--tag", "v1.0")
+        audit = cli("push", "--folder", {folder!r}, "--repo_id", REPO + "-audit", "--tag", "v1.0", "--include_rejected")
+        result = {{"rc": [plain["rc"], audit["rc"]], "err": plain["err"] + audit["err"],
+                   "plain": get_dataset_config_names(REPO, revision="v1.0"),
+                   "audit": get_dataset_config_names(REPO + "-audit", revision="v1.0"),
+                   "rejected": load_dataset(REPO + "-audit", "rejected", split="train", revision="v1.0").to_list()}}
+        """
+    )
+    assert got["rc"] == [0, 0], got["err"]
+    assert "rejected" not in got["plain"] and "rejected" in got["audit"]  # the README's promise, from the CLI
+    [row] = got["rejected"]
+    assert (row["id"], row["qc_status"], row["qc_reason"]) == ("a0.r", "duplicate", "same values as a0.0")
+
+
 def test_cli_push_to_a_branch_with_trl_flag_names(hub_server, tmp_path):
     v1 = write_tree(tmp_path / "v1", n_roots=1, depth=1, prefix="a")
     v2 = write_tree(tmp_path / "v2", n_roots=2, depth=1, prefix="b")

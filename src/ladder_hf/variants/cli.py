@@ -119,6 +119,10 @@ class PushConfig:
     private: bool = field(default=False, metadata={"help": "Create the repo private (when it does not exist yet)."})
     token: str | None = field(default=None, metadata={"help": "Hub token; None: HF_TOKEN or the saved login."})
     endpoint: str | None = field(default=None, metadata={"help": "Hub endpoint; None: HF_ENDPOINT or huggingface.co."})
+    include_rejected: bool = field(
+        default=False,
+        metadata={"help": "Also publish the `rejected` config: the candidates QC turned down, with the reason."},
+    )
 
 
 SUBCOMMANDS: dict[str, tuple[type, str]] = {
@@ -245,6 +249,7 @@ def push(config: PushConfig) -> int:
             endpoint=config.endpoint,
             token=config.token,
             branch=config.revision,
+            include_rejected=config.include_rejected,
         )
     except (TagExistsError, PushError, ValueError, HfHubHTTPError) as err:
         # The Hub's messages can span lines; the command's answer stays one line.

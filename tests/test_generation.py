@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import socket
+import subprocess
+import sys
 import threading
+import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -104,33 +110,49 @@ def test_load_backend_names():
 
 
 class ChatServer:
-    """A minimal OpenAI-compatible chat completions server for the tests."""
+    """A minimal OpenAI-compatible chat completions server for the tests.
 
-    def __init__(self, fail_first: int = 0):
+    ``fail_first`` requests get HTTP 503; ``max_choices`` caps the choices of an answer (``transformers
+    serve`` ignores ``n``); ``refuse_grammar`` answers a request with a grammar field HTTP 422, as
+    ``transformers serve`` does. Bodies and headers of every request are kept, in arrival order.
+    """
+
+    def __init__(self, fail_first: int = 0, max_choices: int | None = None, refuse_grammar: bool = False):
         self.requests = []
+        self.headers = []
         self.fail_first = fail_first
+        lock = threading.Lock()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):
                 pass
 
+            def answer(self, status: int, payload: dict | None = None):
+                data = json.dumps(payload).encode() if payload is not None else b""
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 if self.path != "/v1/chat/completions":
-                    self.send_response(404)
-                    self.end_headers()
-                    return
-                with threading.Lock():
+                    return self.answer(404)
+                with lock:
                     server.requests.append(body)
+                    server.headers.append({k.lower(): v for k, v in self.headers.items()})
                     n = len(server.requests)
                 if n <= server.fail_first:
-                    self.send_response(503)
-                    self.end_headers()
-                    return
+                    return self.answer(503)
+                grammar = {"structured_outputs", "guided_grammar", "ebnf"} & body.keys()
+                if refuse_grammar and grammar:
+                    return self.answer(422, {"detail": f"Unexpected fields in the request: {grammar}"})
                 k = 2 + n % 4
                 content = f"<variant>x**{k}</variant>\n<variant>sin({k}*x)</variant>\n<variant>?? bad ((</variant>"
                 stop = (body.get("stop") or [None])[0]
+                count = min(body.get("n", 1), max_choices or body.get("n", 1))
                 choices = [
                     {
                         "index": i,
@@ -138,15 +160,10 @@ class ChatServer:
                         "finish_reason": "stop",
                         "stop_reason": stop,  # vLLM names the stop string that ended the text (and drops it)
                     }
-                    for i in range(body.get("n", 1))
+                    for i in range(count)
                 ]
                 payload = {"id": f"c{n}", "object": "chat.completion", "model": body["model"], "choices": choices}
-                data = json.dumps(payload).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.answer(200, payload)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
@@ -159,6 +176,31 @@ class ChatServer:
     def __exit__(self, *exc):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+# The client side of the tests that need huggingface_hub online: conftest sets HF_HUB_OFFLINE=1 for
+# this process, and huggingface_hub reads it once, at import. HF_TOKEN is set so that a test sees
+# whether the Hub token would reach the server.
+CLIENT_SCRIPT = """
+import json, sys
+from ladder_hf.generation import OpenAIBackend
+args = json.loads(sys.argv[1])
+backend = OpenAIBackend(args.pop("base_url"), args.pop("model"), **args.pop("init"))
+out = backend.generate([[{"role": "user", "content": c}] for c in args.pop("prompts")], **args)
+print(json.dumps({"out": out, "refusals": backend.grammar_refusals, "refused": backend.grammar_refused}))
+"""
+
+
+def generate_online(base_url: str, model: str, prompts: list[str], init: dict | None = None, **kwargs) -> dict:
+    """``OpenAIBackend(...).generate`` in a child process with huggingface_hub online (InferenceClient)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "0", "HF_TOKEN": "hf_not_for_this_server"}
+    env.pop("OPENAI_API_KEY", None)
+    args = {"base_url": base_url, "model": model, "prompts": prompts, "init": init or {}, **kwargs}
+    proc = subprocess.run(
+        [sys.executable, "-c", CLIENT_SCRIPT, json.dumps(args)], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def test_openai_backend_request_and_samples():
@@ -193,3 +235,98 @@ def test_openai_backend_reports_http_errors():
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_openai_backend_tops_up_when_the_server_ignores_n():
+    with ChatServer(max_choices=1) as server:
+        backend = OpenAIBackend(server.url, "local-model", max_workers=2)
+        out = backend.generate([[{"role": "user", "content": "a"}]] * 2, n=3, max_new_tokens=4, seed=10)
+    assert [len(o) for o in out] == [3, 3] and all(out[0] + out[1])
+    # per conversation: n=3, then 2, then 1, each with a seed of its own
+    assert sorted((r["seed"], r["n"]) for r in server.requests) == sorted(
+        (seed + OpenAIBackend.TOPUP_SEED_STRIDE * k, 3 - k) for seed in (10, 11) for k in range(3)
+    )
+
+
+def test_openai_backend_goes_through_inference_client():
+    """Online, requests are huggingface_hub's; the Hub token stays home; a grammar refusal falls back."""
+    with ChatServer(fail_first=1, max_choices=1, refuse_grammar=True) as server:
+        plain = generate_online(server.url, "local-model", ["a"], n=2, stop=["</answer>"], seed=0, max_new_tokens=5)
+        sent = len(server.requests)
+        keyed = generate_online(
+            server.url, "local-model", ["b", "c"], init={"api_key": "sk-local", "max_workers": 1}, grammar='start: "x"'
+        )
+    assert [len(o) for o in plain["out"]] == [2] and all(t.endswith("</answer>") for t in plain["out"][0])
+    assert server.requests[0]["stop"] == ["</answer>"] and server.requests[0]["stream"] is False  # 503, retried
+    assert all("hf_hub" in h["user-agent"] and "authorization" not in h for h in server.headers[:sent])
+    assert all(h["authorization"] == "Bearer sk-local" for h in server.headers[sent:])
+    # first request: grammar in extra_body, refused (422), sent again without; second: without at once
+    assert ["structured_outputs" in r for r in server.requests[sent:]] == [True, False, False]
+    assert server.requests[sent]["structured_outputs"] == {"grammar": 'start: "x"'}
+    assert keyed["refusals"] == 2 and keyed["refused"].startswith("HTTP 422: ") and "Unexpected" in keyed["refused"]
+    assert [len(o) for o in keyed["out"]] == [1, 1]
+
+
+def serving_extra_missing() -> str | None:
+    """Why `transformers serve` cannot start here (the `serving` extra is not installed), or None."""
+    missing = [m for m in ("fastapi", "uvicorn", "openai") if importlib.util.find_spec(m) is None]
+    if missing:
+        return f"needs `pip install 'ladder-hf[serving]'` for `transformers serve` ({', '.join(missing)} missing)"
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(serving_extra_missing() is not None, reason=str(serving_extra_missing()))
+def test_openai_backend_against_transformers_serve(tmp_path):
+    """A real OpenAI-compatible server: `transformers serve` with the embedded model, on 127.0.0.1."""
+    from ladder_hf.models import default_model_path
+
+    model = default_model_path()  # the server is pinned to this name: requests must carry it
+    port = free_port()
+    command = [sys.executable, "-m", "transformers.cli.transformers", "serve", model, "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--device", "cpu", "--log-level", "warning"]
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            assert server.poll() is None, log_path.read_text()[-3000:]
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=5) as resp:
+                    if json.load(resp).get("status") == "ok":
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "transformers serve did not answer /health in 300 s"
+            time.sleep(1)
+        prompts = ["What is 2+2?", "Name one colour."]
+        # Offline in this process: the requests transport; online in a child: InferenceClient.
+        offline = OpenAIBackend(f"{url}/v1", model, max_workers=2)
+        greedy = offline.generate([[{"role": "user", "content": p}] for p in prompts], temperature=0, max_new_tokens=12)
+        online = generate_online(
+            f"{url}/v1", model, prompts, n=2, temperature=[0, 0.7], max_new_tokens=12, stop=["."], seed=0
+        )
+        # transformers serve answers 422 "Unexpected fields" to a grammar: refused, then unconstrained
+        constrained = OpenAIBackend(f"{url}/v1", model, max_workers=1)
+        question = [[{"role": "user", "content": prompts[0]}]]
+        fallback = constrained.generate(question, max_new_tokens=8, grammar='start: "4"')
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    assert all(len(o) == 1 and o[0].strip() for o in greedy)
+    assert [len(o) for o in online["out"]] == [2, 2]  # the server ignores n: topped up
+    assert online["out"][0][0] == online["out"][0][1] and online["out"][0][0].strip()  # greedy twice, same text
+    assert all("." not in t[:-1] for texts in online["out"] for t in texts)  # cut at the first stop string
+    assert online["out"][0][0] == cut_at_stop(greedy[0][0], ["."])  # greedy is greedy on both transports
+    assert constrained.grammar_refusals == 1 and constrained.grammar_refused.startswith("HTTP 422")
+    assert len(fallback[0]) == 1 and fallback[0][0].strip()

@@ -19,7 +19,7 @@ every command.
   or a model already in memory, e.g. the policy being trained), batched with left padding.
 * :class:`VLLMBackend`: vLLM's offline ``LLM.chat`` (GPU); vllm is imported only when used.
 * :class:`OpenAIBackend`: any OpenAI-compatible ``/v1/chat/completions`` server (``vllm serve``, TGI,
-  SGLang, llama.cpp), over HTTP with ``requests``.
+  SGLang, llama.cpp, ``transformers serve``), through ``huggingface_hub.InferenceClient``.
 
 Example:
     >>> backend = load_backend("transformers")  # the embedded SmolLM2-135M-Instruct  # doctest: +SKIP
@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
@@ -370,13 +371,30 @@ class VLLMBackend:
         return [[choice.text for choice in output.outputs] for output in outputs]
 
 
-class OpenAIBackend:
-    """Any OpenAI-compatible chat completions server, e.g. ``vllm serve`` or TGI.
+class ChatCompletionsError(RuntimeError):
+    """A chat completions request the server answered with an error (``status``) or never answered."""
 
-    Requests run concurrently (``max_workers``) so the server can batch them; transient errors
-    (connection failures, 429, 5xx) are retried with backoff by urllib3's ``Retry``. Stop strings are
-    sent as ``stop`` and put back at the end of the text when the server reports which one ended it
-    (vLLM's ``stop_reason``), so completions look the same on every backend.
+    def __init__(self, status: int | None, detail: str):
+        super().__init__(f"chat completions request failed: {f'HTTP {status}' if status else 'no answer'}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+class OpenAIBackend:
+    """Any OpenAI-compatible chat completions server, e.g. ``vllm serve``, TGI or ``transformers serve``.
+
+    Requests go through ``huggingface_hub.InferenceClient(base_url=...).chat_completion``, the grammar
+    fields through its ``extra_body``. They run concurrently (``max_workers``) so the server can batch
+    them; transient failures (connection errors, 408, 429, 5xx) are retried ``retries`` times with
+    backoff (the client itself does not retry). Stop strings are sent as ``stop``; the completion keeps
+    the stop string that ended it (put back when the server drops it and names it, as vLLM's
+    ``stop_reason`` does; cut there when a server writes past it), so completions look the same on every
+    backend. A server that returns fewer than ``n`` choices (``transformers serve`` ignores ``n``) is
+    asked again for the rest, each time with a new seed.
+
+    Where InferenceClient does not fit, a plain ``requests`` POST of the same body is used instead:
+    under ``HF_HUB_OFFLINE=1`` every request of huggingface_hub's HTTP session is refused, a server on
+    127.0.0.1 included (``OfflineModeIsEnabled``), and a local server is what offline machines use.
 
     A ``grammar`` is sent in the request field the server reads, chosen by ``grammar_field``:
 
@@ -385,16 +403,25 @@ class OpenAIBackend:
     * ``"ebnf"``: ``{"ebnf": <gbnf>}``, SGLang (the grammar is converted with
       :func:`ladder_hf.variants.grammar.lark_to_gbnf`, so it must be one that module wrote).
 
-    A server that refuses it (HTTP 400/422 on a request that carried a grammar) gets the request again
-    without it: generation goes on unconstrained, the first refusal is logged as a warning, later
-    requests skip the grammar, and ``grammar_refusals`` counts them. Unconstrained text is then
-    parsed and counted by the caller as usual.
+    A server that refuses it (HTTP 400/422 on a request that carried a grammar; ``transformers serve``
+    answers 422 "Unexpected fields") gets the request again without it: generation goes on
+    unconstrained, the first refusal is logged as a warning, later requests skip the grammar, and
+    ``grammar_refusals`` counts them. Unconstrained text is then parsed and counted by the caller as usual.
+
+    ``api_key`` (else ``$OPENAI_API_KEY``) is sent as a bearer token; with neither, no Authorization
+    header is sent (InferenceClient would otherwise send the Hugging Face token to this server).
 
     Example:
         >>> backend = OpenAIBackend("http://127.0.0.1:8000/v1", "Qwen/Qwen2.5-7B-Instruct")  # doctest: +SKIP
     """
 
     GRAMMAR_FIELDS = ("structured_outputs", "guided_grammar", "ebnf")
+    RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
+    # Fields chat_completion takes as arguments; the rest of a request body goes in its extra_body.
+    CLIENT_FIELDS = ("n", "temperature", "top_p", "max_tokens", "stop", "seed")
+    # Top-up requests (a server that ignored ``n``) shift the seed by this much per round, far from
+    # the ``seed + i`` of the other conversations of a call.
+    TOPUP_SEED_STRIDE = 1_000_003
 
     def __init__(
         self,
@@ -406,9 +433,7 @@ class OpenAIBackend:
         retries: int = 3,
         grammar_field: str = "structured_outputs",
     ):
-        import requests
-        from requests.adapters import HTTPAdapter
-        from urllib3.util.retry import Retry
+        from huggingface_hub import InferenceClient
 
         if grammar_field not in self.GRAMMAR_FIELDS:
             raise ValueError(f"grammar_field must be one of {', '.join(self.GRAMMAR_FIELDS)}, got {grammar_field!r}")
@@ -418,17 +443,15 @@ class OpenAIBackend:
         self.base_url = base_url.rstrip("/")
         self.model_name = model
         self.timeout = timeout
+        self.retries = max(0, int(retries))
         self.max_workers = max(1, int(max_workers))
-        self.session = requests.Session()
-        retry = Retry(
-            total=retries, backoff_factor=0.5, status_forcelist=(429, 500, 502, 503, 504), allowed_methods=["POST"]
+        key = api_key or os.environ.get("OPENAI_API_KEY") or None
+        # Without a key InferenceClient sends the local Hugging Face token; a None header is left out.
+        self.client = InferenceClient(
+            base_url=self.base_url, api_key=key, timeout=timeout, headers=None if key else {"authorization": None}
         )
-        adapter = HTTPAdapter(max_retries=retry, pool_maxsize=self.max_workers)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-        key = api_key or os.environ.get("OPENAI_API_KEY")
-        if key:
-            self.session.headers["Authorization"] = f"Bearer {key}"
+        self._key = key
+        self._session = None  # requests.Session for offline mode, made on first use
 
     def request(
         self,
@@ -440,7 +463,7 @@ class OpenAIBackend:
         stop,
         seed,
         grammar: str | None = None,
-    ):
+    ) -> dict:
         """The JSON body of one chat completions request (``grammar`` in the field ``grammar_field`` names)."""
         payload = {
             "model": self.model_name,
@@ -465,16 +488,80 @@ class OpenAIBackend:
                 payload["ebnf"] = lark_to_gbnf(grammar)
         return payload
 
+    def _post_hub(self, body: dict) -> dict:
+        from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
+
+        args = {k: body[k] for k in self.CLIENT_FIELDS if k in body}
+        extra = {k: v for k, v in body.items() if k not in args and k not in ("model", "messages")}
+        try:
+            out = self.client.chat_completion(body["messages"], model=body["model"], extra_body=extra or None, **args)
+        except HfHubHTTPError as err:
+            raise ChatCompletionsError(err.response.status_code, err.response.text[:300]) from err
+        except InferenceTimeoutError as err:
+            raise ChatCompletionsError(None, f"no answer within {self.timeout} s") from err
+        # The choice objects keep fields the client does not know (vLLM's stop_reason); the output's own
+        # dict view does not.
+        return {"choices": [dict(choice) for choice in out.choices or []]}
+
+    def _post_requests(self, body: dict) -> dict:
+        import requests
+
+        if self._session is None:
+            from requests.adapters import HTTPAdapter
+
+            self._session = requests.Session()
+            self._session.mount("http://", HTTPAdapter(pool_maxsize=self.max_workers))
+            self._session.mount("https://", HTTPAdapter(pool_maxsize=self.max_workers))
+            if self._key:
+                self._session.headers["Authorization"] = f"Bearer {self._key}"
+        try:
+            resp = self._session.post(f"{self.base_url}/chat/completions", json=body, timeout=self.timeout)
+        except requests.Timeout as err:
+            raise ChatCompletionsError(None, f"no answer within {self.timeout} s") from err
+        if resp.status_code != 200:
+            raise ChatCompletionsError(resp.status_code, resp.text[:300])
+        return resp.json()
+
+    def _send(self, body: dict) -> dict:
+        """The server's answer to one request body, retrying transient failures with backoff."""
+        from huggingface_hub import is_offline_mode
+
+        post = self._post_requests if is_offline_mode() else self._post_hub
+        for attempt in range(self.retries + 1):
+            try:
+                return post(body)
+            except ChatCompletionsError as err:
+                if err.status not in self.RETRY_STATUSES or attempt == self.retries:
+                    raise
+            except _connection_errors():
+                if attempt == self.retries:
+                    raise
+            time.sleep(0.5 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _texts(self, answer: dict, stop: Sequence[str]) -> list[str]:
+        texts = []
+        for choice in sorted(answer.get("choices") or [], key=lambda c: c.get("index") or 0):
+            text = (choice.get("message") or {}).get("content") or ""
+            ended_by = choice.get("stop_reason")
+            if isinstance(ended_by, str) and ended_by in stop and not text.endswith(ended_by):
+                text += ended_by
+            texts.append(cut_at_stop(text, stop))
+        return texts
+
     def _one(self, payload: dict) -> list[str]:
         constrained = self.grammar_field in payload
         if constrained and self.grammar_refused is not None:  # known to refuse: don't ask twice per request
             payload = {k: v for k, v in payload.items() if k != self.grammar_field}
             self.grammar_refusals += 1
-        resp = self.session.post(f"{self.base_url}/chat/completions", json=payload, timeout=self.timeout)
-        if resp.status_code in (400, 422) and self.grammar_field in payload:
+        try:
+            answer = self._send(payload)
+        except ChatCompletionsError as err:
+            if err.status not in (400, 422) or self.grammar_field not in payload:
+                raise
             # A server without structured outputs for this field (or this grammar): go on unconstrained.
             if self.grammar_refused is None:
-                self.grammar_refused = f"HTTP {resp.status_code}: {resp.text[:300]}"
+                self.grammar_refused = f"HTTP {err.status}: {err.detail}"
                 logger.warning(
                     "%s refused the grammar in %r (%s); generating unconstrained from now on",
                     self.base_url,
@@ -483,17 +570,20 @@ class OpenAIBackend:
                 )
             self.grammar_refusals += 1
             payload = {k: v for k, v in payload.items() if k != self.grammar_field}
-            resp = self.session.post(f"{self.base_url}/chat/completions", json=payload, timeout=self.timeout)
-        if resp.status_code != 200:
-            raise RuntimeError(f"chat completions request failed: HTTP {resp.status_code}: {resp.text[:300]}")
-        texts = []
-        for choice in sorted(resp.json().get("choices") or [], key=lambda c: c.get("index", 0)):
-            text = (choice.get("message") or {}).get("content") or ""
-            ended_by = choice.get("stop_reason")
-            if isinstance(ended_by, str) and ended_by in payload.get("stop", ()) and not text.endswith(ended_by):
-                text += ended_by
-            texts.append(text)
-        return (texts + [""] * payload["n"])[: payload["n"]]
+            answer = self._send(payload)
+        n, stop = payload["n"], payload.get("stop", ())
+        texts = self._texts(answer, stop)[:n]
+        for round_ in range(1, n):  # at most n - 1 more requests, one choice each in the worst case
+            if len(texts) >= n:
+                break
+            more = {**payload, "n": n - len(texts)}
+            if "seed" in payload:
+                more["seed"] = payload["seed"] + self.TOPUP_SEED_STRIDE * round_
+            got = self._texts(self._send(more), stop)
+            if not got:
+                break
+            texts += got[: n - len(texts)]
+        return texts + [""] * (n - len(texts))
 
     def generate(
         self,
@@ -514,6 +604,17 @@ class OpenAIBackend:
         ]
         with ThreadPoolExecutor(self.max_workers) as pool:
             return list(pool.map(self._one, payloads))
+
+
+def _connection_errors() -> tuple[type[Exception], ...]:
+    """Errors of a request that never reached the server (retried like a 503); timeouts are not among them."""
+    import requests
+
+    try:
+        import httpx2 as httpx  # the HTTP client of huggingface_hub >= 2
+    except ImportError:
+        import httpx
+    return (requests.ConnectionError, httpx.NetworkError, httpx.RemoteProtocolError)
 
 
 def load_backend(

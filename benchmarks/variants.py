@@ -261,5 +261,78 @@ def _funnel(args, batched) -> None:
     )
 
 
+def study(argv: list[str] | None = None) -> int:
+    """The paper's prompt devices for a small model, constrained decoding on: personas (one neutral
+    persona vs the cycled set), temperature cycling (0.8-1.4 vs a fixed 1.0) and transformation
+    suggestions (3-6 per prompt vs none), each arm a depth-1 tree of the same problems.
+
+        python benchmarks/variants.py --study --funnel-set undergrad-train --funnel-problems 24
+    """
+    parser = argparse.ArgumentParser(description=study.__doc__.splitlines()[0])
+    parser.add_argument("--study", action="store_true")
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--funnel-set", default="undergrad-train")
+    parser.add_argument("--funnel-problems", type=int, default=24)
+    parser.add_argument("--funnel-variants", type=int, default=6)
+    parser.add_argument("--variants-per-prompt", type=int, default=3)
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from ladder_hf.generation import TransformersBackend
+    from ladder_hf.models import load_model_and_tokenizer
+    from ladder_hf.problems import load_problems
+    from ladder_hf.variants import ModelVariantGenerator, QualityConfig
+    from ladder_hf.variants.generators import PERSONAS
+    from ladder_hf.variants.tree import generate_tree, read_funnel
+
+    torch.manual_seed(args.seed)
+    model, tokenizer = load_model_and_tokenizer(args.model)
+    backend = TransformersBackend(args.model, batch_size=32, model=model, tokenizer=tokenizer)
+    problems = [dict(p) for p in load_problems(args.funnel_set)][: args.funnel_problems]
+    neutral = ("You are a helpful mathematics teacher.",)
+    arms = {
+        "default (cycled personas, temperatures 0.8-1.4, 3-6 suggestions)": {},
+        "one neutral persona": {"personas": neutral},
+        "fixed temperature 1.0": {"temperatures": (1.0,)},
+        "no transformation suggestions": {"min_transformations": 0, "max_transformations": 0},
+    }
+    print(f"{len(problems)} problems of {args.funnel_set}, {args.funnel_variants} variants each")
+    print(f"personas in the cycled set: {len(PERSONAS)}")
+    print("| arm | requested | generated | parsed | sane | unique | kept | kept and easier | parent copies | s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, options in arms.items():
+        generator = ModelVariantGenerator(
+            backend,
+            variants_per_prompt=args.variants_per_prompt,
+            seed=args.seed,
+            max_new_tokens=args.max_new_tokens,
+            **options,
+        )
+        with tempfile.TemporaryDirectory() as out:
+            t0 = time.perf_counter()
+            generate_tree(
+                problems, generator, 1, out, variants_per_node=args.funnel_variants,
+                quality=QualityConfig(sympy_timeout=3.0), progress=False,
+            )  # fmt: skip
+            seconds = time.perf_counter() - t0
+            f = read_funnel(out)
+            with open(f"{out}/rejected.jsonl", encoding="utf-8") as fh:
+                rejected = [json.loads(line) for line in fh if line.strip()]
+        copies = sum(1 for r in rejected if r.get("qc_status") == "parent_copy")
+        print(
+            f"| {name} | {f['requested']} | {f['generated']} | {f['parsed']} | {f['sane']} | {f['unique']} | "
+            f"{f['kept']} | {f['easier']} | {copies} | {seconds:.0f} |",
+            flush=True,
+        )
+    return 0
+
+
 if __name__ == "__main__":
+    import sys
+
+    if "--study" in sys.argv[1:]:
+        raise SystemExit(study(sys.argv[1:]))
     main()

@@ -28,14 +28,24 @@ def resolve_argv(argv: list[str], has_gpu: bool) -> list[str]:
     return ["--config", str(CPU_CONFIG)]
 
 
-if __name__ == "__main__":
-    import torch
+def run(args: list[str]) -> int:
+    """Parse ``args`` (``--config`` plus overrides) and train; TRL and the Hub clients are imported here."""
     from trl import GRPOConfig, ModelConfig, TrlParser
 
     from ladder_hf.configs import ScriptArguments
     from ladder_hf.grpo import main
 
     parser = TrlParser((ScriptArguments, GRPOConfig, ModelConfig), epilog=EPILOG)
+    return main(*parser.parse_args_and_config(args=args))
+
+
+if __name__ == "__main__":
+    import torch
+
+    from ladder_hf.cli import run_guarded
+
     args = resolve_argv(sys.argv[1:], torch.cuda.is_available())
-    script_args, training_args, model_args = parser.parse_args_and_config(args=args)
-    main(script_args, training_args, model_args)
+    # as `ladder-hf train`: one request finds a Hub endpoint that is down before huggingface_hub is imported
+    # (a push is refused, anything else runs offline), and everyday errors are one line (LADDER_HF_DEBUG=1:
+    # the traceback; --debug is TrainingArguments' own flag here)
+    sys.exit(run_guarded("recipes/grpo.py", "train", args, lambda: run(args)))

@@ -342,3 +342,53 @@ def test_the_model_card_quick_start_asks_with_the_prompt_the_run_trained_with(tm
     quick_start = (out / "README.md").read_text().split("## Quick start", 1)[1].split("```", 2)[1]
     # before: build_messages(..., 'default') whatever the run trained with
     assert "build_messages(" in quick_start and "'few_shot')" in quick_start and "'default'" not in quick_start
+
+
+def test_dir_lists_the_lazy_public_api_and_python_m_ladder_hf_is_the_cli(tmp_path):
+    import subprocess
+    import sys
+
+    # a fresh interpreter: dir() must list the lazy names before anything resolved them
+    listed = subprocess.run([sys.executable, "-c", "import ladder_hf, sys; print(' '.join(dir(ladder_hf)))"],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    names = set(listed.stdout.split())
+    assert {"LadderDataset", "integration_reward", "load_problems", "verify_antiderivative", "__version__"} <= names
+    import ladder_hf
+
+    assert set(ladder_hf.__all__) <= names  # before: only the eager globals (no LadderDataset, no rewards)
+    for args, code, shown in (
+        (["--version"], 0, f"ladder-hf {ladder_hf.__version__}"),
+        (["--help"], 0, "usage: ladder-hf [-h] [--version] command"),
+        (["register-metric", "--help"], 0, "usage: ladder-hf register-metric"),
+        (["nope"], 2, "unknown command 'nope'"),
+    ):
+        done = subprocess.run([sys.executable, "-m", "ladder_hf", *args], capture_output=True, text=True,
+                              cwd=tmp_path, timeout=120)  # fmt: skip
+        assert done.returncode == code, done.stderr  # before: "No module named ladder_hf.__main__"
+        assert shown in done.stdout + done.stderr
+
+
+def test_the_grpo_recipe_with_the_endpoint_down_is_one_line_within_seconds(tmp_path, tiny_model_dir):
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "grpo.py"
+    down, out = _closed_port(), tmp_path / "run"
+    argv = ["--dataset_name", "org/x", "--model_name_or_path", tiny_model_dir, "--output_dir", str(out)]
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf-home"), "HF_ENDPOINT": down, **HUB_DOWN_ENV}
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, str(recipe), *argv, "--use_cpu", "true"], capture_output=True,
+                          text=True, env=env, cwd=tmp_path, timeout=300)  # fmt: skip
+    took = time.monotonic() - start
+    assert done.returncode == 2, done.stderr[-3000:]
+    errors = [line for line in done.stderr.splitlines() if " error: " in line]
+    assert len(errors) == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert errors[0].startswith(f"recipes/grpo.py: error: cannot reach the Hub at {down} for 'org/x'")
+    assert "check the network or HF_ENDPOINT" in errors[0]
+    # before: a traceback after ~30 s of huggingface_hub retries on top of the imports (~10 s on 2 busy cores);
+    # now the one probe, so the imports are nearly all of it
+    assert took < 25, f"{took:.1f} s: the client's retries were not skipped"
+    assert not out.exists() and not (tmp_path / "hf-home").exists()  # nothing written, not even a cache

@@ -48,8 +48,14 @@ __all__ = ["__version__", *_LAZY]
 
 
 def __getattr__(name: str):
+    """Resolve a lazy export (:data:`_LAZY`) by importing its module on first access."""
     if name in _LAZY:
         import importlib
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'ladder_hf' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The module's globals and its lazy exports, so ``dir(ladder_hf)`` and tab completion list the public API."""
+    return sorted({*globals(), *_LAZY})

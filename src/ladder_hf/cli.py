@@ -23,6 +23,7 @@ import importlib
 import os
 import re
 import sys
+from collections.abc import Callable
 
 # What a user's typo raises (our own checks raise these with a message that names the thing and the fix);
 # anything else is a bug and keeps its traceback.
@@ -58,24 +59,53 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown command {command!r}; choose from {', '.join(COMMANDS)}")
     debug = "--debug" in rest or os.environ.get("LADDER_HF_DEBUG") == "1"
     rest = [a for a in rest if a != "--debug"]
+
+    def dispatch() -> int | None:
+        module = importlib.import_module(COMMANDS[command][0])
+        _check_config_file(command, rest)
+        return module.main(rest)
+
     # argparse names a parser built without prog= (TRL's TrlParser for train/ttrl) after sys.argv[0]:
     # make its usage line name the subcommand, as the other subcommands' parsers do
     saved_argv = list(sys.argv)
     sys.argv[:1] = [f"ladder-hf {command}"]
     try:
-        # before the command's module imports huggingface_hub/datasets: they read the offline switches then
-        _check_hub(command, rest)
-        module = importlib.import_module(COMMANDS[command][0])
-        _check_config_file(command, rest)
-        result = module.main(rest)
+        return run_guarded(f"ladder-hf {command}", command, rest, dispatch, debug=debug)
+    finally:
+        sys.argv[:] = saved_argv
+
+
+def run_guarded(
+    prog: str, command: str, argv: list[str], run: Callable[[], int | None], debug: bool | None = None
+) -> int:
+    """Run a command the way ``ladder-hf`` does: the one-request Hub endpoint check on ``argv`` first, then
+    ``run()``; an everyday error (and a Hub that cannot be reached) ends as one line ``<prog>: error: ...`` on
+    stderr and exit code 2. The recipes (``recipes/grpo.py``) run through it too.
+
+    Args:
+        prog: the name the error line starts with (``ladder-hf train``, ``recipes/grpo.py``).
+        command: which command's flags ``argv`` holds (``train`` reads ``--config`` for Hub ids too).
+        argv: the command's arguments, as parsed by ``run``.
+        run: does the work; it should import huggingface_hub/datasets itself, after the check.
+        debug: re-raise with the traceback instead (default: ``LADDER_HF_DEBUG=1``).
+
+    Returns:
+        ``run()``'s exit code (``None`` counts as 0), or 2 after printing the error line.
+    """
+    if debug is None:
+        debug = os.environ.get("LADDER_HF_DEBUG") == "1"
+    try:
+        # before the command imports huggingface_hub/datasets: they read the offline switches then
+        _check_hub(command, argv)
+        result = run()
     except SystemExit as done:
-        # a subcommand's own exit with a message (argparse exits with a number, having printed usage)
+        # a command's own exit with a message (argparse exits with a number, having printed usage)
         if debug or not isinstance(done.code, str):
             raise
         message = done.code
-        if message.startswith(f"ladder-hf {command}") and ": " in message:
-            message = message.split(": ", 1)[1]  # the subcommand named itself already
-        print(f"ladder-hf {command}: error: {message}", file=sys.stderr)
+        if message.startswith(prog) and ": " in message:
+            message = message.split(": ", 1)[1]  # the command named itself already
+        print(f"{prog}: error: {message}", file=sys.stderr)
         return 2
     except Exception as err:
         message = _hub_unreachable(err)
@@ -83,10 +113,9 @@ def main(argv: list[str] | None = None) -> int:
             message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         if debug or message is None:
             raise
-        print(f"ladder-hf {command}: error: {message} (--debug shows the traceback)", file=sys.stderr)
+        hint = "--debug" if prog.startswith("ladder-hf") else "LADDER_HF_DEBUG=1"  # --debug is TRL's in recipes
+        print(f"{prog}: error: {message} ({hint} shows the traceback)", file=sys.stderr)
         return 2
-    finally:
-        sys.argv[:] = saved_argv
     return int(result or 0)
 
 

@@ -77,6 +77,9 @@ def test_quick_demo_writes_every_stage_output(quick_demo):
     report = (out / "report.md").read_text(encoding="utf-8")
     assert "plots/reward.png" in report and "Held-out accuracy" in report
     assert json.loads((out / "summary.json").read_text(encoding="utf-8")) == json.loads(json.dumps(summary))
+    # --quick keeps only the final model (before: model/checkpoint-2 with optimizer state, 2.1 GB on SmolLM2)
+    assert not list(out.rglob("checkpoint-*")) and not list(out.rglob("optimizer.pt"))
+    assert [p.relative_to(out).as_posix() for p in out.rglob("*.safetensors")] == ["model/model.safetensors"]
 
 
 def test_quick_demo_numbers_are_consistent(quick_demo):
@@ -109,6 +112,16 @@ def test_quick_demo_numbers_are_consistent(quick_demo):
         completions = read_jsonl(str(out / folder / "completions.jsonl"))
         assert len(completions) == len(test) * config.eval_samples
         assert {c["id"] for c in completions} == {r["id"] for r in test}
+
+
+def test_a_full_demo_checkpoints_for_resume_and_a_quick_one_does_not(tmp_path):
+    from ladder_hf.demo import grpo_settings
+
+    full = grpo_settings(str(tmp_path / "data"), str(tmp_path / "model"), DemoConfig())
+    assert (full["save_strategy"], full["save_steps"], full["save_total_limit"]) == ("steps", 5, 1)
+    quick = grpo_settings(str(tmp_path / "data"), str(tmp_path / "model"), DemoConfig(quick=True))
+    assert quick["save_strategy"] == "no"
+    assert grpo_settings("d", "m", DemoConfig(save_steps=0))["save_strategy"] == "no"
 
 
 def test_trained_model_folder_is_reusable(quick_demo):

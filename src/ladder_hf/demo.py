@@ -10,7 +10,8 @@ command can reuse, and skipping itself when that output already exists (rerun to
 3. dataset: ``dataset/train.parquet``, the trees read through ``LadderDataset``;
    ``ladder-hf train --dataset_name ladder_demo/dataset`` trains on it.
 4. evaluate the base model: ``eval_base/``, the files ``ladder-hf evaluate`` writes.
-5. GRPO training (``ladder_hf.grpo``): ``model/`` (weights, checkpoints, ``trainer_state.json``);
+5. GRPO training (``ladder_hf.grpo``): ``model/`` (weights, ``trainer_state.json``, and the last
+   checkpoint to resume from; ``--quick`` keeps only the final model);
    ``ladder-hf evaluate --model ladder_demo/model`` takes it.
 6. evaluate the trained model: ``eval_trained/``.
 7. report: ``report.md``, ``summary.json`` and ``plots/{reward,accuracy,tree_sizes}.png``.
@@ -169,9 +170,18 @@ class DemoConfig:
     eval_max_new_tokens: int = field(default=32, metadata={"help": "Token budget of an evaluation completion."})
     eval_batch_size: int = field(default=16, metadata={"help": "Completions per generate() call in evaluation."})
     sympy_baseline: bool = field(default=True, metadata={"help": "Also score sympy.integrate on the held-out slice."})
-    save_steps: int = field(default=5, metadata={"help": "Checkpoint every N steps (resume after a crash)."})
+    save_steps: int = field(
+        default=5,
+        metadata={
+            "help": "Checkpoint every N steps, to resume after a crash (0: none; only the final model is saved)."
+        },
+    )
     quick: bool = field(
-        default=False, metadata={"help": "Tiny smoke run (2+2 problems, depth 1, 2 steps, 8-token completions)."}
+        default=False,
+        metadata={
+            "help": "Tiny smoke run (2+2 problems, depth 1, 2 steps, 8-token completions); keeps only the final "
+            "model (no checkpoints)."
+        },
     )
     overwrite: bool = field(default=False, metadata={"help": "Delete an earlier demo in output_dir and start over."})
 
@@ -189,7 +199,9 @@ class DemoConfig:
         self.variant_depth, self.variants_per_node, self.max_nodes_per_root = 1, 2, 4
         self.max_steps, self.num_generations, self.prompts_per_step = 2, 2, 1
         self.max_completion_length, self.eval_max_new_tokens = 8, 8
-        self.eval_samples, self.save_steps, self.sympy_baseline = 1, 1, False
+        # no checkpoints: a 2-step run restarts in seconds, and a SmolLM2 checkpoint with its optimizer
+        # state is ~1.5 GB beside the final model
+        self.eval_samples, self.save_steps, self.sympy_baseline = 1, 0, False
 
     @property
     def prompt(self) -> str:
@@ -323,8 +335,9 @@ def grpo_settings(dataset_dir: str, out_dir: str, config: DemoConfig) -> dict[st
         "beta": config.beta,
         "reward_weights": list(config.reward_weights),
         "logging_steps": 1,
-        "save_strategy": "steps",
-        "save_steps": config.save_steps,
+        # the final model is saved either way (ladder_hf.grpo.train); checkpoints only serve a resume
+        "save_strategy": "steps" if config.save_steps > 0 else "no",
+        "save_steps": max(config.save_steps, 1),
         "save_total_limit": 1,
         "report_to": "none",
         "seed": config.seed,

@@ -17,7 +17,7 @@ import textwrap
 import pytest
 from huggingface_hub import DatasetCard
 
-from ladder_hf.dataset import load_ladder_dataset
+from ladder_hf.dataset import load_ladder_dataset, with_prompt
 from ladder_hf.hub import (
     GENERATED_END,
     GENERATED_START,
@@ -82,7 +82,9 @@ def write_tree(folder, n_roots: int, depth: int, prefix: str = "p") -> str:
 
 
 def local_rows(folder: str, config: str, tmp_path) -> list[dict]:
-    return load_ladder_dataset(folder, config, cache_dir=str(tmp_path / "local-cache")).to_list()
+    """What a push publishes as ``config``: the builder's rows, with TRL's ``prompt`` but in ``rejected``."""
+    rows = load_ladder_dataset(folder, config, cache_dir=str(tmp_path / "local-cache"))
+    return (rows if config == "rejected" else with_prompt(rows)).to_list()
 
 
 # Prepended to every client script: push/load helpers and access to the server's control endpoints.
@@ -704,3 +706,58 @@ def test_server_errors_and_old_revisions_are_the_hubs(hub_server):
     assert (got["old"], got["new"]) == ("first", "second")
     assert got["errors"] == ["RemoteEntryNotFoundError", "RevisionNotFoundError", "RepositoryNotFoundError"]
     assert hub_server.server.state.snapshot()["repos"]["dataset:org/files"]["commits"] == 4
+
+
+# ------------------------------------------------------------------ as a user: grow, push, train with TRL
+
+
+def grow_and_push(tmp_path, tag: str = "v1.0") -> None:
+    """`ladder-hf variants generate` (symbolic) into ``tmp_path/tree``, then `ladder-hf variants push` of it,
+    typed as a user would (``python -m ladder_hf``), against the ``hub_server`` the environment points at."""
+    tree = tmp_path / "tree"
+    generate = ["variants", "generate", "--problems", "x**2*exp(x)", "x*sin(x)", "--generator", "symbolic"]
+    generate += ["--depth", "1", "--variants_per_node", "3", "--output_dir", str(tree), "--no_sympy", "--no_progress"]
+    push = ["variants", "push", "--folder", str(tree), "--repo_id", REPO, "--tag", tag]
+    for argv in (generate, push):
+        done = subprocess.run([sys.executable, "-m", "ladder_hf", *argv], capture_output=True, text=True,
+                              cwd=tmp_path, env=dict(os.environ), timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_the_pushed_card_links_the_project_and_lists_the_funnel_in_stage_order(hub_server, tmp_path):
+    from ladder_hf.variants.card import project_url
+    from ladder_hf.variants.tree import FUNNEL_STAGES
+
+    grow_and_push(tmp_path)
+    on_disk = list(json.loads((tmp_path / "tree" / "qc.json").read_text()))
+    assert on_disk == sorted(on_disk) != list(FUNNEL_STAGES)  # qc.json's own order is alphabetical
+    readme = client('result = download("README.md", revision="v1.0")')
+    built_with = readme[readme.index("Built and published with") :].split("\n\n", 1)[0]
+    # before: [ladder_hf](https://arxiv.org/abs/2503.00735), the paper, where the software is named
+    assert f"[ladder_hf]({project_url()})" in built_with and "arxiv.org" not in built_with
+    assert "[arXiv:2503.00735](https://arxiv.org/abs/2503.00735)" in readme  # the method is still cited
+    funnel = readme[readme.index("**Quality-control funnel**") :].split("\n\n", 2)[1]
+    stages = [line.split("|")[1].strip() for line in funnel.splitlines()[2:]]
+    assert stages == [s for s in FUNNEL_STAGES if s in on_disk] and len(stages) == len(on_disk), funnel
+
+
+def test_trl_grpo_trains_on_the_pushed_variants_as_they_are(hub_server, tmp_path, tiny_model_dir):
+    """The README's promise: `trl grpo --dataset_name <repo> --reward_funcs ladder_hf.rewards.integration_reward`
+    on a pushed tree, no preprocessing (before: TRL stopped on the missing `prompt` column)."""
+    from ladder_hf.problems import build_messages
+
+    grow_and_push(tmp_path)
+    pushed = client('result = rows(revision="v1.0")')
+    assert pushed and all(row["prompt"] == build_messages(row, "default") for row in pushed)
+    trl = os.path.join(os.path.dirname(sys.executable), "trl")
+    argv = ["grpo", "--model_name_or_path", tiny_model_dir, "--dataset_name", REPO]
+    argv += ["--reward_funcs", "ladder_hf.rewards.integration_reward", "--output_dir", str(tmp_path / "grpo")]
+    argv += ["--max_steps", "1", "--per_device_train_batch_size", "2", "--num_generations", "2"]
+    argv += ["--max_completion_length", "8", "--use_cpu", "true", "--bf16", "false", "--dtype", "float32"]
+    argv += ["--report_to", "none", "--save_strategy", "no", "--logging_steps", "1"]
+    done = subprocess.run([trl, *argv], capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
+    # the step ran our reward on the pushed rows' integrand/lower/upper (it raises without `integrand`)
+    assert "'rewards/integration_reward/mean'" in done.stdout and "Training completed" in done.stdout
+    assert (tmp_path / "grpo" / "model.safetensors").is_file()

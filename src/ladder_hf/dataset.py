@@ -91,6 +91,11 @@ FEATURES = datasets.Features(
     }
 )
 
+# TRL's conversational format: the ``prompt`` column of published configs (:func:`with_prompt`).
+PROMPT_FEATURE = datasets.List({"role": datasets.Value("string"), "content": datasets.Value("string")})
+# The prompt published rows ask with: the package's default, the one ``ladder-hf train`` uses unless told.
+HUB_PROMPT = "default"
+
 # Bookkeeping generate_tree keeps for itself (the numeric fingerprint used for dedup): not published.
 _INTERNAL_FIELDS = frozenset({"qc_fingerprint"})
 
@@ -347,6 +352,34 @@ def load_ladder_dataset(folder: str, config: str = "all", cache_dir: str | None 
         # slice (say depth_3 of a depth-2 tree) is still a valid answer.
         return datasets.Dataset.from_dict({name: [] for name in FEATURES}, features=FEATURES, split="train")
     return builder.as_dataset(split="train")
+
+
+def with_prompt(dataset: datasets.Dataset, prompt: str = HUB_PROMPT) -> datasets.Dataset:
+    """``dataset`` plus TRL's conversational ``prompt`` column: each row's integral asked with ``prompt`` by
+    :func:`ladder_hf.problems.build_messages`, the package's one prompt builder. The other columns are left
+    as they are, so ``trl grpo --dataset_name`` trains on the rows as published and the reward
+    (:func:`ladder_hf.rewards.integration_reward`) reads ``integrand``/``lower``/``upper`` from them.
+
+    Example:
+        >>> rows = datasets.Dataset.from_list([node_to_row({"id": "a", "depth": 0, "integrand": "x**2"})])
+        >>> [turn["role"] for turn in with_prompt(rows)[0]["prompt"]]
+        ['system', 'user']
+        >>> with_prompt(rows)[0]["prompt"][-1]["content"]
+        'Find the indefinite integral: ∫ x**2 dx'
+    """
+    from ladder_hf.problems import build_messages, resolve_prompt
+
+    spec = resolve_prompt(prompt)
+
+    def _row(row: dict) -> dict:
+        problem = {"integrand": row["integrand"], "lower": row["lower"] or "", "upper": row["upper"] or ""}
+        return {"prompt": build_messages(problem, spec)}
+
+    if not dataset.num_rows:  # map() adds no column to an empty dataset; the config still declares it
+        return dataset.add_column("prompt", [], feature=PROMPT_FEATURE)
+    features = dataset.features.copy()
+    features["prompt"] = PROMPT_FEATURE
+    return dataset.map(_row, features=features, desc="Building prompts")
 
 
 def config_names() -> list[str]:

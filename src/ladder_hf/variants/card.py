@@ -34,6 +34,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 from ladder_hf import LADDER_CITATION
 from ladder_hf.hub import PushResult, as_card, push_versioned
+from ladder_hf.variants.tree import FUNNEL_STAGES
 
 # Rendered by DatasetCard.from_template: ``card_data`` is the front matter as YAML, the rest are the
 # keyword arguments of variants_card. Tables are Jinja loops, so the numbers are data, not text.
@@ -57,7 +58,7 @@ Variant trees of integration problems, in the style of LADDER (Simonds & Yoshiya
 variants, recursively, each checked by quality control (numeric sanity on sample points,
 numerical deduplication, a difficulty estimate, whether sympy finds an antiderivative, and a
 contamination guard against protected test problems). Built and published with
-[ladder_hf](https://arxiv.org/abs/2503.00735) (`ladder-hf variants push`).
+[ladder_hf]({{ project_url }}) (`ladder-hf variants push`).
 
 Version **`{{ tag }}`**. Every version is one commit with its own git tag; a tag is never moved.
 
@@ -68,6 +69,14 @@ from datasets import load_dataset
 
 latest = load_dataset("{{ repo_id }}")
 pinned = load_dataset("{{ repo_id }}", revision="{{ tag }}")  # exactly this version, forever
+```
+
+Train on it with TRL as it is: every config but `rejected` has a conversational `prompt` column, and the
+reward reads `integrand`, `lower` and `upper` from the rows.
+
+```bash
+trl grpo --model_name_or_path HuggingFaceTB/SmolLM2-135M-Instruct --dataset_name {{ repo_id }} \\
+    --dataset_config variants --reward_funcs ladder_hf.rewards.integration_reward --output_dir ladder-grpo
 ```
 
 ## Configs
@@ -125,7 +134,9 @@ with its whole tree (docs/contamination.md in ladder_hf).
 
 {% endif %}## Columns
 
-`id`, `root_id`, `parent_id`, `depth`, `integrand` (sympy syntax in `x`), `lower`/`upper` (`""` for
+`prompt` (the problem as chat messages, TRL's conversational format: ladder_hf's default prompt, built
+by `ladder_hf.problems.build_messages`; `ladder-hf train --system_prompt` asks with another; not in
+`rejected`), `id`, `root_id`, `parent_id`, `depth`, `integrand` (sympy syntax in `x`), `lower`/`upper` (`""` for
 an indefinite integral), `kind` (easier/equivalent), `transformations` (the suggested
 transformations, or the sympy mutations applied), `persona`, `temperature`, `generator` (a model
 id or `symbolic`), `difficulty`, `difficulty_delta` (versus the parent), `sympy_solvable`, `sympy_antiderivative`,
@@ -150,8 +161,47 @@ and `extra` (any other field the generator recorded, as JSON).
 
 TAGS = ["ladder", "ttrl", "integration", "calculus", "synthetic", "math", "reinforcement-learning"]
 
+# The distribution whose declared URLs the card links as "built with".
+DISTRIBUTION = "ladder-hf"
+# Project-URL labels that name the software itself, best first (the paper is cited in the card's own place).
+_PROJECT_URL_LABELS = ("homepage", "repository", "source", "source code", "code", "documentation")
+
 # Files generate_tree may leave next to nodes.jsonl that describe the run (stats, QC funnel).
 _RUN_SUMMARY_FILES = ("stats.json", "qc.json", "summary.json", "run.json", "meta.json")
+
+
+def project_url() -> str:
+    """The project's own URL for the card's "built with" link: the homepage or repository that the installed
+    package declares (``[project.urls]``), else its PyPI page; never the paper's.
+
+    Example:
+        >>> project_url().startswith("https://") and "arxiv.org" not in project_url()
+        True
+    """
+    from importlib import metadata
+
+    try:
+        entries = metadata.metadata(DISTRIBUTION).get_all("Project-URL") or []
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        entries = []
+    urls = {}
+    for entry in entries:
+        label, _, url = entry.partition(",")
+        urls.setdefault(label.strip().lower(), url.strip())
+    found = next((urls[label] for label in _PROJECT_URL_LABELS if urls.get(label)), None)
+    return found or f"https://pypi.org/project/{DISTRIBUTION}/"
+
+
+def funnel_in_stage_order(funnel: Mapping[str, Any]) -> dict[str, Any]:
+    """The QC funnel with its stages in pipeline order (:data:`~ladder_hf.variants.tree.FUNNEL_STAGES`);
+    ``qc.json`` is written with sorted keys, and stages this version does not know follow, sorted.
+
+    Example:
+        >>> funnel_in_stage_order({"kept": 3, "generated": 9, "clean": 4, "parsed": 8, "zeta": 1})
+        {'generated': 9, 'parsed': 8, 'clean': 4, 'kept': 3, 'zeta': 1}
+    """
+    known = [stage for stage in FUNNEL_STAGES if stage in funnel]
+    return {stage: funnel[stage] for stage in [*known, *sorted(set(funnel) - set(known))]}
 
 
 def guard_statistics(nodes: Sequence[Mapping[str, Any]], protected: Sequence[str] = ()) -> dict:
@@ -280,7 +330,8 @@ def variants_card(
         stats={key: stats.get(key, {}) for key in ("per_depth", "per_generator", "per_kind")},
         qc_counts={k: v for k, v in qc.items() if not isinstance(v, Mapping)},
         by_status=qc.get("by_status") or {},
-        funnel=funnel if isinstance(funnel, Mapping) else {},
+        funnel=funnel_in_stage_order(funnel) if isinstance(funnel, Mapping) else {},
+        project_url=project_url(),
         generation_json=json.dumps(generation, indent=2, sort_keys=True, default=str) if generation else "",
         citation=LADDER_CITATION,
         guard=dict(guard) if guard else None,
@@ -313,9 +364,11 @@ def prepare_variants(
     """What :func:`push_variants` publishes, built locally: ``({config: Dataset}, card)``.
 
     Each :class:`~ladder_hf.dataset.LadderDataset` config with rows (``all`` always; ``rejected``
-    only with ``include_rejected``) and the card with the tree's statistics.
+    only with ``include_rejected``) and the card with the tree's statistics. Every config but ``rejected``
+    gains TRL's conversational ``prompt`` column (:func:`ladder_hf.dataset.with_prompt`, the default
+    prompt), so ``trl grpo --dataset_name <repo>`` trains on the published rows as they are.
     """
-    from ladder_hf.dataset import REJECTED_FILE, config_names, load_ladder_dataset, read_nodes
+    from ladder_hf.dataset import REJECTED_FILE, config_names, load_ladder_dataset, read_nodes, with_prompt
 
     nodes = read_nodes(folder)
     if not nodes:
@@ -328,7 +381,8 @@ def prepare_variants(
         ds = load_ladder_dataset(folder, name, cache_dir=cache_dir)
         # Empty slices (depth_4 of a depth-2 tree) would only confuse people browsing the Hub.
         if ds.num_rows or name == "all":
-            built[name] = ds
+            # training configs carry TRL's prompt; the rejected audit trail keeps raw candidates only
+            built[name] = ds if name == "rejected" else with_prompt(ds)
     summary = read_run_summary(folder)
     run = summary.get("run")
     protected: list = []

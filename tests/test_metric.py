@@ -268,23 +268,39 @@ def test_bare_name_after_explicit_registration_offline_other_cwd(tmp_path):
     assert (result["cls"], result["correct"]) == ("IntegrationBee", [True, False]), result
 
 
+_LOAD_OR_SAY_WHY = """
+    import evaluate
+    try:
+        print("loaded", type(evaluate.load("integration_bee")).__name__)
+    except FileNotFoundError as err:
+        print("not found:", err)
+"""
+
+
 def test_bare_name_fails_without_registration(tmp_path):
-    """Control: the same load in a fresh cache that nothing registered into does not find the metric."""
+    """Right after install (a fresh cache nothing registered into) the bare name is not found, with evaluate's
+    own message; the README and the metric card quote that message beside the fix, and the fix works."""
     cache, cwd = tmp_path / "modules", tmp_path / "elsewhere"
     cwd.mkdir()
-    proc = _python(
-        """
-        import evaluate
-        try:
-            evaluate.load("integration_bee")
-        except FileNotFoundError:
-            print("not found")
-        """,
-        cwd,
-        _env(cache, tmp_path),
-    )
+    env = _env(cache, tmp_path)
+    proc = _python(_LOAD_OR_SAY_WHY, cwd, env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.strip().endswith("not found")
+    last = proc.stdout.strip().splitlines()[-1]
+    # evaluate looks in a local folder, on the Hub and in its modules cache, with no hook for a package to add
+    # the fix to this message: the docs say what registers the name, next to the message a user searches for
+    said = "Module 'integration_bee' doesn't exist on the Hugging Face Hub either."
+    assert last.startswith("not found:") and said in last, last
+    root = Path(__file__).resolve().parents[1]
+    for doc in (root / "README.md", Path(metric_path()) / "README.md"):
+        text = " ".join(doc.read_text(encoding="utf-8").split())
+        assert said in text, doc  # before: neither quoted the failure, so searching for it found nothing
+        after = text[text.index(said) :][:600]
+        assert "ladder-hf register-metric" in after, doc  # ... and the fix follows it
+    fix = subprocess.run([sys.executable, "-m", "ladder_hf", "register-metric"], cwd=cwd, env=env,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert fix.returncode == 0, fix.stderr
+    again = _python(_LOAD_OR_SAY_WHY, cwd, env)
+    assert again.stdout.strip().splitlines()[-1] == "loaded IntegrationBee", again.stdout + again.stderr[-3000:]
 
 
 _IMPORT_EVERYTHING = """

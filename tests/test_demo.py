@@ -112,6 +112,11 @@ def test_quick_demo_numbers_are_consistent(quick_demo):
         completions = read_jsonl(str(out / folder / "completions.jsonl"))
         assert len(completions) == len(test) * config.eval_samples
         assert {c["id"] for c in completions} == {r["id"] for r in test}
+        # pass@1 carries its 95% interval over test x samples answers, and the report shows it
+        low, high = summary["scores"][name]["accuracy_ci95"]
+        assert 0.0 <= low <= summary["scores"][name]["accuracy"] <= high <= 1.0 and high - low > 0.05
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert f"(n={len(test) * config.eval_samples})" in report and "95% intervals" in report
 
 
 def test_a_full_demo_checkpoints_for_resume_and_a_quick_one_does_not(tmp_path):

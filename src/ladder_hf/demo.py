@@ -405,9 +405,32 @@ def _score(summary: dict) -> dict:
         "problems": model.get("count"),
         "samples": k,
     }
+    if out["accuracy"] is not None and out["problems"]:
+        from ladder_hf.evaluation import wilson_interval
+
+        n = int(out["problems"]) * int(k)
+        out["accuracy_ci95"] = list(wilson_interval(out["accuracy"] * n, n))
     if summary.get("sympy"):
         out["sympy_accuracy"] = summary["sympy"].get("accuracy")
     return out
+
+
+def held_out_verdict(base: dict, trained: dict) -> str:
+    """One sentence on the held-out change: the gain in points and whether the 95% intervals separate it
+    from noise (the project's rule: a difference inside overlapping intervals is called noise).
+
+    Example:
+        >>> held_out_verdict({"accuracy": 0.1, "accuracy_ci95": [0.05, 0.2]},
+        ...                  {"accuracy": 0.5, "accuracy_ci95": [0.4, 0.6]})
+        'pass@1 +40.0 points; the 95% intervals do not overlap: a real change on this slice.'
+    """
+    if base.get("accuracy") is None or trained.get("accuracy") is None:
+        return "pass@1 could not be compared."
+    gain = 100 * (trained["accuracy"] - base["accuracy"])
+    (bl, bh), (tl, th) = base.get("accuracy_ci95") or (0, 1), trained.get("accuracy_ci95") or (0, 1)
+    if th < bl or tl > bh:
+        return f"pass@1 {gain:+.1f} points; the 95% intervals do not overlap: a real change on this slice."
+    return f"pass@1 {gain:+.1f} points; the 95% intervals overlap: noise at this sample size."
 
 
 def plot_rewards(history: list[dict], path: str, title: str = "GRPO reward per step") -> str:
@@ -447,7 +470,13 @@ def plot_accuracy(scores: dict[str, dict], path: str, title: str = "Held-out sli
     for j, (key, label) in enumerate(metrics):
         values = [100 * (scores[n].get(key) or 0.0) for n in names]
         xs = [i + (j - (len(metrics) - 1) / 2) * width for i in range(len(names))]
-        bars = ax.bar(xs, values, width, label=label)
+        errors = None
+        if key == "accuracy" and all(scores[n].get("accuracy_ci95") for n in names):
+            # the 95% interval as an error bar: a gain inside it is noise
+            low = [v - 100 * scores[n]["accuracy_ci95"][0] for v, n in zip(values, names, strict=True)]
+            high = [100 * scores[n]["accuracy_ci95"][1] - v for v, n in zip(values, names, strict=True)]
+            errors = [low, high]
+        bars = ax.bar(xs, values, width, label=label, yerr=errors, capsize=4 if errors else 0)
         ax.bar_label(bars, fmt="%.0f%%", fontsize=8)
     ax.set_xticks(range(len(names)), names)
     ax.set_ylabel("% of samples")
@@ -485,6 +514,13 @@ def _pct(value) -> str:
     return "–" if value is None else f"{100 * value:.1f}%"
 
 
+def _interval(score: dict) -> str:
+    if not score.get("accuracy_ci95"):
+        return "–"
+    low, high = score["accuracy_ci95"]
+    return f"[{_pct(low)}, {_pct(high)}] (n={int(score['problems']) * int(score['samples'])})"
+
+
 def _prompt_text(prompt: str) -> str:
     """The prompt as the model sees it, for the report: the system turn, then the example turns."""
     spec = resolve_prompt(prompt)
@@ -510,15 +546,19 @@ def render_report(summary: dict) -> str:
         "",
         "## Held-out accuracy",
         "",
-        f"| system | pass@1 | pass@{k} | answered in tags |",
-        "|---|---|---|---|",
-        f"| base | {_pct(base['accuracy'])} | {_pct(base[f'pass@{k}'])} | {_pct(base['answer_rate'])} |",
-        f"| after {summary['train']['global_step']} GRPO steps | {_pct(trained['accuracy'])} "
+        f"| system | pass@1 | 95% interval (n) | pass@{k} | answered in tags |",
+        "|---|---|---|---|---|",
+        f"| base | {_pct(base['accuracy'])} | {_interval(base)} | {_pct(base[f'pass@{k}'])} "
+        f"| {_pct(base['answer_rate'])} |",
+        f"| after {summary['train']['global_step']} GRPO steps | {_pct(trained['accuracy'])} | {_interval(trained)} "
         f"| {_pct(trained[f'pass@{k}'])} | {_pct(trained['answer_rate'])} |",
     ]
     if base.get("sympy_accuracy") is not None:
-        lines.append(f"| sympy.integrate (reference) | {_pct(base['sympy_accuracy'])} | – | – |")
+        lines.append(f"| sympy.integrate (reference) | {_pct(base['sympy_accuracy'])} | – | – | – |")
     lines += [
+        "",
+        held_out_verdict(base, trained) + " Samples of one problem are correlated, so the intervals (Wilson, "
+        "over problems x samples) are if anything too narrow.",
         "",
         "![accuracy](plots/accuracy.png)",
         "",
@@ -728,10 +768,11 @@ def main(argv: list[str] | None = None) -> int:
     summary = run_demo(config)
     base, trained = summary["scores"]["base"], summary["scores"]["trained"]
     print(
-        f"held-out pass@1: base {_pct(base['accuracy'])} -> trained {_pct(trained['accuracy'])} "
-        f"(answered in tags {_pct(base['answer_rate'])} -> {_pct(trained['answer_rate'])}); "
+        f"held-out pass@1: base {_pct(base['accuracy'])} {_interval(base)} -> trained {_pct(trained['accuracy'])} "
+        f"{_interval(trained)} (answered in tags {_pct(base['answer_rate'])} -> {_pct(trained['answer_rate'])}); "
         f"{time.perf_counter() - began:.0f} s"
     )
+    print(held_out_verdict(base, trained))
     print(f"report: {os.path.join(config.output_dir, 'report.md')}")
     return 0
 

@@ -420,6 +420,17 @@ def _informative(rows: np.ndarray) -> np.ndarray:
     return (np.abs(np.nan_to_num(rows, nan=0.0)) > _INFORMATIVE).sum(axis=-1)
 
 
+def _one_minus_r2(n, sf, sg, sff, sgg, sfg) -> np.ndarray:
+    """``1 - r^2`` of the least-squares fit ``g = c f + d`` from the sums over common points (count, sums of
+    f, g, f^2, g^2 and f g); ``inf`` where there are too few points or no variation."""
+    with np.errstate(all="ignore"):
+        var_f, var_g = sff - sf * sf / n, sgg - sg * sg / n
+        cov = sfg - sf * sg / n
+        out = 1.0 - cov * cov / (var_f * var_g)
+    ok = (n >= MIN_POINTS) & (var_f > 1e-12 * n) & (var_g > 1e-12 * n)
+    return np.where(ok & np.isfinite(out), np.abs(out), np.inf)
+
+
 def _screen(f_rows: np.ndarray, g_rows: np.ndarray) -> np.ndarray:
     """``1 - r^2`` of the best fit ``g = c f + d`` for every (f row, g row) on their common finite points.
 
@@ -433,12 +444,7 @@ def _screen(f_rows: np.ndarray, g_rows: np.ndarray) -> np.ndarray:
     n = m @ mgt
     sf, sff = f0 @ mgt, (f0 * f0) @ mgt
     sg, sgg, sfg = m @ g0.T, m @ (g0 * g0).T, f0 @ g0.T
-    with np.errstate(all="ignore"):
-        var_f, var_g = sff - sf * sf / n, sgg - sg * sg / n
-        cov = sfg - sf * sg / n
-        out = 1.0 - cov * cov / (var_f * var_g)
-    ok = (n >= MIN_POINTS) & (var_f > 1e-12 * n) & (var_g > 1e-12 * n)
-    return np.where(ok & np.isfinite(out), np.abs(out), np.inf)
+    return _one_minus_r2(n, sf, sg, sff, sgg, sfg)
 
 
 def _paired_screen(f_rows: np.ndarray, g_rows: np.ndarray) -> np.ndarray:
@@ -451,12 +457,7 @@ def _paired_screen(f_rows: np.ndarray, g_rows: np.ndarray) -> np.ndarray:
     n = both.sum(axis=-1).astype(np.float64)
     sf, sg = f0.sum(axis=-1), g0.sum(axis=-1)
     sff, sgg, sfg = (f0 * f0).sum(axis=-1), (g0 * g0).sum(axis=-1), (f0 * g0).sum(axis=-1)
-    with np.errstate(all="ignore"):
-        var_f, var_g = sff - sf * sf / n, sgg - sg * sg / n
-        cov = sfg - sf * sg / n
-        out = 1.0 - cov * cov / (var_f * var_g)
-    ok = (n >= MIN_POINTS) & (var_f > 1e-12 * n) & (var_g > 1e-12 * n)
-    return np.where(ok & np.isfinite(out), np.abs(out), np.inf)
+    return _one_minus_r2(n, sf, sg, sff, sgg, sfg)
 
 
 def _fit(g: np.ndarray, f: np.ndarray) -> tuple[float, float] | None:

@@ -102,18 +102,13 @@ class SandboxConfig:
 
 
 def write_frame(stream, payload: bytes) -> None:
-    view = memoryview(_HEADER.pack(len(payload)) + payload)
-    while view:  # unbuffered pipes may take a large frame in pieces
-        written = stream.write(view)
-        view = view[written if written is not None else len(view) :]
-    stream.flush()
+    write_frames(stream, [payload])
 
 
 def write_frames(stream, payloads: list[bytes]) -> None:
     """Several frames in one write (one wake-up of the reader)."""
-    data = b"".join(_HEADER.pack(len(p)) + p for p in payloads)
-    view = memoryview(data)
-    while view:
+    view = memoryview(b"".join(_HEADER.pack(len(p)) + p for p in payloads))
+    while view:  # unbuffered pipes may take a large write in pieces
         written = stream.write(view)
         view = view[written if written is not None else len(view) :]
     stream.flush()

@@ -324,9 +324,8 @@ def _expand_chunk(
                 rejected[i].append(_rejected(c, parent, "parent_copy", reason, duplicate_of=parent["id"]))
                 continue
             f["unique"] += 1
-            verdict = verdict_of.get(id(c))
-            if guard is not None and verdict is None:  # never kept unjudged (not reached: see above)
-                verdict = guard.judge(c.expr, intervals[flat.index((i, c))])
+            # every candidate that gets here was judged above: a missing verdict is a KeyError, never a pass
+            verdict = verdict_of[id(c)] if guard is not None else None
             if verdict is not None and verdict.status == "contaminated":
                 rejected[i].append(
                     _rejected(

@@ -322,6 +322,20 @@ MAX_EXPANDED_POWER = 6  # (a + b)**n is multiplied out for canonical keys only u
 MAX_CANONICAL_OPS = 80  # larger expressions keep their written form (expansion could blow up)
 
 
+def _multiplies_out(expr) -> bool:
+    """Whether ``sympy.expand(mul, multinomial)`` could change ``expr``: a product with a sum (or a power
+    of one) among its factors, or a sum raised to a rational power above 1 in size. Half of all variants
+    have neither, and this walk costs a fraction of the expansion it saves."""
+
+    def power_of_sum(e) -> bool:
+        return e.is_Pow and e.base.is_Add and e.exp.is_Rational
+
+    return any(
+        (e.is_Mul and any(a.is_Add or power_of_sum(a) for a in e.args)) or (power_of_sum(e) and abs(e.exp) > 1)
+        for e in sympy.preorder_traversal(expr)
+    )
+
+
 def canonical_form(expr):
     """The expression with products and small integer powers of sums multiplied out, so that its
     :func:`structure_key` does not depend on how it happens to be written: ``(x + 1)**2*sin(2*x)`` and
@@ -332,7 +346,7 @@ def canonical_form(expr):
         >>> canonical_form(sympy.sympify("(x + 1)**2*exp(x)"))
         x**2*exp(x) + 2*x*exp(x) + exp(x)
     """
-    if sympy.count_ops(expr) > MAX_CANONICAL_OPS:
+    if not _multiplies_out(expr) or sympy.count_ops(expr) > MAX_CANONICAL_OPS:
         return expr
     for p in expr.atoms(sympy.Pow):
         if p.base.is_Add and p.exp.is_Integer and abs(int(p.exp)) > MAX_EXPANDED_POWER:
@@ -393,6 +407,9 @@ CONFIRM_POINTS = np.concatenate(
 SCREEN_FRACTIONS = np.linspace(0.013, 0.987, 24)
 CONFIRM_FRACTIONS = np.concatenate([np.linspace(0.0031, 0.9969, 160), _CONFIRM_RNG.uniform(0, 1, 40)])
 MIN_POINTS = 8  # fewer common informative points than this: the pair is not judged on that probe
+# Adaptive probes (a function the fixed probe cannot see) screen all problems and maps on this many of
+# their points, then confirm on all of them: the screen evaluates functions at (maps x points) each.
+ADAPTIVE_SCREEN_POINTS = 12
 SCREEN_TOL = 1e-6  # 1 - r^2 below this: a candidate match, then confirmed on many points
 CONFIRM_RTOL = 1e-6  # max |g - (c f + d)| relative to max |g| on the confirmation points
 _USABLE_MAX = 1e150  # the verifier's bounds: beyond them float64 comparisons mean nothing
@@ -447,6 +464,49 @@ def _screen(f_rows: np.ndarray, g_rows: np.ndarray) -> np.ndarray:
     return _one_minus_r2(n, sf, sg, sff, sgg, sfg)
 
 
+class _ScreenRows:
+    """Fixed rows (protected problems under maps) prepared once for :func:`_screen` against many batches.
+
+    Rows finite at every probe point meet candidates finite at every probe point (most pairs) in one
+    matrix product of centred unit vectors: there ``1 - r^2`` needs no per-pair masks or sums, which
+    was most of the screen's time. All other pairs take the general path.
+    """
+
+    def __init__(self, rows: np.ndarray):
+        self.rows = rows
+        self.full = ~np.isnan(rows).any(axis=1)
+        self.unit, self.flat = _centred_unit(rows[self.full])
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def scores(self, g_rows: np.ndarray) -> np.ndarray:
+        """``1 - r^2`` for every (row, candidate), as :func:`_screen` computes it."""
+        out = np.empty((len(self.rows), len(g_rows)))
+        g_full = ~np.isnan(g_rows).any(axis=1)
+        partial = np.flatnonzero(~self.full)
+        if partial.size:
+            out[partial] = _screen(self.rows[partial], g_rows)
+        if (~g_full).any():
+            out[np.ix_(self.full, ~g_full)] = _screen(self.rows[self.full], g_rows[~g_full])
+        if g_full.any():
+            unit, flat = _centred_unit(g_rows[g_full])
+            r = self.unit @ unit.T
+            block = np.abs(1.0 - r * r)
+            block[self.flat] = np.inf
+            block[:, flat] = np.inf
+            out[np.ix_(self.full, g_full)] = block
+        return out
+
+
+def _centred_unit(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows centred and scaled to unit length, and which rows have (almost) no variation to scale."""
+    centred = rows - rows.mean(axis=1, keepdims=True)
+    norm = np.sqrt((centred * centred).sum(axis=1))
+    flat = (norm * norm <= 1e-12 * rows.shape[1]) | (rows.shape[1] < MIN_POINTS)
+    return centred / np.where(flat, 1.0, norm)[:, None], flat
+
+
 def _paired_screen(f_rows: np.ndarray, g_rows: np.ndarray) -> np.ndarray:
     """:func:`_screen` for rows paired by position instead of all against all: ``f_rows`` and ``g_rows``
     broadcast against each other (e.g. ``(problems, 1, points)`` and ``(problems, maps, points)``) and
@@ -484,8 +544,10 @@ def _fit(g: np.ndarray, f: np.ndarray) -> tuple[float, float] | None:
 
 
 def _maps() -> np.ndarray:
-    """Every (a, b) of the search grid, identity first."""
-    return np.array([(a, b) for a in AFFINE_SCALES for b in (0.0, *(s for s in AFFINE_SHIFTS if s != 0.0))])
+    """Every (a, b) of the search grid, simplest first (identity, then smaller shifts): of several maps
+    that fit, the first is the one reported."""
+    shifts = sorted(set(AFFINE_SHIFTS) | {0.0}, key=lambda b: (abs(b), b < 0))
+    return np.array([(a, b) for a in AFFINE_SCALES for b in shifts])
 
 
 def _number(v: float) -> str:
@@ -571,6 +633,11 @@ def _domain_probe(program, interval: tuple[float, float] | None, count: int = 32
     if keep.size > count:
         keep = keep[np.linspace(0, keep.size - 1, count).round().astype(int)]
     return grid[keep]
+
+
+def _spread(size: int, count: int) -> np.ndarray:
+    """Indices of ``count`` positions spread evenly over ``range(size)`` (all of them if fewer)."""
+    return np.unique(np.linspace(0, size - 1, min(size, count)).round().astype(int))
 
 
 def _compile(text: str):
@@ -663,7 +730,7 @@ class ContaminationGuard:
         matrix = _normalise(np.vstack(rows)) if rows else np.empty((0, len(PROBE_POINTS)))
         owner = np.vstack(owners).astype(int) if owners else np.empty((0, 3), int)
         useful = _informative(matrix) >= MIN_POINTS
-        self._rows, self._owner = matrix[useful], owner[useful]
+        self._rows, self._owner = _ScreenRows(matrix[useful]), owner[useful]
         # Problems the fixed probe cannot see: an adaptive probe where each one is non-negligible.
         self._sparse: dict[int, np.ndarray] = {}
         for k in sparse:
@@ -677,11 +744,11 @@ class ContaminationGuard:
         self._sparse_points = self._sparse_values = None
         if self._sparse_ids:
             a, b = self._maps[:, 0], self._maps[:, 1]
-            width = max(len(p) for p in self._sparse.values())
-            padded = np.full((len(self._sparse_ids), width), np.nan)
+            # screened on ADAPTIVE_SCREEN_POINTS of each problem's points, confirmed on all of them
+            padded = np.full((len(self._sparse_ids), ADAPTIVE_SCREEN_POINTS), np.nan)
             values = np.full_like(padded, np.nan)
             for j, k in enumerate(self._sparse_ids):
-                points = self._sparse[k]
+                points = self._sparse[k][_spread(len(self._sparse[k]), ADAPTIVE_SCREEN_POINTS)]
                 padded[j, : len(points)] = points
                 values[j, : len(points)] = _usable(self._programs[k].real(points))
             self._sparse_points = (padded[:, None, :] - b[None, :, None]) / a[None, :, None]
@@ -704,7 +771,7 @@ class ContaminationGuard:
             lo, hi = self.problems[k].interval
             rows.append(_usable(self._programs[k].real(lo + SCREEN_FRACTIONS * (hi - lo))))
             rows.append(_usable(self._programs[k].real(hi - SCREEN_FRACTIONS * (hi - lo))))
-        self._interval_rows = _normalise(np.array(rows)) if rows else np.empty((0, len(SCREEN_FRACTIONS)))
+        self._interval_rows = _ScreenRows(_normalise(np.array(rows)) if rows else np.empty((0, len(SCREEN_FRACTIONS))))
 
     # -- checks --------------------------------------------------------------------------------------
 
@@ -718,9 +785,11 @@ class ContaminationGuard:
         return _fit(_usable(g.real(x)), _usable(f.real(a * x + b)))
 
     def _first_match(self, g, scores: np.ndarray, owner: np.ndarray) -> Verdict | None:
-        for r in np.argsort(scores)[: 8 if np.isfinite(scores).any() else 0]:
-            if not scores[r] < SCREEN_TOL:
-                break
+        hits = np.flatnonzero(scores < SCREEN_TOL)  # usually none: sort only those, not every row
+        # Exact fits (rounding-level scores) in row order, so the simplest map of the first problem listed
+        # is the one reported, whatever the rounding; then near fits by score.
+        order = np.lexsort((np.where(scores[hits] < 1e-12, 0.0, scores[hits]), scores[hits] >= 1e-12))
+        for r in hits[order][:8]:
             k, m, restrict = owner[r]
             a, b = self._maps[m]
             fit = self._confirm(g, int(k), float(a), float(b), bool(restrict))
@@ -751,6 +820,7 @@ class ContaminationGuard:
         points = _domain_probe(g, interval)
         if points.size < MIN_POINTS:
             return Verdict("unjudged", "", "no sample points where the candidate is real and non-negligible")
+        points = points[_spread(points.size, ADAPTIVE_SCREEN_POINTS)]
         gz = _normalise(_usable(g.real(points))[None, :])[0]
         a, b = self._maps[:, 0], self._maps[:, 1]
         mapped = (a[:, None] * points[None, :] + b[:, None]).ravel()
@@ -778,7 +848,7 @@ class ContaminationGuard:
             for m in np.argsort(scores[j])[:4]:
                 if not scores[j, m] < SCREEN_TOL:
                     break
-                x = np.concatenate([xs[j, m][~np.isnan(xs[j, m])], CONFIRM_POINTS])
+                x = np.concatenate([(self._sparse[k] - b[m]) / a[m], CONFIRM_POINTS])
                 fit = _fit(_usable(g.real(x)), _usable(self._programs[k].real(a[m] * x + b[m])))
                 if fit is not None:
                     return Verdict("contaminated", self.problems[k].id, describe_match(a[m], b[m], *fit))
@@ -803,12 +873,13 @@ class ContaminationGuard:
         verdicts: list[Verdict | None] = [None] * len(exprs)
         programs: list = [None] * len(exprs)
         texts = {p.text: p.id for p in self.problems}
-        for i, e in enumerate(exprs):
-            if str(e) in texts:
-                verdicts[i] = Verdict("contaminated", texts[str(e)], "identical")
+        written = [str(e) for e in exprs]  # printed once: sympy's printer is slow
+        for i, text in enumerate(written):
+            if text in texts:
+                verdicts[i] = Verdict("contaminated", texts[text], "identical")
                 continue
             try:
-                programs[i] = _compile(str(e))
+                programs[i] = _compile(text)
             except (ValueError, RecursionError) as err:
                 verdicts[i] = Verdict("unjudged", "", f"the verifier cannot evaluate it ({err})"[:200])
         todo = [i for i in range(len(exprs)) if verdicts[i] is None]
@@ -819,7 +890,7 @@ class ContaminationGuard:
                 part = [j for j in range(start, min(start + 32, len(todo))) if seen[j]]
                 if not part:
                     continue
-                scores = _screen(self._rows, values[part])
+                scores = self._rows.scores(values[part])
                 for col, j in enumerate(part):
                     verdicts[todo[j]] = self._first_match(programs[todo[j]], scores[:, col], self._owner)
             for j, i in enumerate(todo):
@@ -829,24 +900,24 @@ class ContaminationGuard:
             g, iv = programs[i], intervals[i]
             if verdicts[i] is None and iv is not None and len(self._interval_rows):
                 gi = _normalise(_usable(g.real(iv[0] + SCREEN_FRACTIONS * (iv[1] - iv[0])))[None, :])
-                verdicts[i] = self._interval_match(g, iv, _screen(self._interval_rows, gi)[:, 0])
+                verdicts[i] = self._interval_match(g, iv, self._interval_rows.scores(gi)[:, 0])
             if verdicts[i] is None and self._sparse:
                 verdicts[i] = self._sparse_match(g)
         out = []
-        for e, v in zip(exprs, verdicts, strict=True):
+        for e, text, v in zip(exprs, written, verdicts, strict=True):
             if v is None or v.status == "unjudged":
-                rule = self._structural(e, text_rule=v is not None)
+                rule = self._structural(e, text, text_rule=v is not None)
                 v = rule or v or Verdict()
             out.append(v)
         return out
 
-    def _structural(self, expr, text_rule: bool) -> Verdict | None:
+    def _structural(self, expr, text: str, text_rule: bool) -> Verdict | None:
         """Same expression tree with other numbers; near-identical text only where numbers cannot judge.
 
         Text similarity is a fallback: ``1/sqrt(x*(1 - x))`` reads almost like ``sqrt(x*(1 - x))`` and is
         a different integral, which the numeric rule knows.
         """
-        text, structure = str(expr), structure_keys(expr)
+        structure = structure_keys(expr)
         limit = self.config.near_identical_ratio
         for p, matcher in zip(self.problems, self._matchers, strict=True):
             if structure & p.structure:

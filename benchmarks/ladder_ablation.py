@@ -8,6 +8,10 @@ sampling settings and pass@1 over several samples per problem:
     roots    GRPO on the training problems only ("RL without variants")
     ladder   GRPO on the variant trees of the same training problems (roots + variants)
 
+and, as separately labelled arms that are never LADDER numbers (``--arms``): ``ladder_depth`` (easiest
+first), ``ladder_level`` (GRPO on the nodes at the model's level), ``warm_start`` (SFT on the tree
+nodes' sympy antiderivatives, verified; no RL) and ``warm_start_ladder`` (that warm start, then LADDER).
+
 Both trained arms get the same step budget, seed, group size, completion length and rewards.
 A second, easier held-out set is scored as well: the least difficult symbolic variants of the
 *test* roots (never trained on; any integrand that is also a training node or a few-shot example
@@ -53,13 +57,15 @@ from ladder_hf.problems import FEW_SHOT_EXAMPLES, load_problems
 from ladder_hf.store import read_jsonl, write_jsonl
 
 logger = logging.getLogger("ladder_ablation")
-ARMS = ("base", "roots", "ladder", "ladder_depth", "ladder_level")
+ARMS = ("base", "roots", "ladder", "ladder_depth", "ladder_level", "warm_start", "warm_start_ladder")
 ARM_LABELS = {
     "base": "base model",
     "roots": "RL on original problems",
     "ladder": "LADDER (RL on variant trees)",
     "ladder_depth": "LADDER, easiest first (depth curriculum)",
     "ladder_level": "LADDER at the model's level (solve-rate selection)",
+    "warm_start": "warm start only (SFT on sympy answers; not LADDER)",
+    "warm_start_ladder": "warm start, then LADDER",
 }
 
 
@@ -162,6 +168,26 @@ def easy_heldout(test: list[dict], train_nodes: list[dict], out_dir: str, config
     return rows
 
 
+def warm_start_stage(out: Path, config: AblationConfig) -> dict:
+    """SFT on the verified sympy antiderivatives of the training trees (``models/warm_start``): the same
+    step budget and batch size as a GRPO arm, the same prompt."""
+    from datasets import load_dataset
+
+    from ladder_hf.sft import warm_start
+
+    rows = load_dataset(str(out / "dataset_tree"), split="train").to_list()
+    return warm_start(
+        rows,
+        str(out / "models" / "warm_start"),
+        config.model,
+        prompt=config.prompt,
+        max_steps=config.max_steps,
+        batch_size=config.num_generations * config.prompts_per_step,
+        learning_rate=config.learning_rate,
+        seed=config.seed,
+    )
+
+
 def _summary(out_dir: str) -> dict | None:
     path = Path(out_dir) / "summary.json"
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
@@ -250,7 +276,7 @@ def render_results(results: dict) -> str:
     head = (
         "| system | "
         + " | ".join(f"{label} pass@1 [95% CI] | pass@{k} | answered" for _, label in sets)
-        + " | GRPO steps |"
+        + " | training steps |"
     )
     lines = [head, "|---|" + "---|---|---|" * len(sets) + "---|"]
     for arm in ARMS:
@@ -270,7 +296,9 @@ def render_results(results: dict) -> str:
                 f"{100 * s[f'pass@{k}']:.1f}%",
                 f"{100 * s['answer_rate']:.1f}%",
             ]
-        steps = info["rewards"][-1]["step"] if info.get("rewards") else 0
+        steps = str(info["rewards"][-1]["step"] if info.get("rewards") else 0)
+        if info.get("sft_steps"):
+            steps = f"{info['sft_steps']} SFT" + (f" + {steps} GRPO" if steps != "0" else "")
         lines.append(f"| {ARM_LABELS[arm]} | " + " | ".join(cells) + f" | {steps} |")
     for arm in ARMS:
         error = results["arms"].get(arm, {}).get("error")
@@ -371,6 +399,14 @@ def run(config: AblationConfig) -> dict:
         model = config.model
         if arm != "base":
             model_dir = str(out / "models" / arm)
+            if arm.startswith("warm_start") and not is_trained(str(out / "models" / "warm_start")):
+                # SFT only: no GRPO follows for the warm_start arm (its model folder is then trained)
+                began = time.perf_counter()
+                info["sft"] = warm_start_stage(out, config)
+                info["sft_seconds"] = round(time.perf_counter() - began, 1)
+            if arm.startswith("warm_start"):
+                state = json.loads((out / "models" / "warm_start" / "trainer_state.json").read_text(encoding="utf-8"))
+                info["sft_steps"] = state["global_step"]
             if not is_trained(model_dir):
                 logger.info("training arm %s (%d steps)", arm, config.max_steps)
                 began = time.perf_counter()
@@ -378,6 +414,7 @@ def run(config: AblationConfig) -> dict:
                 arm_config = {
                     "ladder_depth": dataclasses.replace(config, curriculum="depth"),
                     "ladder_level": dataclasses.replace(config, solve_rate_samples=config.level_samples),
+                    "warm_start_ladder": dataclasses.replace(config, model=str(out / "models" / "warm_start")),
                 }.get(arm, config)
                 try:
                     train_stage(str(data), model_dir, arm_config)

@@ -71,7 +71,7 @@ def test_quick_demo_writes_every_stage_output(quick_demo):
         "summary.json",
     ):
         assert (out / name).is_file(), name
-    for plot in ("reward", "accuracy", "tree_sizes"):
+    for plot in ("reward", "accuracy", "tree_sizes", "solve_rate_by_depth"):
         data = (out / "plots" / f"{plot}.png").read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 1000, plot
     report = (out / "report.md").read_text(encoding="utf-8")
@@ -117,6 +117,24 @@ def test_quick_demo_numbers_are_consistent(quick_demo):
         assert 0.0 <= low <= summary["scores"][name]["accuracy"] <= high <= 1.0 and high - low > 0.05
     report = (out / "report.md").read_text(encoding="utf-8")
     assert f"(n={len(test) * config.eval_samples})" in report and "95% intervals" in report
+
+
+def test_quick_demo_reports_the_solve_rate_per_tree_depth_before_and_after(quick_demo):
+    out, config, summary = quick_demo
+    tables = summary["tree_solve_rates"]
+    assert set(tables) == {"base", "trained"}
+    for name, folder in (("base", "eval_base"), ("trained", "eval_trained")):
+        # every node of the training trees was sampled tree_samples times, per depth as the dataset has them
+        assert {str(r["depth"]): r["nodes"] for r in tables[name]} == summary["dataset"]["per_depth"]
+        stored = read_jsonl(str(out / folder / "tree_solve_rates.jsonl"))
+        assert sum(r["samples"] for r in stored) == sum(r["answers"] for r in tables[name])
+        for row in tables[name]:
+            assert row["answers"] == row["nodes"] * config.tree_samples
+            assert row["never"] + row["edge"] + row["always"] == row["nodes"]
+            low, high = row["ci95"]
+            assert 0.0 <= low <= row["solve_rate"] <= high <= 1.0 and 0 <= row["solved"] <= row["answers"]
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "Solve rate per depth" in report and "plots/solve_rate_by_depth.png" in report
 
 
 def test_a_full_demo_checkpoints_for_resume_and_a_quick_one_does_not(tmp_path):

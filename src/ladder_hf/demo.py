@@ -14,7 +14,12 @@ command can reuse, and skipping itself when that output already exists (rerun to
    checkpoint to resume from; ``--quick`` keeps only the final model);
    ``ladder-hf evaluate --model ladder_demo/model`` takes it.
 6. evaluate the trained model: ``eval_trained/``.
-7. report: ``report.md``, ``summary.json`` and ``plots/{reward,accuracy,tree_sizes}.png``.
+7. report: ``report.md``, ``summary.json`` and
+   ``plots/{reward,accuracy,tree_sizes,solve_rate_by_depth}.png``.
+
+Stages 4 and 6 also sample answers to every node of the training trees (``--tree_samples``), so the
+report shows the model's solve rate per tree depth before and after training: LADDER's premise is that
+the recursion reaches variants the model can solve, and this is where a reader sees whether it did.
 
 The stage functions (:func:`split_problems`, :func:`build_variants`, :func:`materialise_dataset`,
 :func:`evaluate_stage`, :func:`train_stage`, :func:`write_report`) are public so experiments
@@ -73,6 +78,7 @@ _OUTPUT_KEYS = (
     "system_prompt",
     "eval_samples",
     "eval_max_new_tokens",
+    "tree_samples",
 )
 
 
@@ -167,6 +173,13 @@ class DemoConfig:
         },
     )
     eval_samples: int = field(default=4, metadata={"help": "Samples per held-out problem (pass@1 is their mean)."})
+    tree_samples: int = field(
+        default=2,
+        metadata={
+            "help": "Answers sampled per training-tree node with the base and with the trained model, for the "
+            "solve rate per depth in the report (0: skip)."
+        },
+    )
     eval_max_new_tokens: int = field(default=32, metadata={"help": "Token budget of an evaluation completion."})
     eval_batch_size: int = field(default=16, metadata={"help": "Completions per generate() call in evaluation."})
     sympy_baseline: bool = field(default=True, metadata={"help": "Also score sympy.integrate on the held-out slice."})
@@ -201,7 +214,7 @@ class DemoConfig:
         self.max_completion_length, self.eval_max_new_tokens = 8, 8
         # no checkpoints: a 2-step run restarts in seconds, and a SmolLM2 checkpoint with its optimizer
         # state is ~1.5 GB beside the final model
-        self.eval_samples, self.save_steps, self.sympy_baseline = 1, 0, False
+        self.eval_samples, self.save_steps, self.sympy_baseline, self.tree_samples = 1, 0, False, 1
 
     @property
     def prompt(self) -> str:
@@ -360,6 +373,57 @@ def grpo_arguments(dataset_dir: str, out_dir: str, config: DemoConfig):
     return make_parser().parse_args_and_config(args=["--config", path])
 
 
+TREE_SOLVE_RATES_FILE = "tree_solve_rates.jsonl"
+
+
+def tree_solve_rates(model: str, dataset_dir: str, out_dir: str, config: DemoConfig) -> list[dict]:
+    """The model's solve rate per depth on the training trees: ``config.tree_samples`` answers per node,
+    sampled like the held-out evaluation and judged by the verifier (stored per node in
+    ``<out_dir>/tree_solve_rates.jsonl``, so a killed run resumes).
+
+    One row per depth with the pooled count: ``solved`` of ``answers`` (``nodes`` x samples), its 95%
+    Wilson interval, and how many nodes were never, sometimes (the model's edge) and always solved.
+    """
+    import datasets
+
+    from ladder_hf.evaluation import wilson_interval
+    from ladder_hf.generation import load_backend
+    from ladder_hf.training_data import measure_solve_rates, solve_rate_table
+
+    columns = ["integrand", "lower", "upper", "depth"]
+    rows = datasets.Dataset.from_parquet(os.path.join(dataset_dir, "train.parquet")).select_columns(columns)
+    rows = rows.to_list()
+    rates = measure_solve_rates(
+        rows,
+        lambda: load_backend("transformers", model, batch_size=config.eval_batch_size, seed=config.seed),
+        samples=config.tree_samples,
+        prompt=config.prompt,
+        max_new_tokens=config.eval_max_new_tokens,
+        temperature=config.temperature,
+        seed=config.seed,
+        store_path=os.path.join(out_dir, TREE_SOLVE_RATES_FILE),
+        chunk=max(1, config.eval_batch_size // config.tree_samples),
+    )
+    table = []
+    for line in solve_rate_table(rows, rates):
+        answers = line["rows"] * config.tree_samples
+        solved = round(line["mean_solve_rate"] * answers)
+        table.append(
+            {
+                "depth": line["depth"],
+                "nodes": line["rows"],
+                "answers": answers,
+                "solved": solved,
+                "solve_rate": line["mean_solve_rate"],
+                "ci95": list(wilson_interval(solved, answers)),
+                "never": line["never"],
+                "edge": line["edge"],
+                "always": line["always"],
+            }
+        )
+    return table
+
+
 def train_stage(dataset_dir: str, out_dir: str, config: DemoConfig) -> dict:
     """GRPO with :func:`ladder_hf.grpo.train` on the materialised dataset; resumes from its last checkpoint."""
     from ladder_hf.grpo import train
@@ -510,6 +574,36 @@ def plot_tree_sizes(per_depth: dict[str, int], path: str, title: str = "Variant 
     return path
 
 
+def plot_solve_rates(tables: dict[str, list[dict]], path: str, title: str = "Solve rate per tree depth") -> str:
+    """Grouped bars with 95% intervals: per depth, the share of answers the verifier accepts, per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    depths = sorted({row["depth"] for table in tables.values() for row in table})
+    width = 0.8 / max(1, len(tables))
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for j, (name, table) in enumerate(tables.items()):
+        by_depth = {row["depth"]: row for row in table}
+        xs = [i + (j - (len(tables) - 1) / 2) * width for i in range(len(depths))]
+        values = [100 * by_depth[d]["solve_rate"] if d in by_depth else 0.0 for d in depths]
+        low = [v - 100 * by_depth[d]["ci95"][0] if d in by_depth else 0.0 for v, d in zip(values, depths, strict=True)]
+        high = [100 * by_depth[d]["ci95"][1] - v if d in by_depth else 0.0 for v, d in zip(values, depths, strict=True)]
+        bars = ax.bar(xs, values, width, label=name, yerr=[low, high], capsize=4)
+        ax.bar_label(bars, fmt="%.0f%%", fontsize=8)
+    ax.set_xticks(range(len(depths)), [str(d) for d in depths])
+    ax.set_xlabel("depth (0 = original problem)")
+    ax.set_ylabel("% of answers verified correct")
+    ax.set_ylim(0, 105)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def _pct(value) -> str:
     return "–" if value is None else f"{100 * value:.1f}%"
 
@@ -573,6 +667,7 @@ def render_report(summary: dict) -> str:
         "",
         "![tree sizes](plots/tree_sizes.png)",
         "",
+        *_solve_rate_section(summary),
         "## Training",
         "",
         f"{summary['train']['global_step']} steps, {c['prompts_per_step']} prompt(s) x {c['num_generations']} "
@@ -615,8 +710,43 @@ def render_report(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def _solve_rate_section(summary: dict) -> list[str]:
+    tables = summary.get("tree_solve_rates") or {}
+    if not any(tables.values()):
+        return []
+    samples = summary["config"].get("tree_samples")
+    lines = [
+        "## Solve rate per depth (training trees)",
+        "",
+        f"Every node of the training trees, {samples} answer(s) each, sampled as in the held-out evaluation. "
+        "LADDER's premise is that deeper variants are easier until the model can solve some: nodes solved "
+        "sometimes but not always (the edge) are where GRPO gets a signal.",
+        "",
+        "| depth | nodes | "
+        + " | ".join(f"{name}: solved (95% interval) | never / edge / always" for name in tables)
+        + " |",
+        "|---|---|" + "---|---|" * len(tables),
+    ]
+    depths = sorted({row["depth"] for table in tables.values() for row in table})
+    for d in depths:
+        cells, nodes = [], "–"
+        for table in tables.values():
+            row = next((r for r in table if r["depth"] == d), None)
+            if row is None:
+                cells += ["–", "–"]
+                continue
+            nodes = str(row["nodes"])
+            low, high = row["ci95"]
+            cells += [
+                f"{row['solved']}/{row['answers']} = {_pct(row['solve_rate'])} [{_pct(low)}, {_pct(high)}]",
+                f"{row['never']} / {row['edge']} / {row['always']}",
+            ]
+        lines.append(f"| {d} | {nodes} | " + " | ".join(cells) + " |")
+    return [*lines, "", "![solve rate per depth](plots/solve_rate_by_depth.png)", ""]
+
+
 def write_report(out_dir: str, summary: dict) -> dict[str, str]:
-    """Write ``summary.json``, ``report.md`` and the three plots; return their paths."""
+    """Write ``summary.json``, ``report.md`` and the plots; return their paths."""
     plots = os.path.join(out_dir, "plots")
     os.makedirs(plots, exist_ok=True)
     paths = {
@@ -627,6 +757,10 @@ def write_report(out_dir: str, summary: dict) -> dict[str, str]:
         ),
         "tree_sizes": plot_tree_sizes(summary["tree_sizes"], os.path.join(plots, "tree_sizes.png")),
     }
+    if any((summary.get("tree_solve_rates") or {}).values()):
+        paths["solve_rate_by_depth"] = plot_solve_rates(
+            summary["tree_solve_rates"], os.path.join(plots, "solve_rate_by_depth.png")
+        )
     paths["summary"] = os.path.join(out_dir, "summary.json")
     write_json(paths["summary"], summary)
     paths["report"] = os.path.join(out_dir, "report.md")
@@ -710,6 +844,7 @@ def run_demo(config: DemoConfig) -> dict:
 
     began = stage("eval_base")
     base = _evaluate_once(config.model, test_path, paths["eval_base"], config, config.sympy_baseline)
+    solve_rates = {"base": _tree_rates_once(config.model, paths, "eval_base", config)}
     done("eval_base", began)
 
     began = stage("train")
@@ -720,6 +855,7 @@ def run_demo(config: DemoConfig) -> dict:
 
     began = stage("eval_trained")
     trained = _evaluate_once(paths["model"], test_path, paths["eval_trained"], config, False)
+    solve_rates["trained"] = _tree_rates_once(paths["model"], paths, "eval_trained", config)
     done("eval_trained", began)
 
     began = stage("report")
@@ -739,6 +875,7 @@ def run_demo(config: DemoConfig) -> dict:
         "rewards": history,
         "system_prompt": _prompt_text(config.prompt),
         "scores": {"base": _score(base), "trained": _score(trained)},
+        "tree_solve_rates": solve_rates,
         # A copy: the report stage's own time is not known until the report is written.
         "wall_time_s": dict(wall),
     }
@@ -754,6 +891,18 @@ def _evaluate_once(model: str, test_path: str, out_dir: str, config: DemoConfig,
     if path.is_file():
         return json.loads(path.read_text(encoding="utf-8"))
     return evaluate_stage(model, test_path, out_dir, config, sympy_baseline)
+
+
+def _tree_rates_once(model: str, paths: dict[str, str], stage: str, config: DemoConfig) -> list[dict]:
+    """:func:`tree_solve_rates` once per stage (its table is kept beside the stage's evaluation)."""
+    if config.tree_samples <= 0:
+        return []
+    path = Path(paths[stage]) / "tree_solve_rates_by_depth.json"
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    table = tree_solve_rates(model, paths["dataset"], paths[stage], config)
+    write_json(str(path), table)
+    return table
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,8 @@ a shared machine are noisy: ``--repeats`` gives medians.
 
     python benchmarks/contamination.py --overlaps
     python benchmarks/contamination.py --roots 40 --depth 2 --variants 10 --repeats 1
-    python benchmarks/contamination.py --roots 300 --depth 2 --variants 10 --no-solvable   # ~5,000 nodes
+    python benchmarks/contamination.py --roots 300 --depth 2 --variants 10   # ~5,000 nodes, defaults: ~50 min
+    python benchmarks/contamination.py --roots 300 --depth 2 --variants 10 --no-solvable   # without sympy
     # what the full dataset_scripts/build_variants.py build (its defaults) loses to the guard
     python benchmarks/contamination.py --roots 300 --depth 2 --variants 10 --no-solvable --protect mit-2025
 """

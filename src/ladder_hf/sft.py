@@ -109,6 +109,11 @@ def warm_start(
         seed=seed,
         data_seed=seed,
         use_cpu=not torch.cuda.is_available(),
+        # TRL defaults to bf16 and activation checkpointing: on a CPU without native bf16 (AVX512-BF16/AMX)
+        # bf16 matmuls are ~80x slower than float32 (a 135M step took 300 s), and a small model has
+        # no memory to save
+        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+        activation_checkpointing=False,
         dataloader_num_workers=0,
         completion_only_loss=True,
         max_length=1024,

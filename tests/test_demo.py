@@ -145,6 +145,10 @@ def test_a_full_demo_checkpoints_for_resume_and_a_quick_one_does_not(tmp_path):
     quick = grpo_settings(str(tmp_path / "data"), str(tmp_path / "model"), DemoConfig(quick=True))
     assert quick["save_strategy"] == "no"
     assert grpo_settings("d", "m", DemoConfig(save_steps=0))["save_strategy"] == "no"
+    # on a CPU no activation checkpointing (GRPOConfig's default), which only costs a forward pass
+    import torch
+
+    assert full["activation_checkpointing"] is torch.cuda.is_available() and full["bf16"] is False
 
 
 def test_trained_model_folder_is_reusable(quick_demo):

@@ -337,6 +337,9 @@ def grpo_settings(dataset_dir: str, out_dir: str, config: DemoConfig) -> dict[st
         "output_dir": out_dir,
         "use_cpu": not torch.cuda.is_available(),
         "bf16": False,
+        # GRPOConfig turns activation checkpointing on by default: for a small model on a CPU it only adds
+        # a forward pass to every step
+        "activation_checkpointing": torch.cuda.is_available(),
         "max_steps": config.max_steps,
         "per_device_train_batch_size": config.num_generations * config.prompts_per_step,
         "gradient_accumulation_steps": 1,

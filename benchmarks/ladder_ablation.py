@@ -35,6 +35,7 @@ import logging
 import os
 import shutil
 import sys
+import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -220,13 +221,26 @@ def plot_arms(results: dict, path: str, sets: list[tuple[str, str]]) -> str:
 
     arms = [a for a in ARMS if a in results["arms"] and results["arms"][a].get("eval")]
     width = 0.8 / max(1, len(sets))
-    fig, ax = plt.subplots(figsize=(7, 3.8))
+    fig, ax = plt.subplots(figsize=(max(7, 1.6 * len(arms)), 4.2))
     for j, (key, label) in enumerate(sets):
-        values = [100 * results["arms"][a]["eval"].get(key, {}).get("pass@1", 0.0) for a in arms]
+        scores = [results["arms"][a]["eval"].get(key, {}) for a in arms]
+        values = [100 * s.get("pass@1", 0.0) for s in scores]
+        # 95% Wilson intervals over problems x samples: bars whose intervals overlap differ by noise
+        bounds = [
+            wilson_interval(s["pass@1"] * n, n) if (n := s.get("problems", 0) * s.get("samples", 0)) else (0, 0)
+            for s in scores
+        ]
+        errors = [
+            [v - 100 * lo for v, (lo, _) in zip(values, bounds, strict=True)],
+            [100 * hi - v for v, (_, hi) in zip(values, bounds, strict=True)],
+        ]
         xs = [i + (j - (len(sets) - 1) / 2) * width for i in range(len(arms))]
-        ax.bar_label(ax.bar(xs, values, width, label=label), fmt="%.1f%%", fontsize=8)
-    ax.set_xticks(range(len(arms)), [ARM_LABELS[a].replace(" (", "\n(") for a in arms], fontsize=8)
-    ax.set_ylabel("pass@1 (%)")
+        ax.bar_label(
+            ax.bar(xs, values, width, label=label, yerr=errors, capsize=3), fmt="%.1f%%", fontsize=8, padding=2
+        )
+    labels = [textwrap.fill(ARM_LABELS[a], 18) for a in arms]
+    ax.set_xticks(range(len(arms)), labels, fontsize=7)
+    ax.set_ylabel("pass@1 (%), 95% interval")
     steps = sorted({r["step"] for a in arms for r in results["arms"][a].get("rewards", [])[-1:]})
     budget = "/".join(str(s) for s in steps) or str(results["config"]["max_steps"])
     ax.set_title(f"LADDER ablation, {results['config']['model']} model, {budget} GRPO steps per trained arm")

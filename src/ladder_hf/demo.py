@@ -500,6 +500,16 @@ def held_out_verdict(base: dict, trained: dict) -> str:
     return f"pass@1 {gain:+.1f} points; the 95% intervals overlap: noise at this sample size."
 
 
+def _save_figure(fig, path: str) -> str:
+    """Lay out, write (PNG, 120 dpi) and close a report figure; return its path."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def plot_rewards(history: list[dict], path: str, title: str = "GRPO reward per step") -> str:
     """Line plot of the total reward and each reward function's mean per optimizer step."""
     import matplotlib
@@ -517,10 +527,7 @@ def plot_rewards(history: list[dict], path: str, title: str = "GRPO reward per s
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, path)
 
 
 def plot_accuracy(scores: dict[str, dict], path: str, title: str = "Held-out slice") -> str:
@@ -550,10 +557,7 @@ def plot_accuracy(scores: dict[str, dict], path: str, title: str = "Held-out sli
     ax.set_ylim(0, 105)
     ax.set_title(title)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, path)
 
 
 def plot_tree_sizes(per_depth: dict[str, int], path: str, title: str = "Variant tree sizes") -> str:
@@ -571,10 +575,7 @@ def plot_tree_sizes(per_depth: dict[str, int], path: str, title: str = "Variant 
     ax.set_xlabel("depth (0 = original problem)")
     ax.set_ylabel("kept nodes")
     ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, path)
 
 
 def plot_solve_rates(tables: dict[str, list[dict]], path: str, title: str = "Solve rate per tree depth") -> str:
@@ -601,10 +602,7 @@ def plot_solve_rates(tables: dict[str, list[dict]], path: str, title: str = "Sol
     ax.set_ylim(0, 105)
     ax.set_title(title)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, path)
 
 
 def _pct(value) -> str:

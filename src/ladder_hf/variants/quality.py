@@ -475,7 +475,10 @@ class _ScreenRows:
     def __init__(self, rows: np.ndarray):
         self.rows = rows
         self.full = ~np.isnan(rows).any(axis=1)
-        self.unit, self.flat = _centred_unit(rows[self.full])
+        self.partial = np.flatnonzero(~self.full)
+        # the two halves, sliced once here rather than copied again for every batch of candidates
+        self.full_rows, self.partial_rows = rows[self.full], rows[self.partial]
+        self.unit, self.flat = _centred_unit(self.full_rows)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -484,11 +487,10 @@ class _ScreenRows:
         """``1 - r^2`` for every (row, candidate), as :func:`_screen` computes it."""
         out = np.empty((len(self.rows), len(g_rows)))
         g_full = ~np.isnan(g_rows).any(axis=1)
-        partial = np.flatnonzero(~self.full)
-        if partial.size:
-            out[partial] = _screen(self.rows[partial], g_rows)
+        if self.partial.size:
+            out[self.partial] = _screen(self.partial_rows, g_rows)
         if (~g_full).any():
-            out[np.ix_(self.full, ~g_full)] = _screen(self.rows[self.full], g_rows[~g_full])
+            out[np.ix_(self.full, ~g_full)] = _screen(self.full_rows, g_rows[~g_full])
         if g_full.any():
             unit, flat = _centred_unit(g_rows[g_full])
             r = self.unit @ unit.T

@@ -2,10 +2,19 @@
 
 Trains the model of a recipe config (default: recipes/configs/smollm2_cpu.yaml, the embedded
 SmolLM2-135M-Instruct) for a few steps per condition on the same variant rows, with the same seed,
-completions per step, group size, completion budget and rewards:
+completions per step, group size, completion budget and rewards. The learning rate is 0 unless
+``--learn`` is given: a step does all its work (generation, rewards, forward, backward, optimizer) either
+way, and with the weights unchanged every condition samples the same completions, so the comparison is
+not at the mercy of one sample that runs to the token cap in one condition and not in the other:
 
-- ``default``: the recipe as it is (float32, the few-shot prompt: three worked examples, ~165 tokens);
-- ``fast``: generation stops at ``</answer>`` (``generation_kwargs: {stop_strings: [...]}``, which the
+- ``trl``: the baseline, the recipe with TRL's own paths (``--share_prompt false``): generation prefills
+  every row's copy of its prompt, the loss runs every prompt + completion row through the model, and on
+  a CPU TRL's fused LM head projects every position, prompt included, onto the 49k-token vocabulary;
+- ``default``: the recipe as it is (float32, the few-shot prompt: three worked examples, ~165 tokens),
+  which runs each distinct prompt once, for the prefill and for the loss, and projects only completion
+  positions (``ladder_hf.trainer``: ``generate_with_shared_prefill``, ``shared_prompt_logps``; exact
+  up to float rounding);
+- ``fast``: the default, and generation stops at ``</answer>`` (``generation_kwargs: {stop_strings: [...]}``, which the
   LADDER trainer makes work on the transformers path), and bf16 only where the CPU has native bf16
   matmuls (AVX512-BF16 or AMX; without them bf16 is emulated and ~70x slower, so it stays off);
 - ``compact``: the fast settings with the compact prompt (two examples, ~105 prompt tokens instead of
@@ -17,8 +26,8 @@ scoring, rewards, the loss's forward and backward, the rest) and prints medians 
 the first (the first pays for warm-up), the ratio of the medians, and what this CPU can do at best
 (measured fp32 matmul throughput and memory bandwidth) so the remaining time can be judged.
 
-    python benchmarks/grpo_step.py                       # 4 steps per condition: default and fast
-    python benchmarks/grpo_step.py --steps 6 --conditions default fast noop
+    python benchmarks/grpo_step.py                       # 4 steps per condition: trl, default and fast
+    python benchmarks/grpo_step.py --steps 6 --conditions trl fast noop
     python benchmarks/grpo_step.py --steps 2 --max_completion_length 64   # extra options override the config
 """
 
@@ -34,6 +43,7 @@ import tempfile
 import time
 
 from ladder_hf.grpo import make_parser, train
+from ladder_hf.models import cpu_has_native_bf16
 from ladder_hf.problems import ANSWER_STOP
 from ladder_hf.training_data import grow_variants
 
@@ -47,7 +57,7 @@ def noop_reward(prompts, completions, completion_ids=None, **kwargs) -> list[flo
 
 def run(
     config: str, steps: int, dataset: str, output_dir: str, reward_funcs=None, extra: list[str] | None = None
-) -> tuple[list[tuple[float, float]], list[dict[str, float]]]:
+) -> tuple[list[tuple[float, float]], list[dict[str, float]], list[float]]:
     overrides = [
         *(extra or []),
         "--max_steps",
@@ -68,7 +78,11 @@ def run(
     if reward_funcs is not None:
         training_args.reward_weights = None
     summary = train(script_args, training_args, model_args, reward_funcs=reward_funcs)
-    return summary["step_timings"], summary["step_phases"]
+    # a step's cost follows its longest completion: keep it next to the time
+    with open(os.path.join(output_dir, "trainer_state.json"), encoding="utf-8") as state:
+        logs = json.load(state)["log_history"]
+    longest = [log["completions/max_length"] for log in logs if "completions/max_length" in log]
+    return summary["step_timings"], summary["step_phases"], longest
 
 
 def time_answered_rewards(variants: str, batch: int, repeats: int = 5) -> list[float]:
@@ -101,16 +115,6 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def native_bf16() -> bool:
-    """Whether this CPU multiplies bf16 matrices in hardware (AVX512-BF16 or AMX), from /proc/cpuinfo."""
-    try:
-        with open("/proc/cpuinfo") as info:
-            flags = next((line.split(":", 1)[1].split() for line in info if line.startswith("flags")), [])
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def machine_limits() -> dict[str, float]:
     """Measured fp32 and bf16 matmul GFLOP/s and copy bandwidth (GB/s): the ceilings a step is judged against."""
     import torch
@@ -134,6 +138,7 @@ def machine_limits() -> dict[str, float]:
 
 _STOP = ["--generation_kwargs", json.dumps({"stop_strings": list(ANSWER_STOP)})]
 CONDITIONS = {
+    "trl": ["--share_prompt", "false"],
     "default": [],
     "fast": _STOP,
     "compact": [*_STOP, "--system_prompt", "compact"],
@@ -145,12 +150,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=os.path.join(ROOT, "recipes", "configs", "smollm2_cpu.yaml"))
     parser.add_argument("--steps", type=int, default=4, help="GRPO steps per condition (first one is warm-up)")
-    parser.add_argument("--conditions", nargs="+", default=["default", "fast"], choices=list(CONDITIONS))
+    parser.add_argument(
+        "--conditions",
+        nargs="+",
+        default=["trl", "default", "fast"],
+        choices=list(CONDITIONS),
+        help="the first one is the baseline of the printed ratios",
+    )
     parser.add_argument("--problems", default="mit-2024", help="problems whose symbolic variants are trained on")
     parser.add_argument("--workdir", default=None, help="where to keep variants and outputs (default: a temp dir)")
     parser.add_argument("--answered-batch", type=int, default=8, help="completions per step for the verifier timing")
     parser.add_argument("--skip-training", action="store_true", help="only time the rewards on answered completions")
+    parser.add_argument(
+        "--learn",
+        action="store_true",
+        help="train with the config's learning rate (default: 0, so every condition samples the same completions "
+        "and only the code path differs; a step costs the same either way)",
+    )
     args, extra = parser.parse_known_args(argv)  # anything else overrides the config, e.g. --max_completion_length 64
+    if not args.learn and "--learning_rate" not in extra:
+        extra += ["--learning_rate", "0"]
 
     workdir = args.workdir or tempfile.mkdtemp(prefix="grpo-bench-")
     variants = os.path.join(workdir, "variants")
@@ -166,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.skip_training:
         return 0
 
-    bf16 = native_bf16()
+    bf16 = cpu_has_native_bf16()
     results = {}
     for name in args.conditions:
         options = list(CONDITIONS[name])
@@ -194,15 +213,17 @@ def main(argv: list[str] | None = None) -> int:
     print(header)
     print("-" * len(header))
     medians = {}
-    for name, (timings, phases) in results.items():
+    for name, (timings, phases, _) in results.items():
         later, later_phases = timings[1:] or timings, phases[1:] or phases
         medians[name] = _median([s for s, _ in later])
         cells = "".join(f"{_median([p.get(k, 0.0) for p in later_phases]):>12.2f}" for k in STEP_PHASES)
         first = timings[0][0] if timings else float("nan")
         print(f"{name:<10}{medians[name]:>9.2f}{cells}{first:>10.2f}")
     print()
-    if "default" in medians and "fast" in medians:
-        print(f"median step time default / fast: {medians['default'] / medians['fast']:.2f}x")
+    baseline = args.conditions[0]
+    for name in args.conditions[1:]:
+        if name != "noop":
+            print(f"median step time {baseline} / {name}: {medians[baseline] / medians[name]:.2f}x")
     if "default" in medians and "noop" in medians:
         print(f"median step time default / noop (the cost of verification): {medians['default'] / medians['noop']:.3f}")
     print(
@@ -210,8 +231,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{_median(answered[1:]) / medians.get('default', float('nan')):.2%} "
         "(the share if every completion carried an answer)"
     )
-    for name, (timings, _) in results.items():
-        print(f"{name} per step (step s, reward s): " + ", ".join(f"({s:.2f}, {r:.4f})" for s, r in timings))
+    for name, (timings, _, longest) in results.items():
+        steps = ", ".join(f"({s:.2f}, {r:.4f}, {n:.0f})" for (s, r), n in zip(timings, longest, strict=False))
+        print(f"{name} per step (step s, reward s, longest completion tokens): {steps}")
     return 0
 
 

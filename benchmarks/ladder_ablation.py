@@ -70,6 +70,27 @@ ARM_LABELS = {
 }
 
 
+def arm_of(key: str) -> tuple[str, int | None]:
+    """``"ladder_level-seed2"`` -> ``("ladder_level", 2)``; a key without a seed suffix ran with ``--seed``.
+
+    Example:
+        >>> arm_of("roots-seed3"), arm_of("base")
+        (('roots', 3), ('base', None))
+    """
+    arm, _, seed = key.partition("-seed")
+    return arm, (int(seed) if seed else None)
+
+
+def arm_label(key: str) -> str:
+    arm, seed = arm_of(key)
+    return ARM_LABELS[arm] + (f" (seed {seed})" if seed is not None else "")
+
+
+def _arm_order(key: str) -> tuple[int, int]:
+    arm, seed = arm_of(key)
+    return ARMS.index(arm), -1 if seed is None else seed
+
+
 @dataclass
 class AblationConfig(DemoConfig):
     """Demo settings (model, budgets, prompt, rewards) plus the experiment's own."""
@@ -89,6 +110,14 @@ class AblationConfig(DemoConfig):
         default=10, metadata={"help": "Variants grown per test root to draw the easy held-out set from."}
     )
     arms: list[str] = field(default_factory=lambda: list(ARMS), metadata={"help": "Arms to run, in order."})
+    train_seeds: list[int] = field(
+        default_factory=list,
+        metadata={
+            "help": "More training seeds: every trained arm runs again per seed as `<arm>-seed<N>` (its own model "
+            "folder, level selection, sampling and evaluation seed) on the same split, trees and held-out sets, which "
+            "keep --seed. Results pool each arm over its seeds and show the spread between them."
+        },
+    )
     level_samples: int = field(
         default=4,
         metadata={
@@ -169,7 +198,7 @@ def easy_heldout(test: list[dict], train_nodes: list[dict], out_dir: str, config
     return rows
 
 
-def warm_start_stage(out: Path, config: AblationConfig) -> dict:
+def warm_start_stage(out: Path, config: AblationConfig, folder: str = "warm_start") -> dict:
     """SFT on the verified sympy antiderivatives of the training trees (``models/warm_start``): the same
     step budget and batch size as a GRPO arm, the same prompt."""
     from datasets import load_dataset
@@ -179,7 +208,7 @@ def warm_start_stage(out: Path, config: AblationConfig) -> dict:
     rows = load_dataset(str(out / "dataset_tree"), split="train").to_list()
     return warm_start(
         rows,
-        str(out / "models" / "warm_start"),
+        str(out / "models" / folder),
         config.model,
         prompt=config.prompt,
         max_steps=config.max_steps,
@@ -212,36 +241,58 @@ def _scores(summary: dict) -> dict:
     }
 
 
+def pooled(results: dict, set_key: str) -> dict[str, dict]:
+    """Per arm, its runs' scores on one held-out set pooled over seeds: correct answers, answers, pass@1 per seed.
+
+    Example:
+        >>> r = {"arms": {"roots": {"eval": {"easy": {"pass@1": 0.5, "problems": 2, "samples": 2}}},
+        ...               "roots-seed1": {"eval": {"easy": {"pass@1": 0.25, "problems": 2, "samples": 2}}}}}
+        >>> pooled(r, "easy")["roots"]
+        {'correct': 3.0, 'answers': 8, 'per_seed': [0.5, 0.25]}
+    """
+    out: dict[str, dict] = {}
+    for key, info in results["arms"].items():
+        score = (info.get("eval") or {}).get(set_key)
+        if not score:
+            continue
+        answers = score["problems"] * score["samples"]
+        entry = out.setdefault(arm_of(key)[0], {"correct": 0.0, "answers": 0, "per_seed": []})
+        entry["correct"] += round(score["pass@1"] * answers, 6)
+        entry["answers"] += answers
+        entry["per_seed"].append(score["pass@1"])
+    return out
+
+
 def plot_arms(results: dict, path: str, sets: list[tuple[str, str]]) -> str:
-    """Grouped bars: pass@1 per arm on each held-out set."""
+    """Grouped bars: pass@1 per arm on each held-out set, pooled over seeds, with each seed's score as a dot."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    arms = [a for a in ARMS if a in results["arms"] and results["arms"][a].get("eval")]
+    per_set = {key: pooled(results, key) for key, _ in sets}
+    arms = [a for a in ARMS if any(a in p for p in per_set.values())]
     width = 0.8 / max(1, len(sets))
     fig, ax = plt.subplots(figsize=(max(7, 1.6 * len(arms)), 4.2))
     for j, (key, label) in enumerate(sets):
-        scores = [results["arms"][a]["eval"].get(key, {}) for a in arms]
-        values = [100 * s.get("pass@1", 0.0) for s in scores]
-        # 95% Wilson intervals over problems x samples: bars whose intervals overlap differ by noise
-        bounds = [
-            wilson_interval(s["pass@1"] * n, n) if (n := s.get("problems", 0) * s.get("samples", 0)) else (0, 0)
-            for s in scores
-        ]
+        scores = [per_set[key].get(a, {"correct": 0, "answers": 0, "per_seed": []}) for a in arms]
+        values = [100 * s["correct"] / s["answers"] if s["answers"] else 0.0 for s in scores]
+        # 95% Wilson intervals over seeds x problems x samples: bars whose intervals overlap differ by noise
+        bounds = [wilson_interval(s["correct"], s["answers"]) if s["answers"] else (0, 0) for s in scores]
         errors = [
             [v - 100 * lo for v, (lo, _) in zip(values, bounds, strict=True)],
             [100 * hi - v for v, (_, hi) in zip(values, bounds, strict=True)],
         ]
         xs = [i + (j - (len(sets) - 1) / 2) * width for i in range(len(arms))]
-        ax.bar_label(
-            ax.bar(xs, values, width, label=label, yerr=errors, capsize=3), fmt="%.1f%%", fontsize=8, padding=2
-        )
+        bars = ax.bar(xs, values, width, label=label, yerr=errors, capsize=3)
+        ax.bar_label(bars, fmt="%.1f%%", fontsize=8, padding=2)
+        for x, s in zip(xs, scores, strict=True):
+            if len(s["per_seed"]) > 1:
+                ax.plot([x] * len(s["per_seed"]), [100 * v for v in s["per_seed"]], "k.", markersize=4)
     labels = [textwrap.fill(ARM_LABELS[a], 18) for a in arms]
     ax.set_xticks(range(len(arms)), labels, fontsize=7)
-    ax.set_ylabel("pass@1 (%), 95% interval")
-    steps = sorted({r["step"] for a in arms for r in results["arms"][a].get("rewards", [])[-1:]})
+    ax.set_ylabel("pass@1 (%), 95% interval; dots: seeds")
+    steps = sorted({r["step"] for info in results["arms"].values() for r in info.get("rewards", [])[-1:]})
     budget = "/".join(str(s) for s in steps) or str(results["config"]["max_steps"])
     ax.set_title(f"LADDER ablation, {results['config']['model']} model, {budget} GRPO steps per trained arm")
     ax.legend(fontsize=8)
@@ -252,27 +303,38 @@ def plot_arms(results: dict, path: str, sets: list[tuple[str, str]]) -> str:
 
 
 def plot_reward_curves(histories: dict[str, list[dict]], path: str) -> str:
-    """Total training reward per step, one line per trained arm."""
+    """Training reward (solid) and verified-correct rate (dashed) per step, one colour per arm, a line per seed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    for arm, history in histories.items():
-        if history:
-            ax.plot([r["step"] for r in history], [r["reward"] for r in history], marker=".", label=ARM_LABELS[arm])
-            key = "rewards/integration_reward/mean"
-            if any(key in r for r in history):
-                ax.plot(
-                    [r["step"] for r in history],
-                    [r.get(key) for r in history],
-                    linestyle="--",
-                    label=f"{ARM_LABELS[arm]}: verified-correct rate",
-                )
+    colours, labelled = {}, set()
+    for key, history in histories.items():
+        if not history:
+            continue
+        arm = arm_of(key)[0]
+        colour = colours.setdefault(arm, f"C{len(colours)}")
+        first = arm not in labelled
+        labelled.add(arm)
+        steps = [r["step"] for r in history]
+        ax.plot(
+            steps, [r["reward"] for r in history], color=colour, alpha=0.8, label=ARM_LABELS[arm] if first else None
+        )
+        correct = "rewards/integration_reward/mean"
+        if any(correct in r for r in history):
+            ax.plot(
+                steps,
+                [r.get(correct) for r in history],
+                color=colour,
+                linestyle="--",
+                alpha=0.8,
+                label=f"{ARM_LABELS[arm]}: verified-correct rate" if first else None,
+            )
     ax.set_xlabel("GRPO step")
     ax.set_ylabel("mean reward")
-    ax.set_title("Training reward per step")
+    ax.set_title("Training reward per step (one line per seed)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -293,9 +355,8 @@ def render_results(results: dict) -> str:
         + " | training steps |"
     )
     lines = [head, "|---|" + "---|---|---|" * len(sets) + "---|"]
-    for arm in ARMS:
-        info = results["arms"].get(arm)
-        if not info or not info.get("eval"):
+    for arm, info in results["arms"].items():
+        if not info.get("eval"):
             continue
         cells = []
         for key, _ in sets:
@@ -313,11 +374,36 @@ def render_results(results: dict) -> str:
         steps = str(info["rewards"][-1]["step"] if info.get("rewards") else 0)
         if info.get("sft_steps"):
             steps = f"{info['sft_steps']} SFT" + (f" + {steps} GRPO" if steps != "0" else "")
-        lines.append(f"| {ARM_LABELS[arm]} | " + " | ".join(cells) + f" | {steps} |")
-    for arm in ARMS:
-        error = results["arms"].get(arm, {}).get("error")
-        if error:
-            lines.append(f"\n{ARM_LABELS[arm]}: not trained ({error})")
+        lines.append(f"| {arm_label(arm)} | " + " | ".join(cells) + f" | {steps} |")
+    seeded = [a for a in ARMS if sum(arm_of(k)[0] == a and bool(v.get("eval")) for k, v in results["arms"].items()) > 1]
+    if seeded:
+        lines += [
+            "",
+            "Pooled over seeds (interval over seeds x problems x samples; spread: lowest and highest seed):",
+            "",
+            "| system | seeds | " + " | ".join(f"{label} pass@1 [95% CI] | spread" for _, label in sets) + " |",
+            "|---|---|" + "---|---|" * len(sets),
+        ]
+        per_set = {key: pooled(results, key) for key, _ in sets}
+        for arm in ARMS:
+            if arm not in seeded and arm != "base":
+                continue
+            cells, count = [], 0
+            for key, _ in sets:
+                p = per_set[key].get(arm)
+                if not p:
+                    cells += ["–", "–"]
+                    continue
+                count = len(p["per_seed"])
+                low, high = wilson_interval(p["correct"], p["answers"])
+                cells += [
+                    f"{100 * p['correct'] / p['answers']:.1f}% [{100 * low:.1f}, {100 * high:.1f}] (n={p['answers']})",
+                    f"{100 * min(p['per_seed']):.1f}-{100 * max(p['per_seed']):.1f}%",
+                ]
+            lines.append(f"| {ARM_LABELS[arm]} | {count} | " + " | ".join(cells) + " |")
+    for arm, info in results["arms"].items():
+        if info.get("error"):
+            lines.append(f"\n{arm_label(arm)}: not trained ({info['error']})")
     level = results["arms"].get("ladder_level", {}).get("solve_rates")
     if level:
         lines += [
@@ -357,11 +443,8 @@ def run(config: AblationConfig) -> dict:
         # One file per arm, so arms can run in separate processes; results.json gathers them.
         if arm is not None:
             (arms_dir / f"{arm}.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-        results["arms"] = {
-            a: json.loads((arms_dir / f"{a}.json").read_text(encoding="utf-8"))
-            for a in ARMS
-            if (arms_dir / f"{a}.json").is_file()
-        }
+        keys = sorted((p.stem for p in arms_dir.glob("*.json") if arm_of(p.stem)[0] in ARMS), key=_arm_order)
+        results["arms"] = {a: json.loads((arms_dir / f"{a}.json").read_text(encoding="utf-8")) for a in keys}
         results_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 
     # Problems: seeded split; the test roots are protected from every training tree.
@@ -404,57 +487,63 @@ def run(config: AblationConfig) -> dict:
     if config.prepare_only:
         return results
 
-    histories: dict[str, list[dict]] = {}
     for arm in config.arms:
         if arm not in ARMS:
             raise ValueError(f"unknown arm {arm!r}; choose from {ARMS}")
-        arm_path = arms_dir / f"{arm}.json"
+    runs = [(arm, None) for arm in config.arms]
+    runs += [(arm, seed) for seed in config.train_seeds if seed != config.seed for arm in config.arms if arm != "base"]
+    for arm, seed in runs:
+        key = arm if seed is None else f"{arm}-seed{seed}"
+        # every seeded run has its own sampling, level selection and evaluation seed
+        run_config = config if seed is None else dataclasses.replace(config, seed=seed)
+        suffix = "" if seed is None else f"-seed{seed}"
+        arm_path = arms_dir / f"{key}.json"
         info = json.loads(arm_path.read_text(encoding="utf-8")) if arm_path.is_file() else {}
         model = config.model
         if arm != "base":
-            model_dir = str(out / "models" / arm)
-            if arm.startswith("warm_start") and not is_trained(str(out / "models" / "warm_start")):
+            model_dir = str(out / "models" / key)
+            warm_dir = out / "models" / f"warm_start{suffix}"
+            if arm.startswith("warm_start") and not is_trained(str(warm_dir)):
                 # SFT only: no GRPO follows for the warm_start arm (its model folder is then trained)
                 began = time.perf_counter()
-                info["sft"] = warm_start_stage(out, config)
+                info["sft"] = warm_start_stage(out, run_config, warm_dir.name)
                 info["sft_seconds"] = round(time.perf_counter() - began, 1)
             if arm.startswith("warm_start"):
-                state = json.loads((out / "models" / "warm_start" / "trainer_state.json").read_text(encoding="utf-8"))
+                state = json.loads((warm_dir / "trainer_state.json").read_text(encoding="utf-8"))
                 info["sft_steps"] = state["global_step"]
             if not is_trained(model_dir):
-                logger.info("training arm %s (%d steps)", arm, config.max_steps)
+                logger.info("training arm %s (%d steps)", key, config.max_steps)
                 began = time.perf_counter()
                 data = out / ("dataset_roots" if arm == "roots" else "dataset_tree")
                 arm_config = {
-                    "ladder_depth": dataclasses.replace(config, curriculum="depth"),
-                    "ladder_level": dataclasses.replace(config, solve_rate_samples=config.level_samples),
-                    "warm_start_ladder": dataclasses.replace(config, model=str(out / "models" / "warm_start")),
-                }.get(arm, config)
+                    "ladder_depth": dataclasses.replace(run_config, curriculum="depth"),
+                    "ladder_level": dataclasses.replace(run_config, solve_rate_samples=config.level_samples),
+                    "warm_start_ladder": dataclasses.replace(run_config, model=str(warm_dir)),
+                }.get(arm, run_config)
                 try:
                     train_stage(str(data), model_dir, arm_config)
                 except ValueError as err:  # e.g. level selection finds no row at the model's level
-                    logger.error("arm %s cannot train: %s", arm, err)
+                    logger.error("arm %s cannot train: %s", key, err)
                     info["error"] = str(err)
-                    save(arm, info)
+                    save(key, info)
                     continue
                 info["train_seconds"] = round(time.perf_counter() - began, 1)
             if arm == "ladder_level" and "solve_rates" not in info:
-                info["solve_rates"] = solve_rates_before_after(str(out / "dataset_tree"), model_dir, config)
-            histories[arm] = read_reward_history(model_dir)
-            info["rewards"] = histories[arm]
+                info["solve_rates"] = solve_rates_before_after(str(out / "dataset_tree"), model_dir, run_config)
+            info["rewards"] = read_reward_history(model_dir)
             model = model_dir
-            save(arm, info)
+            save(key, info)
         info.setdefault("eval", {})
-        for key, path in sets.items():
-            logger.info("evaluating arm %s on %s", arm, key)
+        for name, path in sets.items():
+            logger.info("evaluating arm %s on %s", key, name)
             began = time.perf_counter()
-            summary = _evaluate(model, path, str(out / "eval" / arm / key), config)
-            info["eval"][key] = _scores(summary)
-            info.setdefault("eval_seconds", {})[key] = round(time.perf_counter() - began, 1)
-            save(arm, info)
+            summary = _evaluate(model, path, str(out / "eval" / key / name), run_config)
+            info["eval"][name] = _scores(summary)
+            info.setdefault("eval_seconds", {})[name] = round(time.perf_counter() - began, 1)
+            save(key, info)
 
     save()
-    histories = {arm: results["arms"][arm].get("rewards", []) for arm in ARMS[1:] if arm in results["arms"]}
+    histories = {key: info.get("rewards", []) for key, info in results["arms"].items() if arm_of(key)[0] != "base"}
 
     labels = [("test", "held-out undergrad")] + ([("easy", "easy held-out variants")] if "easy" in sets else [])
     plots = {
@@ -468,7 +557,7 @@ def run(config: AblationConfig) -> dict:
     if histories:
         plots["reward"] = plot_reward_curves(histories, str(img / "ladder_ablation_reward.png"))
         for arm, history in histories.items():
-            plot_rewards(history, str(out / f"reward_{arm}.png"), title=f"{ARM_LABELS[arm]}: reward per step")
+            plot_rewards(history, str(out / f"reward_{arm}.png"), title=f"{arm_label(arm)}: reward per step")
     results["plots"] = plots
     save()
     (out / "results.md").write_text(render_results(results), encoding="utf-8")

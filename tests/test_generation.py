@@ -56,6 +56,9 @@ def test_transformers_backend_batched_generation(tiny_model_dir):
     first = backend.generate(convs[:2], n=3, max_new_tokens=4, seed=7)
     assert [len(o) for o in first] == [3, 3]
     assert backend.generate(convs[:2], n=3, max_new_tokens=4, seed=7) == first
+    # the n samples share one prefill of their prompt: greedy samples equal the single-row answer
+    greedy = backend.generate(convs[:2], n=3, temperature=0, max_new_tokens=4)
+    assert greedy == [[a] * 3 for [a] in single.generate(convs[:2], temperature=0, max_new_tokens=4)]
 
 
 def test_transformers_backend_restores_an_in_memory_model(tiny_model):

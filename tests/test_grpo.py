@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from datasets import Dataset
 
@@ -616,3 +617,104 @@ def test_model_card_of_the_default_model_names_its_hub_id_and_asks_an_integral(t
     code = code.replace("max_new_tokens=128", "max_new_tokens=4")
     ran = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=_env(), capture_output=True, text=True)
     assert ran.returncode == 0, ran.stderr[-4000:]
+
+
+def _grpo_batch(tokenizer):
+    """Two prompts x 3 completions, laid out as GRPOTrainer does: prompts left-padded, completions right-padded."""
+    prompts = [tokenizer("Integrate x**2 dx please")["input_ids"], tokenizer("cos(x)")["input_ids"]]
+    completions = [
+        tokenizer(text)["input_ids"]
+        for text in ("<answer>x**3/3</answer>", "x", "<answer>sin(x)", "<answer>", "sin(x) + 1", "no")
+    ]
+    width_p, width_c = max(map(len, prompts)), max(map(len, completions))
+    pad = tokenizer.pad_token_id
+    ids, mask = [], []
+    for row, completion in enumerate(completions):
+        prompt = prompts[row // 3]
+        ids.append([pad] * (width_p - len(prompt)) + prompt + completion + [pad] * (width_c - len(completion)))
+        mask.append(
+            [0] * (width_p - len(prompt)) + [1] * (len(prompt) + len(completion)) + [0] * (width_c - len(completion))
+        )
+    return torch.tensor(ids), torch.tensor(mask), width_c, prompts, completions
+
+
+def test_shared_prompt_logps_equal_a_full_forward_per_row_in_value_and_gradient(tiny_model):
+    from ladder_hf.trainer import shared_prompt_logps
+
+    model, tokenizer = tiny_model
+    ids, mask, k, prompts, completions = _grpo_batch(tokenizer)
+    weights = torch.linspace(-1.0, 1.0, k)
+
+    model.zero_grad()
+    logps, entropies = shared_prompt_logps(model, ids, mask, k, temperature=0.7, compute_entropy=True)
+    (logps * weights).sum().backward()
+    shared_grads = [p.grad.clone() for p in model.parameters()]
+
+    model.zero_grad()
+    expected_logps, expected_entropy, total = torch.zeros_like(logps), torch.zeros_like(logps), 0.0
+    for row, completion in enumerate(completions):
+        full = torch.tensor([prompts[row // 3] + completion])
+        logits = model(input_ids=full).logits[0, -len(completion) - 1 : -1].float() / 0.7
+        log_softmax = torch.log_softmax(logits, -1)
+        row_logps = log_softmax.gather(-1, torch.tensor(completion)[:, None])[:, 0]
+        expected_logps[row, : len(completion)] = row_logps.detach()
+        expected_entropy[row, : len(completion)] = -(log_softmax.exp() * log_softmax).sum(-1).detach()
+        total = total + (row_logps * weights[: len(completion)]).sum()
+    total.backward()
+
+    assert torch.allclose(logps.detach(), expected_logps, atol=1e-5)
+    assert torch.allclose(entropies.detach(), expected_entropy, atol=1e-4)
+    assert (logps[mask[:, -k:] == 0] == 0).all()
+    for shared, param in zip(shared_grads, model.parameters(), strict=True):
+        assert torch.allclose(shared, param.grad, atol=1e-5, rtol=1e-4)
+    model.zero_grad()
+
+
+def test_trainer_scores_with_the_shared_prompt_and_matches_trls_loss_path(tmp_path, tiny_model_dir):
+    from datasets import Dataset
+    from trl import GRPOConfig
+
+    from ladder_hf.trainer import LadderGRPOTrainer
+
+    args = GRPOConfig(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=6,
+        num_generations=3,
+        report_to=[],
+        bf16=False,
+        activation_checkpointing=False,
+    )
+    trainer = LadderGRPOTrainer(
+        model=tiny_model_dir,
+        reward_funcs=lambda completions, **_: [0.0] * len(completions),
+        args=args,
+        train_dataset=Dataset.from_dict({"prompt": ["a", "b"]}),
+    )
+    assert trainer.share_prompt
+    ids, mask, k, _, _ = _grpo_batch(trainer.processing_class)
+    shared = trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, k, compute_entropy=True)
+    trainer.share_prompt = False
+    trl = trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, k, compute_entropy=True)
+    valid = mask[:, -k:].bool()
+    assert torch.allclose(shared[0][valid], trl[0][valid], atol=1e-5)
+    assert torch.allclose(shared[1][valid], trl[1][valid], atol=1e-4)
+
+
+def test_generation_with_a_shared_prefill_samples_what_plain_generate_samples(tiny_model):
+    from transformers import GenerationConfig
+
+    from ladder_hf.generation import generate_with_shared_prefill
+
+    model, tokenizer = tiny_model
+    ids, mask, k, _, _ = _grpo_batch(tokenizer)
+    prompt_ids, prompt_mask = ids[:, :-k], mask[:, :-k]
+    for config in (
+        GenerationConfig(max_new_tokens=6, do_sample=False, pad_token_id=tokenizer.pad_token_id),
+        GenerationConfig(max_new_tokens=6, do_sample=True, temperature=1.0, pad_token_id=tokenizer.pad_token_id),
+    ):
+        torch.manual_seed(3)
+        shared = generate_with_shared_prefill(model, prompt_ids, prompt_mask, generation_config=config)
+        torch.manual_seed(3)
+        plain = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, generation_config=config)
+        assert shared.shape == plain.shape == (6, prompt_ids.size(1) + 6)
+        assert torch.equal(shared, plain)

@@ -71,6 +71,10 @@ class ScriptArguments(trl.ScriptArguments):
             dotted import path; weights go in ``GRPOConfig.reward_weights``.
         verifier_timeout (`float`, *optional*, defaults to `2.0`):
             Seconds the verifier may spend on one answer (a timed-out answer gets one retry at 4x).
+        share_prompt (`bool`, *optional*, defaults to `True`):
+            Run each distinct prompt of a batch through the model once, for generation and for the loss,
+            instead of once per completion (exact; the largest saving of a CPU step). ``false``: TRL's paths.
+            Multi-process, multimodal and activation-checkpointed runs always use TRL's.
 
         > Parameters that control the held-out evaluation
 
@@ -167,6 +171,14 @@ class ScriptArguments(trl.ScriptArguments):
     verifier_timeout: float = field(
         default=2.0,
         metadata={"help": "Seconds the verifier may spend on one answer (timed-out answers get one retry at 4x)."},
+    )
+    share_prompt: bool = field(
+        default=True,
+        metadata={
+            "help": "Run each distinct prompt of a batch through the model once, for generation and for the loss "
+            "(exact); false: TRL's paths, once per completion. Multi-process, multimodal and activation-checkpointed "
+            "runs always use TRL's."
+        },
     )
     curriculum: str = field(
         default="none",

@@ -35,7 +35,10 @@ import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import torch
 
 BACKENDS = ("transformers", "vllm", "openai")
 
@@ -172,6 +175,95 @@ def grammar_logits_processor(grammar: str, tokenizer, batch_size: int, prompt_le
     return GrammarConstraint()
 
 
+def cache_argument(model) -> str:
+    """The name the model's forward takes its key/value cache by: ``cache`` (recent transformers 5.x) or
+    ``past_key_values`` (earlier releases).
+
+    Example:
+        >>> from transformers import LlamaConfig, LlamaForCausalLM
+        >>> cache_argument(LlamaForCausalLM(LlamaConfig(hidden_size=8, intermediate_size=8, num_hidden_layers=1,
+        ...     num_attention_heads=2, num_key_value_heads=2, vocab_size=16)))
+        'cache'
+    """
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
+def output_cache(output):
+    """The key/value cache of a forward pass's output, under either name."""
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else getattr(output, "past_key_values", None)
+
+
+def generate_with_shared_prefill(
+    model, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None, **kwargs
+) -> torch.Tensor:
+    """``model.generate`` that runs the prefill of each distinct prompt once, however many rows repeat it.
+
+    A GRPO batch holds every prompt ``num_generations`` times. The rows' distinct prompts (all tokens but the
+    last) go through the model in one forward pass, with the position ids ``generate`` itself would use, and
+    their key/value cache is indexed out to every row; ``generate`` then starts from that cache and feeds
+    only the last prompt token. The samples are those of a plain ``generate`` call up to float rounding.
+    Anything this does not cover (no repeated prompt, multimodal inputs, a cache of the caller's, a static
+    cache, any other tensor input) goes to ``generate`` unchanged. Used by the LADDER trainer and by the
+    transformers backend of :mod:`ladder_hf.generation` (evaluation and solve-rate sampling, where every
+    problem is sampled several times).
+
+    Example:
+        >>> import torch
+        >>> from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+        >>> model = LlamaForCausalLM(LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32,
+        ...     num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2, pad_token_id=0)).eval()
+        >>> ids = torch.tensor([[0, 5, 6], [0, 5, 6], [4, 5, 6]])
+        >>> mask = torch.tensor([[0, 1, 1], [0, 1, 1], [1, 1, 1]])
+        >>> config = GenerationConfig(max_new_tokens=4, do_sample=False, pad_token_id=0)
+        >>> shared = generate_with_shared_prefill(model, ids, mask, generation_config=config)
+        >>> torch.equal(shared, model.generate(input_ids=ids, attention_mask=mask, generation_config=config))
+        True
+    """
+    import torch
+
+    def plain():
+        return type(model).generate(model, input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+
+    config = kwargs.get("generation_config") or model.generation_config
+    if (
+        input_ids is None
+        or attention_mask is None
+        or input_ids.size(1) < 2
+        # other model inputs (images, a cache, position ids) would have to be split and indexed as well
+        or any(isinstance(v, torch.Tensor) or k in ("cache", "past_key_values") for k, v in kwargs.items())
+        or (kwargs.get("cache_implementation") or getattr(config, "cache_implementation", None)) is not None
+    ):
+        return plain()
+    # the mask is part of the key: a pad id that is also a real token must not merge two prompts
+    first: dict[tuple, int] = {}
+    inverse = [
+        first.setdefault((tuple(r), tuple(m)), len(first))
+        for r, m in zip(input_ids.tolist(), attention_mask.tolist(), strict=True)
+    ]
+    if len(first) == len(inverse):
+        return plain()
+    distinct = input_ids.new_tensor([inverse.index(i) for i in range(len(first))])
+    prefix_ids, prefix_mask = input_ids[distinct, :-1], attention_mask[distinct, :-1]
+    # generate numbers positions by the attention mask (padding at 0), and so must the prefill it skips
+    position_ids = (prefix_mask.long().cumsum(-1) - 1).clamp(min=0)
+    with torch.no_grad():
+        output = model(
+            input_ids=prefix_ids,
+            attention_mask=prefix_mask,
+            position_ids=position_ids,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+    cache = output_cache(output)
+    cache.batch_select_indices(input_ids.new_tensor(inverse))
+    kwargs[cache_argument(model)] = cache
+    return type(model).generate(model, input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+
+
 def _display_name(model_name_or_path: str | None, model=None) -> str:
     from ladder_hf.models import DEFAULT_MODEL_NAME, is_default_model
 
@@ -291,7 +383,8 @@ class TransformersBackend:
                     options.update(do_sample=True, temperature=1.0, top_k=0, top_p=top_p)
                 if processors:
                     options["logits_processor"] = processors
-                out = self.model.generate(**enc, **options)
+                # the n samples of a conversation are adjacent rows: their prompt is prefilled once
+                out = generate_with_shared_prefill(self.model, **enc, **options)
                 decoded = self.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
                 for (i, j), text in zip(batch, decoded, strict=True):
                     outputs[i][j] = cut_at_stop(text, stop)

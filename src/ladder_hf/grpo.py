@@ -78,12 +78,17 @@ def train(script_args: ScriptArguments, training_args, model_args, reward_funcs:
     from trl import get_peft_config, get_quantization_config
     from trl.trainer.utils import get_callable_name
 
-    from ladder_hf.models import resolve_model_name_or_path
+    from ladder_hf.models import cpu_has_native_bf16, resolve_model_name_or_path
     from ladder_hf.rewards import get_reward_funcs
     from ladder_hf.verifier import start_workers
 
     _setup_logging(training_args)
     set_seed(training_args.seed)
+    if training_args.bf16 and training_args.use_cpu and not cpu_has_native_bf16():
+        logger.warning(
+            "bf16 on a CPU without native bf16 (AVX512-BF16 or AMX): PyTorch emulates it, and a step is many times "
+            "slower than in float32. Set `bf16: false` (GRPOConfig turns it on by default)."
+        )
 
     base_model = model_args.model_name_or_path
     model_args.model_name_or_path = resolve_model_name_or_path(base_model)
@@ -158,6 +163,7 @@ def train(script_args: ScriptArguments, training_args, model_args, reward_funcs:
         quantization_config=get_quantization_config(model_args),
         reward_timer=timer,
         card_info=card_info,
+        share_prompt=script_args.share_prompt,
     )
     trainer.add_callback(RewardTimerCallback(timer))
 

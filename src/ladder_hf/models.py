@@ -113,6 +113,24 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
         tokenizer.save_pretrained(tmp)
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware (AVX512-BF16 or AMX), read from /proc/cpuinfo.
+
+    Without them PyTorch emulates bf16 matmuls on a CPU, about 70x slower than float32 on an AVX2 machine
+    (``benchmarks/grpo_step.py`` measures both), so bf16 training only pays where this is true.
+
+    Example:
+        >>> isinstance(cpu_has_native_bf16(), bool)
+        True
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            flags = next((line.split(":", 1)[1].split() for line in info if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def is_default_model(name_or_path: str | None) -> bool:
     """True when ``name_or_path`` names the embedded default model (or is empty)."""
     return name_or_path is None or str(name_or_path).strip() in DEFAULT_MODEL_ALIASES

@@ -13,10 +13,12 @@ import functools
 import os
 import re
 
+import torch
 from huggingface_hub import ModelCard
 from trl import GRPOTrainer
 
 from ladder_hf.callbacks import RewardTimer
+from ladder_hf.generation import cache_argument, generate_with_shared_prefill, output_cache
 
 
 class LadderGRPOTrainer(GRPOTrainer):
@@ -25,42 +27,99 @@ class LadderGRPOTrainer(GRPOTrainer):
     Args (beyond ``GRPOTrainer``'s):
         reward_timer (:class:`~ladder_hf.callbacks.RewardTimer`, *optional*): its metrics join each log.
         card_info (`dict`, *optional*): facts of the run for the model card (:func:`ladder_card_section`).
+        share_prompt (`bool`, *optional*, defaults to `True`): run each distinct prompt of a batch through the
+            model once, for generation (:func:`generate_with_shared_prefill`) and for the loss
+            (:func:`shared_prompt_logps`), instead of once per completion. Exact up to float rounding; used
+            where it is safe (one process, text only, no activation checkpointing), TRL's own path elsewhere.
     """
 
-    def __init__(self, *args, reward_timer: RewardTimer | None = None, card_info: dict | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        reward_timer: RewardTimer | None = None,
+        card_info: dict | None = None,
+        share_prompt: bool = True,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.reward_timer = reward_timer
         self.card_info = dict(card_info or {})
         self._pending_logs: dict[str, float] = {}
+        # Two forward passes before one backward is not something DDP, DeepSpeed or FSDP expect, gradient
+        # checkpointing turns the prompt's key/value cache off, and prompt-learning PEFT adds virtual tokens.
+        peft_config = getattr(self.model, "active_peft_config", None)
+        self.share_prompt = (
+            share_prompt
+            and self.accelerator.num_processes == 1
+            and not self.args.gradient_checkpointing
+            and not getattr(peft_config, "is_prompt_learning", False)
+        )
 
     def _timed(self, phase: str):
         return self.reward_timer.phase(phase) if self.reward_timer is not None else contextlib.nullcontext()
 
     # Timed so the log says where a step's time goes (timing/generate_seconds, timing/loss_seconds, ...).
     def _generate_single_turn(self, *args, **kwargs):
-        with self._timed("generate"), self._stop_strings():
+        with self._timed("generate"), self._fast_generate():
             return super()._generate_single_turn(*args, **kwargs)
 
     @contextlib.contextmanager
-    def _stop_strings(self):
-        """Make ``generation_kwargs: {stop_strings: [...]}`` work on the transformers path.
+    def _fast_generate(self):
+        """For one generation call on the transformers path, the model's ``generate`` shares each prompt's prefill
+        and stops at ``generation_kwargs: {stop_strings: [...]}``.
 
-        transformers stops at ``GenerationConfig.stop_strings`` only when ``generate`` is given the
-        tokenizer, which TRL does not pass; for the length of one generation call the model's
-        ``generate`` gets it. Stopping at ``</answer>`` ends a completion where the reward stops reading,
-        so a group is not held up by one sample that keeps writing after its answer.
+        GRPO samples a group of completions of the same prompt, and ``generate`` would run the prompt once per
+        completion (on a CPU the prefill of 8 copies of a 165-token prompt costs as much as 25 decoding steps):
+        :func:`generate_with_shared_prefill` runs it once per distinct prompt. transformers stops at
+        ``GenerationConfig.stop_strings`` only when ``generate`` is given the tokenizer, which TRL does not
+        pass; stopping at ``</answer>`` ends a completion where the reward stops reading, so a group is not held
+        up by one sample that keeps writing after its answer.
         """
-        config = getattr(self, "generation_config", None)
-        if self.use_vllm or config is None or not getattr(config, "stop_strings", None):
+        if self.use_vllm or getattr(self, "generation_config", None) is None:
             yield
             return
         model = self.accelerator.unwrap_model(self.model)
-        tokenizer = getattr(self, "_tokenizer", None) or self.processing_class
-        model.generate = functools.partial(type(model).generate, model, tokenizer=tokenizer)
+        kwargs = {}
+        if getattr(self.generation_config, "stop_strings", None):
+            kwargs["tokenizer"] = getattr(self, "_tokenizer", None) or self.processing_class
+        share = self.share_prompt
+        if not kwargs and not share:
+            yield
+            return
+        generate = generate_with_shared_prefill if share else type(model).generate
+        model.generate = functools.partial(generate, model, **kwargs)
         try:
             yield
         finally:
             del model.generate
+
+    def _get_per_token_logps_and_entropies(
+        self,
+        model,
+        input_ids,
+        attention_mask,
+        logits_to_keep,
+        batch_size=None,
+        compute_entropy=False,
+        compute_aux_loss=False,
+        **multimodal,
+    ):
+        if not self.share_prompt or compute_aux_loss or any(v is not None for v in multimodal.values()):
+            return super()._get_per_token_logps_and_entropies(
+                model,
+                input_ids,
+                attention_mask,
+                logits_to_keep,
+                batch_size,
+                compute_entropy,
+                compute_aux_loss,
+                **multimodal,
+            )
+        with self.accelerator.autocast():
+            logps, entropies = shared_prompt_logps(
+                model, input_ids, attention_mask, logits_to_keep, self.temperature, compute_entropy
+            )
+        return logps, entropies, None
 
     def _prepare_inputs(self, generation_batch):
         with self._timed("prepare"):
@@ -114,6 +173,84 @@ class LadderGRPOTrainer(GRPOTrainer):
         text = re.sub(r"\[([^\]]*)\]\(https://huggingface\.co/(?:datasets/)?None\)", r"\1", text)
         card.text = text.rstrip() + "\n\n" + ladder_card_section(info) + "\n"
         card.save(path)
+
+
+def shared_prompt_logps(
+    model,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    logits_to_keep: int,
+    temperature: float = 1.0,
+    compute_entropy: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-probabilities (and entropies) of the completion tokens, running each distinct prompt once.
+
+    GRPO scores a group of completions of the *same* prompt. TRL runs the model over every
+    ``prompt + completion`` row, so a group of 8 computes its prompt 8 times, and on a CPU its fused LM
+    head projects every position, prompt included, onto the vocabulary. Here the prompt goes through the
+    model once with a key/value cache, the cache is repeated for the group, and only the completion
+    tokens are run on top of it and projected. The cache keeps its graph, so gradients reach the
+    prompt's activations as before: the result equals TRL's up to float rounding (rotary positions are
+    relative, so dropping the left padding changes nothing).
+
+    Args:
+        model: a causal LM whose forward takes a key/value cache and ``logits_to_keep`` (transformers').
+        input_ids, attention_mask: ``(batch, prompt + completion)``, prompts left-padded, completions
+            right-padded, as ``GRPOTrainer`` builds them.
+        logits_to_keep: the completion length (the last ``logits_to_keep`` columns).
+        temperature: the logits are divided by it, as in TRL.
+        compute_entropy: also return the entropy of each next-token distribution.
+
+    Returns:
+        ``(logps, entropies)``, each ``(batch, logits_to_keep)``, zero at padded completion positions;
+        ``entropies`` is ``None`` unless asked for.
+
+    Example:
+        >>> import torch
+        >>> from transformers import LlamaConfig, LlamaForCausalLM
+        >>> model = LlamaForCausalLM(LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32,
+        ...     num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2)).eval()
+        >>> ids = torch.tensor([[0, 5, 6, 7, 8], [5, 6, 7, 9, 10], [0, 0, 6, 7, 8]])
+        >>> mask = torch.tensor([[0, 1, 1, 1, 1], [1, 1, 1, 1, 1], [0, 0, 1, 1, 1]])
+        >>> logps, _ = shared_prompt_logps(model, ids, mask, logits_to_keep=2)
+        >>> full = torch.log_softmax(model(input_ids=ids[1:2]).logits[0, -3:-1], -1)
+        >>> torch.allclose(logps[1], full.gather(-1, ids[1, -2:, None])[:, 0], atol=1e-5)
+        True
+    """
+    k = logits_to_keep
+    prompt_ids, prompt_mask = input_ids[:, :-k], attention_mask[:, :-k]
+    completion_ids, completion_mask = input_ids[:, -k:], attention_mask[:, -k:]
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for row in range(input_ids.size(0)):
+        groups.setdefault(tuple(prompt_ids[row][prompt_mask[row].bool()].tolist()), []).append(row)
+
+    logps, entropies, order = [], [], []
+    cache_name = cache_argument(model)
+    for prompt, rows in groups.items():
+        n, length = len(rows), len(prompt)
+        prompt_tensor = input_ids.new_tensor(prompt)[None]
+        cache = None
+        if length > 1:
+            # Every prompt token but the last; the last one goes with the completion, so the first
+            # completion token is scored from the same forward as the rest.
+            cache = output_cache(model(input_ids=prompt_tensor[:, :-1], use_cache=True, logits_to_keep=1))
+            cache.batch_repeat_interleave(n)
+        index = input_ids.new_tensor(rows)
+        tokens = torch.cat([prompt_tensor[:, -1:].expand(n, 1), completion_ids[index, :-1]], dim=1)
+        mask = torch.cat([prompt_mask.new_ones(n, length), completion_mask[index, :-1]], dim=1)
+        logits = model(input_ids=tokens, attention_mask=mask, use_cache=True, **{cache_name: cache}).logits
+        logits = logits.float() / temperature
+        log_softmax = torch.log_softmax(logits, dim=-1)
+        valid = completion_mask[index].bool()
+        logps.append(log_softmax.gather(-1, completion_ids[index, :, None]).squeeze(-1).masked_fill(~valid, 0.0))
+        if compute_entropy:
+            entropy = -(log_softmax.exp() * log_softmax).sum(-1)
+            entropies.append(entropy.masked_fill(~valid, 0.0))
+        order.extend(rows)
+
+    inverse = torch.empty(len(order), dtype=torch.long, device=input_ids.device)
+    inverse[input_ids.new_tensor(order)] = torch.arange(len(order), device=input_ids.device)
+    return torch.cat(logps)[inverse], (torch.cat(entropies)[inverse] if compute_entropy else None)
 
 
 def _quick_start(model_id: str, prompt: str) -> str:

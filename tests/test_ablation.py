@@ -1,0 +1,68 @@
+"""The ablation script (benchmarks/ladder_ablation.py) end to end on a tiny model: arms, seeds, results."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ladder_hf.store import write_jsonl
+
+ROOT = Path(__file__).resolve().parents[1]
+PROBLEMS = [
+    {"id": f"t-{i:02d}", "integrand": integrand, "lower": "", "upper": ""}
+    for i, integrand in enumerate(["x**2", "cos(x)", "x*exp(x)", "3*x**2 + cos(2*x)", "exp(2*x) + x", "sin(x)*cos(x)"])
+]
+
+
+@pytest.fixture(scope="module")
+def ablation():
+    spec = importlib.util.spec_from_file_location("ladder_ablation", ROOT / "benchmarks" / "ladder_ablation.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_trained_arms_run_once_per_seed_and_results_pool_them(ablation, tiny_model_dir, tmp_path):
+    problems = tmp_path / "problems.jsonl"
+    write_jsonl(str(problems), PROBLEMS)
+    config = ablation.AblationConfig(
+        output_dir=str(tmp_path / "run"),
+        img_dir=str(tmp_path / "img"),
+        model=tiny_model_dir,
+        problem_set=str(problems),
+        num_train_problems=2,
+        num_test_problems=2,
+        easy_test_problems=0,
+        arms=["base", "roots"],
+        train_seeds=[0, 1],  # 0 is --seed: the plain "roots" arm, not a second copy of it
+        variant_sympy_timeout=0,
+        sympy_baseline=False,
+        quick=True,
+    )
+    results = ablation.run(config)
+
+    assert list(results["arms"]) == ["base", "roots", "roots-seed1"]
+    out = tmp_path / "run"
+    for key in ("roots", "roots-seed1"):
+        assert (out / "models" / key / "model.safetensors").is_file()
+        assert results["arms"][key]["eval"]["test"]["problems"] == 2
+    seed0 = json.loads((out / "models" / "roots" / "trainer_state.json").read_text())
+    seed1 = json.loads((out / "models" / "roots-seed1" / "trainer_state.json").read_text())
+    assert seed0["global_step"] == seed1["global_step"] == config.max_steps
+    assert yaml.safe_load((out / "models" / "roots-seed1" / "grpo_config.yaml").read_text())["seed"] == 1
+
+    pooled = ablation.pooled(results, "test")
+    assert len(pooled["roots"]["per_seed"]) == 2 and pooled["roots"]["answers"] == 2 * 2 * config.eval_samples
+    text = (out / "results.md").read_text()
+    assert "Pooled over seeds" in text and "(seed 1)" in text
+    assert (tmp_path / "img" / "ladder_ablation_accuracy.png").read_bytes()[:4] == b"\x89PNG"
+
+    # a rerun finds every arm done and trains nothing
+    again = ablation.run(config)
+    assert again["arms"]["roots-seed1"]["eval"] == results["arms"]["roots-seed1"]["eval"]

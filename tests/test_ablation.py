@@ -19,13 +19,17 @@ PROBLEMS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def ablation():
-    spec = importlib.util.spec_from_file_location("ladder_ablation", ROOT / "benchmarks" / "ladder_ablation.py")
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def ablation():
+    return _load("ladder_ablation")
 
 
 def test_trained_arms_run_once_per_seed_and_results_pool_them(ablation, tiny_model_dir, tmp_path):
@@ -66,3 +70,11 @@ def test_trained_arms_run_once_per_seed_and_results_pool_them(ablation, tiny_mod
     # a rerun finds every arm done and trains nothing
     again = ablation.run(config)
     assert again["arms"]["roots-seed1"]["eval"] == results["arms"]["roots-seed1"]["eval"]
+
+    # the sweep comparison pools the arm's seeds per run folder
+    compare = _load("compare_runs")
+    figure = tmp_path / "sweep.png"
+    assert compare.main([str(out), "--arm", "roots", "--out", str(figure)]) == 0
+    assert figure.read_bytes()[:4] == b"\x89PNG"
+    steps, rate = compare.correct_rate_curve(results, "roots")
+    assert steps == list(range(1, config.max_steps + 1)) and len(rate) == len(steps)

@@ -197,6 +197,32 @@ def output_cache(output):
     return cache if cache is not None else getattr(output, "past_key_values", None)
 
 
+def distinct_rows(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The distinct rows of a batch, and where each row's copy is: ``(first, inverse)``.
+
+    ``first`` indexes one row per distinct (tokens, mask) pair and ``inverse`` maps every row to its entry
+    in ``first``, so ``input_ids[first][inverse]`` equals ``input_ids``. The mask is part of the key: a pad
+    id that is also a real token must not merge two prompts. The shared-prompt generation and loss both
+    group a GRPO batch with it.
+
+    Example:
+        >>> import torch
+        >>> ids = torch.tensor([[0, 5, 6], [4, 5, 6], [0, 5, 6]])
+        >>> mask = torch.tensor([[0, 1, 1], [1, 1, 1], [0, 1, 1]])
+        >>> first, inverse = distinct_rows(ids, mask)
+        >>> torch.equal(ids[first][inverse], ids), len(first)
+        (True, 2)
+    """
+    import torch
+
+    keys = torch.cat([input_ids, attention_mask.to(input_ids.dtype)], dim=1)
+    _, inverse = torch.unique(keys, dim=0, return_inverse=True)
+    rows = torch.arange(len(keys), device=keys.device)
+    first = torch.full((int(inverse.max()) + 1,), len(keys), device=keys.device, dtype=rows.dtype)
+    first = first.scatter_reduce(0, inverse, rows, reduce="amin")
+    return first, inverse
+
+
 def generate_with_shared_prefill(
     model, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None, **kwargs
 ) -> torch.Tensor:
@@ -238,16 +264,10 @@ def generate_with_shared_prefill(
         or (kwargs.get("cache_implementation") or getattr(config, "cache_implementation", None)) is not None
     ):
         return plain()
-    # the mask is part of the key: a pad id that is also a real token must not merge two prompts
-    first: dict[tuple, int] = {}
-    inverse = [
-        first.setdefault((tuple(r), tuple(m)), len(first))
-        for r, m in zip(input_ids.tolist(), attention_mask.tolist(), strict=True)
-    ]
+    first, inverse = distinct_rows(input_ids, attention_mask)
     if len(first) == len(inverse):
         return plain()
-    distinct = input_ids.new_tensor([inverse.index(i) for i in range(len(first))])
-    prefix_ids, prefix_mask = input_ids[distinct, :-1], attention_mask[distinct, :-1]
+    prefix_ids, prefix_mask = input_ids[first, :-1], attention_mask[first, :-1]
     # generate numbers positions by the attention mask (padding at 0), and so must the prefill it skips
     position_ids = (prefix_mask.long().cumsum(-1) - 1).clamp(min=0)
     with torch.no_grad():
@@ -259,7 +279,7 @@ def generate_with_shared_prefill(
             logits_to_keep=1,
         )
     cache = output_cache(output)
-    cache.batch_select_indices(input_ids.new_tensor(inverse))
+    cache.batch_select_indices(inverse)
     kwargs[cache_argument(model)] = cache
     return type(model).generate(model, input_ids=input_ids, attention_mask=attention_mask, **kwargs)
 

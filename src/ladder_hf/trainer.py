@@ -18,7 +18,7 @@ from huggingface_hub import ModelCard
 from trl import GRPOTrainer
 
 from ladder_hf.callbacks import RewardTimer
-from ladder_hf.generation import cache_argument, generate_with_shared_prefill, output_cache
+from ladder_hf.generation import cache_argument, distinct_rows, generate_with_shared_prefill, output_cache
 
 
 class LadderGRPOTrainer(GRPOTrainer):
@@ -187,11 +187,10 @@ def shared_prompt_logps(
 
     GRPO scores a group of completions of the *same* prompt. TRL runs the model over every
     ``prompt + completion`` row, so a group of 8 computes its prompt 8 times, and on a CPU its fused LM
-    head projects every position, prompt included, onto the vocabulary. Here the prompt goes through the
-    model once with a key/value cache, the cache is repeated for the group, and only the completion
-    tokens are run on top of it and projected. The cache keeps its graph, so gradients reach the
-    prompt's activations as before: the result equals TRL's up to float rounding (rotary positions are
-    relative, so dropping the left padding changes nothing).
+    head projects every position, prompt included, onto the vocabulary. Here the batch's distinct prompts
+    go through the model once, in one forward with a key/value cache, the cache is indexed out to every
+    row, and only the completion tokens are run on top of it and projected. The cache keeps its graph, so
+    gradients reach the prompt's activations as before: the result equals TRL's up to float rounding.
 
     Args:
         model: a causal LM whose forward takes a key/value cache and ``logits_to_keep`` (transformers').
@@ -220,37 +219,27 @@ def shared_prompt_logps(
     k = logits_to_keep
     prompt_ids, prompt_mask = input_ids[:, :-k], attention_mask[:, :-k]
     completion_ids, completion_mask = input_ids[:, -k:], attention_mask[:, -k:]
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for row in range(input_ids.size(0)):
-        groups.setdefault(tuple(prompt_ids[row][prompt_mask[row].bool()].tolist()), []).append(row)
-
-    logps, entropies, order = [], [], []
-    cache_name = cache_argument(model)
-    for prompt, rows in groups.items():
-        n, length = len(rows), len(prompt)
-        prompt_tensor = input_ids.new_tensor(prompt)[None]
-        cache = None
-        if length > 1:
-            # Every prompt token but the last; the last one goes with the completion, so the first
-            # completion token is scored from the same forward as the rest.
-            cache = output_cache(model(input_ids=prompt_tensor[:, :-1], use_cache=True, logits_to_keep=1))
-            cache.batch_repeat_interleave(n)
-        index = input_ids.new_tensor(rows)
-        tokens = torch.cat([prompt_tensor[:, -1:].expand(n, 1), completion_ids[index, :-1]], dim=1)
-        mask = torch.cat([prompt_mask.new_ones(n, length), completion_mask[index, :-1]], dim=1)
-        logits = model(input_ids=tokens, attention_mask=mask, use_cache=True, **{cache_name: cache}).logits
-        logits = logits.float() / temperature
-        log_softmax = torch.log_softmax(logits, dim=-1)
-        valid = completion_mask[index].bool()
-        logps.append(log_softmax.gather(-1, completion_ids[index, :, None]).squeeze(-1).masked_fill(~valid, 0.0))
-        if compute_entropy:
-            entropy = -(log_softmax.exp() * log_softmax).sum(-1)
-            entropies.append(entropy.masked_fill(~valid, 0.0))
-        order.extend(rows)
-
-    inverse = torch.empty(len(order), dtype=torch.long, device=input_ids.device)
-    inverse[input_ids.new_tensor(order)] = torch.arange(len(order), device=input_ids.device)
-    return torch.cat(logps)[inverse], (torch.cat(entropies)[inverse] if compute_entropy else None)
+    cache = None
+    if prompt_ids.size(1) > 1:
+        # Every prompt column but the last, once per distinct prompt; the last one goes with the completion,
+        # so the first completion token is scored from the same forward as the rest. Positions count
+        # columns, padding included, as in TRL's forward: rotary attention only sees their differences.
+        first, inverse = distinct_rows(prompt_ids, prompt_mask)
+        prefix = model(
+            input_ids=prompt_ids[first, :-1], attention_mask=prompt_mask[first, :-1], use_cache=True, logits_to_keep=1
+        )
+        cache = output_cache(prefix)
+        cache.batch_select_indices(inverse)
+    tokens = torch.cat([prompt_ids[:, -1:], completion_ids[:, :-1]], dim=1)
+    mask = torch.cat([prompt_mask, completion_mask[:, :-1]], dim=1)
+    logits = model(input_ids=tokens, attention_mask=mask, use_cache=True, **{cache_argument(model): cache}).logits
+    log_softmax = torch.log_softmax(logits.float() / temperature, dim=-1)
+    valid = completion_mask.bool()
+    logps = log_softmax.gather(-1, completion_ids[..., None]).squeeze(-1).masked_fill(~valid, 0.0)
+    if not compute_entropy:
+        return logps, None
+    entropies = -(log_softmax.exp() * log_softmax).sum(-1)
+    return logps, entropies.masked_fill(~valid, 0.0)
 
 
 def _quick_start(model_id: str, prompt: str) -> str:

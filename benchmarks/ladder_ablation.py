@@ -43,6 +43,7 @@ from pathlib import Path
 from ladder_hf.demo import (
     DemoConfig,
     build_variants,
+    easy_held_out_set,
     evaluate_stage,
     is_trained,
     materialise_dataset,
@@ -54,7 +55,7 @@ from ladder_hf.demo import (
     tree_sizes,
 )
 from ladder_hf.evaluation import wilson_interval
-from ladder_hf.problems import FEW_SHOT_EXAMPLES, load_problems
+from ladder_hf.problems import load_problems
 from ladder_hf.store import read_jsonl, write_jsonl
 
 logger = logging.getLogger("ladder_ablation")
@@ -105,10 +106,6 @@ class AblationConfig(DemoConfig):
     variant_depth: int = field(default=3, metadata={"help": "Variant tree depth (paper: 3)."})
     max_nodes_per_root: int | None = field(default=30, metadata={"help": "Cap on kept variants per tree."})
     max_steps: int = field(default=40, metadata={"help": "GRPO steps per trained arm (equal budgets)."})
-    easy_test_problems: int = field(default=20, metadata={"help": "Size of the easy held-out set (0: none)."})
-    easy_variants_per_root: int = field(
-        default=10, metadata={"help": "Variants grown per test root to draw the easy held-out set from."}
-    )
     arms: list[str] = field(default_factory=lambda: list(ARMS), metadata={"help": "Arms to run, in order."})
     train_seeds: list[int] = field(
         default_factory=list,
@@ -158,44 +155,6 @@ def solve_rates_before_after(dataset_dir: str, model_dir: str, config: AblationC
         )
         tables[when] = solve_rate_table(rows, rates)
     return tables
-
-
-def easy_heldout(test: list[dict], train_nodes: list[dict], out_dir: str, config: AblationConfig) -> list[dict]:
-    """The least difficult variants of the *test* roots that appear nowhere in training or in the prompt.
-
-    Any integrand that is also a node of a training tree, or one of the few-shot examples, is
-    dropped (exact string, spaces ignored), so a correct answer here is transfer, not recall.
-    """
-    easy = dataclasses.replace(
-        config, variants_per_node=3, max_nodes_per_root=config.easy_variants_per_root, quick=False
-    )
-    nodes = build_variants(test, [], out_dir, easy)
-
-    def key(text) -> str:
-        return str(text).replace(" ", "")
-
-    seen = {key(n["integrand"]) for n in train_nodes} | {key(f) for f, _ in FEW_SHOT_EXAMPLES}
-    candidates = [n for n in nodes if n["depth"] > 0 and n.get("kept", True)]
-    fresh = [n for n in candidates if key(n["integrand"]) not in seen]
-    unique = list({key(n["integrand"]): n for n in sorted(fresh, key=lambda n: n["id"], reverse=True)}.values())
-    unique.sort(key=lambda n: (n.get("difficulty") if n.get("difficulty") is not None else float("inf"), n["id"]))
-    rows = [
-        {
-            "id": f"easy-{n['id']}",
-            "integrand": n["integrand"],
-            "lower": n.get("lower") or "",
-            "upper": n.get("upper") or "",
-            "difficulty": n.get("difficulty"),
-        }
-        for n in unique[: config.easy_test_problems]
-    ]
-    logger.info(
-        "easy held-out: %d of %d test-tree variants (%d shared an integrand with training or the prompt)",
-        len(rows),
-        len(candidates),
-        len(candidates) - len(fresh),
-    )
-    return rows
 
 
 def warm_start_stage(out: Path, config: AblationConfig, folder: str = "warm_start") -> dict:
@@ -467,7 +426,7 @@ def run(config: AblationConfig) -> dict:
     train_nodes = build_variants(train, test, str(out / "variants"), config)
     results["variant_seconds"] = round(time.perf_counter() - began, 1)
     if config.easy_test_problems and not easy_path.is_file():
-        write_jsonl(str(easy_path), easy_heldout(test, train_nodes, str(out / "test_variants"), config))
+        write_jsonl(str(easy_path), easy_held_out_set(test, train_nodes, str(out / "test_variants"), config))
     sets = {"test": str(test_path)}
     if config.easy_test_problems and read_jsonl(str(easy_path)):
         sets["easy"] = str(easy_path)

@@ -119,6 +119,34 @@ def test_quick_demo_numbers_are_consistent(quick_demo):
     assert f"(n={len(test) * config.eval_samples})" in report and "95% intervals" in report
 
 
+def test_quick_demo_scores_easy_variants_of_the_held_out_problems_that_no_training_tree_holds(quick_demo):
+    from ladder_hf.problems import FEW_SHOT_EXAMPLES
+
+    out, config, summary = quick_demo
+    easy = read_jsonl(str(out / "problems/test_easy.jsonl"))
+    assert 1 <= len(easy) <= config.easy_test_problems and summary["problems"]["easy"] == len(easy)
+    # drawn from the held-out problems' own trees, below their roots ...
+    test_ids = {r["id"] for r in read_jsonl(str(out / "problems/test.jsonl"))}
+    grown = {n["id"]: n for n in read_jsonl(str(out / "test_variants/nodes.jsonl"))}
+    for row in easy:
+        node = grown[row["id"].removeprefix("easy-")]
+        assert node["depth"] > 0 and node["id"].split(".")[0] in test_ids and node["integrand"] == row["integrand"]
+
+    # ... and never a training node or a few-shot example: a correct answer is transfer, not recall
+    def key(text):
+        return str(text).replace(" ", "")
+
+    trained_on = {key(n["integrand"]) for n in read_jsonl(str(out / "variants/nodes.jsonl"))}
+    assert not {key(r["integrand"]) for r in easy} & (trained_on | {key(f) for f, _ in FEW_SHOT_EXAMPLES})
+    for name, folder in (("base", "eval_base_easy"), ("trained", "eval_trained_easy")):
+        evaluation = json.loads((out / folder / "summary.json").read_text(encoding="utf-8"))
+        assert summary["scores_easy"][name]["accuracy"] == evaluation["model"]["accuracy"]
+        completions = read_jsonl(str(out / folder / "completions.jsonl"))
+        assert len(completions) == len(easy) * config.eval_samples
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert f"{len(easy)} easy variants of them" in report and report.count("95% intervals") == 2
+
+
 def test_quick_demo_reports_the_solve_rate_per_tree_depth_before_and_after(quick_demo):
     out, config, summary = quick_demo
     tables = summary["tree_solve_rates"]

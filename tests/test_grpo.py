@@ -496,6 +496,11 @@ def test_measure_solve_rates_scores_samples_per_row_and_resumes(tmp_path):
     again = ScriptedAnswers({})
     assert measure_solve_rates(rows, again, samples=4, prompt="compact", store_path=str(store)) == rates
     assert again.calls == 0
+    # rates measured with 4 samples are not a 2-sample measurement: those are drawn anew, and both stay stored
+    fewer = ScriptedAnswers({"2*x": ["x**2", "x**2"], "cos(x)": ["0", "0"], "exp(x)": ["1", "1"]})
+    assert measure_solve_rates(rows, fewer, samples=2, prompt="compact", store_path=str(store)) == [1.0, 0.0, 0.0]
+    assert fewer.calls == 1
+    assert measure_solve_rates(rows, ScriptedAnswers({}), samples=4, prompt="compact", store_path=str(store)) == rates
     table = solve_rate_table(rows, rates)
     assert [(t["depth"], t["rows"], t["edge"], t["always"]) for t in table] == [(1, 1, 1, 0), (2, 2, 1, 1)]
     kept = select_by_solve_rate(Dataset.from_list(rows), rates)

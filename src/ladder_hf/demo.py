@@ -58,6 +58,8 @@ _OUTPUT_KEYS = (
     "problem_set",
     "num_train_problems",
     "num_test_problems",
+    "easy_test_problems",
+    "easy_variants_per_root",
     "selection",
     "seed",
     "generator",
@@ -99,6 +101,17 @@ class DemoConfig:
     )
     num_train_problems: int = field(default=3, metadata={"help": "Root problems whose variant trees are trained on."})
     num_test_problems: int = field(default=6, metadata={"help": "Held-out problems evaluated before and after."})
+    easy_test_problems: int = field(
+        default=40,
+        metadata={
+            "help": "Size of the easy held-out set, scored before and after as well: the least difficult variants "
+            "of the held-out problems, minus any integrand that is a training node or a few-shot example (0: none). "
+            "A 135M model starts near 0% on the real problems; this set shows whether what it learned transfers."
+        },
+    )
+    easy_variants_per_root: int = field(
+        default=10, metadata={"help": "Variants grown per held-out problem to draw the easy held-out set from."}
+    )
     selection: str = field(
         default="shortest",
         metadata={
@@ -209,6 +222,7 @@ class DemoConfig:
     def apply_quick(self) -> None:
         """Shrink every budget to a smoke run (seconds with a tiny model, ~2 minutes with SmolLM2)."""
         self.num_train_problems, self.num_test_problems = 2, 2
+        self.easy_test_problems, self.easy_variants_per_root = min(self.easy_test_problems, 2), 2
         self.variant_depth, self.variants_per_node, self.max_nodes_per_root = 1, 2, 4
         self.max_steps, self.num_generations, self.prompts_per_step = 2, 2, 1
         self.max_completion_length, self.eval_max_new_tokens = 8, 8
@@ -275,6 +289,54 @@ def build_variants(train: list[dict], test: list[dict], out_dir: str, config: De
         max_nodes_per_root=config.max_nodes_per_root,
         quality=quality,
     )
+
+
+def easy_held_out_set(test: list[dict], train_nodes: list[dict], out_dir: str, config: DemoConfig) -> list[dict]:
+    """The least difficult variants of the held-out problems that appear nowhere in training or in the prompt.
+
+    The held-out problems' own trees are grown in ``out_dir`` (never trained on); any integrand that is also a
+    node of a training tree, or one of the few-shot examples, is dropped (exact string, spaces ignored), so
+    a correct answer here is transfer, not recall. The ``config.easy_test_problems`` least difficult of the
+    rest (by the generator's difficulty score) are returned as problem rows with ``easy-`` ids.
+
+    Example:
+        >>> rows = easy_held_out_set(test, train_nodes, "ladder_demo/test_variants", DemoConfig())  # doctest: +SKIP
+        >>> rows[0]["id"]  # doctest: +SKIP
+        'easy-ug-023.2.0'
+    """
+    from ladder_hf.problems import FEW_SHOT_EXAMPLES
+
+    # quick=False: the config is already shrunk, and __post_init__ would shrink these two again
+    grow = dataclasses.replace(
+        config, variants_per_node=3, max_nodes_per_root=config.easy_variants_per_root, quick=False
+    )
+    nodes = build_variants(test, [], out_dir, grow)
+
+    def key(text) -> str:
+        return str(text).replace(" ", "")
+
+    seen = {key(n["integrand"]) for n in train_nodes} | {key(f) for f, _ in FEW_SHOT_EXAMPLES}
+    candidates = [n for n in nodes if n["depth"] > 0 and n.get("kept", True)]
+    fresh = [n for n in candidates if key(n["integrand"]) not in seen]
+    unique = list({key(n["integrand"]): n for n in sorted(fresh, key=lambda n: n["id"], reverse=True)}.values())
+    unique.sort(key=lambda n: (n.get("difficulty") if n.get("difficulty") is not None else float("inf"), n["id"]))
+    rows = [
+        {
+            "id": f"easy-{n['id']}",
+            "integrand": n["integrand"],
+            "lower": n.get("lower") or "",
+            "upper": n.get("upper") or "",
+            "difficulty": n.get("difficulty"),
+        }
+        for n in unique[: config.easy_test_problems]
+    ]
+    logger.info(
+        "easy held-out: %d of %d held-out-tree variants (%d shared an integrand with training or the prompt)",
+        len(rows),
+        len(candidates),
+        len(candidates) - len(fresh),
+    )
+    return rows
 
 
 _SLICES = {"tree": "all", "roots": "roots", "variants": "variants"}
@@ -636,24 +698,40 @@ def render_report(summary: dict) -> str:
         "",
         f"Model `{c['model']}` trained with GRPO on {c['generator']} variant trees of "
         f"{summary['problems']['train']} `{c['problem_set']}` problems, evaluated on "
-        f"{summary['problems']['test']} held-out ones ({k} samples each, temperature "
-        f"{c['temperature'] if k > 1 else 0}, {c['eval_max_new_tokens']} new tokens).",
+        f"{summary['problems']['test']} held-out ones"
+        + (
+            f" and on {summary['problems']['easy']} easy variants of them (never trained on)"
+            if summary.get("scores_easy")
+            else ""
+        )
+        + f" ({k} samples each, temperature {c['temperature'] if k > 1 else 0}, "
+        f"{c['eval_max_new_tokens']} new tokens).",
         "",
         "## Held-out accuracy",
         "",
-        f"| system | pass@1 | 95% interval (n) | pass@{k} | answered in tags |",
-        "|---|---|---|---|---|",
-        f"| base | {_pct(base['accuracy'])} | {_interval(base)} | {_pct(base[f'pass@{k}'])} "
-        f"| {_pct(base['answer_rate'])} |",
-        f"| after {summary['train']['global_step']} GRPO steps | {_pct(trained['accuracy'])} | {_interval(trained)} "
-        f"| {_pct(trained[f'pass@{k}'])} | {_pct(trained['answer_rate'])} |",
+        f"| held-out set | system | pass@1 | 95% interval (n) | pass@{k} | answered in tags |",
+        "|---|---|---|---|---|---|",
     ]
+    sets = [(f"{summary['problems']['test']} held-out problems", base, trained)]
+    if summary.get("scores_easy"):
+        easy = summary["scores_easy"]
+        sets.append((f"{summary['problems']['easy']} easy variants of them", easy["base"], easy["trained"]))
+    steps = summary["train"]["global_step"]
+    for name, before, after in sets:
+        for system, score in (("base", before), (f"after {steps} GRPO steps", after)):
+            lines.append(
+                f"| {name} | {system} | {_pct(score['accuracy'])} | {_interval(score)} "
+                f"| {_pct(score[f'pass@{k}'])} | {_pct(score['answer_rate'])} |"
+            )
     if base.get("sympy_accuracy") is not None:
-        lines.append(f"| sympy.integrate (reference) | {_pct(base['sympy_accuracy'])} | – | – | – |")
+        lines.append(f"| {sets[0][0]} | sympy.integrate (reference) | {_pct(base['sympy_accuracy'])} | – | – | – |")
+    lines += [""]
+    for name, before, after in sets:
+        lines.append(f"- {name}: {held_out_verdict(before, after)}")
     lines += [
         "",
-        held_out_verdict(base, trained) + " Samples of one problem are correlated, so the intervals (Wilson, "
-        "over problems x samples) are if anything too narrow.",
+        "Samples of one problem are correlated, so the intervals (Wilson, over problems x samples) are if "
+        "anything too narrow.",
         "",
         "![accuracy](plots/accuracy.png)",
         "",
@@ -746,6 +824,18 @@ def _solve_rate_section(summary: dict) -> list[str]:
     return [*lines, "", "![solve rate per depth](plots/solve_rate_by_depth.png)", ""]
 
 
+def _accuracy_bars(summary: dict) -> dict[str, dict]:
+    scores = {"base": summary["scores"]["base"], "trained": summary["scores"]["trained"]}
+    if not summary.get("scores_easy"):
+        return scores
+    return {
+        "base\nheld-out": scores["base"],
+        "trained\nheld-out": scores["trained"],
+        "base\neasy variants": summary["scores_easy"]["base"],
+        "trained\neasy variants": summary["scores_easy"]["trained"],
+    }
+
+
 def write_report(out_dir: str, summary: dict) -> dict[str, str]:
     """Write ``summary.json``, ``report.md`` and the plots; return their paths."""
     plots = os.path.join(out_dir, "plots")
@@ -753,8 +843,7 @@ def write_report(out_dir: str, summary: dict) -> dict[str, str]:
     paths = {
         "reward": plot_rewards(summary["rewards"], os.path.join(plots, "reward.png")),
         "accuracy": plot_accuracy(
-            {"base": summary["scores"]["base"], "trained": summary["scores"]["trained"]},
-            os.path.join(plots, "accuracy.png"),
+            _accuracy_bars(summary), os.path.join(plots, "accuracy.png"), title="Held-out sets: base vs trained"
         ),
         "tree_sizes": plot_tree_sizes(summary["tree_sizes"], os.path.join(plots, "tree_sizes.png")),
     }
@@ -799,7 +888,18 @@ def run_demo(config: DemoConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     _check_config(out, config)
     paths = {
-        name: str(out / name) for name in ("problems", "variants", "dataset", "eval_base", "model", "eval_trained")
+        name: str(out / name)
+        for name in (
+            "problems",
+            "variants",
+            "test_variants",
+            "dataset",
+            "eval_base",
+            "eval_base_easy",
+            "model",
+            "eval_trained",
+            "eval_trained_easy",
+        )
     }
     wall: dict[str, float] = {}
     bar = tqdm(total=len(STAGES), desc="demo", unit="stage", position=0)
@@ -830,9 +930,13 @@ def run_demo(config: DemoConfig) -> dict:
 
     began = stage("variants")
     done_marker = os.path.join(paths["variants"], "DEMO_DONE")
+    easy_path = os.path.join(paths["problems"], "test_easy.jsonl")
     if not os.path.isfile(done_marker):
-        build_variants(train, test, paths["variants"], config)
+        train_nodes = build_variants(train, test, paths["variants"], config)
+        if config.easy_test_problems > 0:
+            write_jsonl(easy_path, easy_held_out_set(test, train_nodes, paths["test_variants"], config))
         atomic_write(done_marker, "complete\n")
+    easy = read_jsonl(easy_path) if config.easy_test_problems > 0 and os.path.isfile(easy_path) else []
     done("variants", began)
 
     began = stage("dataset")
@@ -845,6 +949,7 @@ def run_demo(config: DemoConfig) -> dict:
 
     began = stage("eval_base")
     base = _evaluate_once(config.model, test_path, paths["eval_base"], config, config.sympy_baseline)
+    base_easy = _evaluate_once(config.model, easy_path, paths["eval_base_easy"], config, False) if easy else None
     solve_rates = {"base": _tree_rates_once(config.model, paths, "eval_base", config)}
     done("eval_base", began)
 
@@ -856,6 +961,9 @@ def run_demo(config: DemoConfig) -> dict:
 
     began = stage("eval_trained")
     trained = _evaluate_once(paths["model"], test_path, paths["eval_trained"], config, False)
+    trained_easy = None
+    if easy:
+        trained_easy = _evaluate_once(paths["model"], easy_path, paths["eval_trained_easy"], config, False)
     solve_rates["trained"] = _tree_rates_once(paths["model"], paths, "eval_trained", config)
     done("eval_trained", began)
 
@@ -866,8 +974,10 @@ def run_demo(config: DemoConfig) -> dict:
         "problems": {
             "train": len(train),
             "test": len(test),
+            "easy": len(easy),
             "train_ids": [r["id"] for r in train],
             "test_ids": [r["id"] for r in test],
+            "easy_integrands": [r["integrand"] for r in easy],
         },
         "tree_sizes": tree_sizes(paths["variants"]),
         "qc_funnel": read_funnel(paths["variants"]),
@@ -876,6 +986,7 @@ def run_demo(config: DemoConfig) -> dict:
         "rewards": history,
         "system_prompt": _prompt_text(config.prompt),
         "scores": {"base": _score(base), "trained": _score(trained)},
+        "scores_easy": {"base": _score(base_easy), "trained": _score(trained_easy)} if easy else {},
         "tree_solve_rates": solve_rates,
         # A copy: the report stage's own time is not known until the report is written.
         "wall_time_s": dict(wall),
@@ -916,13 +1027,17 @@ def main(argv: list[str] | None = None) -> int:
     (config,) = parser.parse_args_into_dataclasses(args=list(sys.argv[1:] if argv is None else argv))
     began = time.perf_counter()
     summary = run_demo(config)
-    base, trained = summary["scores"]["base"], summary["scores"]["trained"]
-    print(
-        f"held-out pass@1: base {_pct(base['accuracy'])} {_interval(base)} -> trained {_pct(trained['accuracy'])} "
-        f"{_interval(trained)} (answered in tags {_pct(base['answer_rate'])} -> {_pct(trained['answer_rate'])}); "
-        f"{time.perf_counter() - began:.0f} s"
-    )
-    print(held_out_verdict(base, trained))
+    sets = [("held-out", summary["scores"])]
+    if summary.get("scores_easy"):
+        sets.append(("easy held-out variants", summary["scores_easy"]))
+    for name, scores in sets:
+        base, trained = scores["base"], scores["trained"]
+        print(
+            f"{name} pass@1: base {_pct(base['accuracy'])} {_interval(base)} -> trained {_pct(trained['accuracy'])} "
+            f"{_interval(trained)} (answered in tags {_pct(base['answer_rate'])} -> {_pct(trained['answer_rate'])}). "
+            + held_out_verdict(base, trained)
+        )
+    print(f"{time.perf_counter() - began:.0f} s")
     print(f"report: {os.path.join(config.output_dir, 'report.md')}")
     return 0
 

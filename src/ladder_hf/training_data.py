@@ -149,8 +149,8 @@ def measure_solve_rates(
     This is how LADDER finds the model's level (the edge between "always solved" and "never solved").
     ``None`` for a row the verifier cannot score (a problem-side failure). ``backend`` is a generation
     backend, or a function returning one, called only if some row is not measured yet. With ``store_path`` every
-    measured chunk is appended to a JSONL file keyed by (integrand, bounds), and a re-run reuses it,
-    so a killed measurement resumes where it stopped.
+    measured chunk is appended to a JSONL file keyed by (integrand, bounds), and a re-run with the same
+    ``samples`` reuses it, so a killed measurement resumes where it stopped.
 
     Example:
         >>> from ladder_hf.generation import load_backend
@@ -170,7 +170,9 @@ def measure_solve_rates(
 
     rows = [dict(r) for r in rows]
     store = JsonlStore(store_path) if store_path else None
-    known = {r["key"]: r["solve_rate"] for r in store.read()} if store is not None and store.exists() else {}
+    # a rate measured with another number of samples is not this measurement: draw it again
+    stored = store.read() if store is not None and store.exists() else []
+    known = {r["key"]: r["solve_rate"] for r in stored if r.get("draws", r.get("samples")) == samples}
     todo = list(dict.fromkeys(key(r) for r in rows if key(r) not in known))
     by_key = {key(r): r for r in rows}
     if todo and callable(backend) and not hasattr(backend, "generate"):
@@ -199,7 +201,7 @@ def measure_solve_rates(
                 scored = [r.correct for r in verdicts if r.scored]
                 rate = sum(scored) / len(scored) if scored else None
                 known[k] = rate
-                measured.append({"key": k, "solve_rate": rate, "samples": len(scored)})
+                measured.append({"key": k, "solve_rate": rate, "samples": len(scored), "draws": samples})
             if store is not None:
                 store.append(measured)
             bar.update(len(keys))

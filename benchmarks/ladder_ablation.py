@@ -41,8 +41,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ladder_hf.demo import (
+    MODEL_LEVEL_FILE,
     DemoConfig,
     build_variants,
+    deepen_to_model_level,
     easy_held_out_set,
     evaluate_stage,
     is_trained,
@@ -122,6 +124,13 @@ class AblationConfig(DemoConfig):
             "training (rows neither always nor never solved are kept) and again after it."
         },
     )
+    measure_after: bool = field(
+        default=True,
+        metadata={
+            "help": "ladder_level arm: measure the solve rate on every tree row again after training (level_samples "
+            "per row; on deepened trees of several hundred rows this costs more than the training)."
+        },
+    )
     prepare_only: bool = field(
         default=False, metadata={"help": "Stop after the split, the trees and the datasets (warm the run folder)."}
     )
@@ -138,10 +147,10 @@ def solve_rates_before_after(dataset_dir: str, model_dir: str, config: AblationC
 
     rows = load_dataset(dataset_dir, split="train").select_columns(["integrand", "lower", "upper", "depth"]).to_list()
     tables = {}
-    for when, model, store in (
-        ("before", config.model, Path(model_dir) / "solve_rates.jsonl"),
-        ("after", model_dir, Path(model_dir) / "solve_rates_after.jsonl"),
-    ):
+    measurements = [("before", config.model, Path(model_dir) / "solve_rates.jsonl")]
+    if config.measure_after:
+        measurements.append(("after", model_dir, Path(model_dir) / "solve_rates_after.jsonl"))
+    for when, model, store in measurements:
         rates = measure_solve_rates(
             rows,
             # built only if some row is not in the store yet ("before" was stored by the level selection)
@@ -363,6 +372,19 @@ def render_results(results: dict) -> str:
     for arm, info in results["arms"].items():
         if info.get("error"):
             lines.append(f"\n{arm_label(arm)}: not trained ({info['error']})")
+    if results.get("model_level"):
+        lines += [
+            "",
+            f"Trees grown down to the base model's level (`--deepen_rounds`, {c['deepen_samples']} samples per node):",
+            "",
+            "| round | deepest level | nodes measured | never / edge / always | leaves grown | nodes added |",
+            "|---|---|---|---|---|---|",
+            *(
+                f"| {i} | {r['depth']} | {r['nodes']} | {r['never']} / {r['edge']} / {r['always']} | {r['grown']} "
+                f"| {r['added']} |"
+                for i, r in enumerate(results["model_level"])
+            ),
+        ]
     level = results["arms"].get("ladder_level", {}).get("solve_rates")
     if level:
         lines += [
@@ -423,10 +445,18 @@ def run(config: AblationConfig) -> dict:
     train, test = read_jsonl(str(train_path)), read_jsonl(str(test_path))
 
     began = time.perf_counter()
-    train_nodes = build_variants(train, test, str(out / "variants"), config)
-    results["variant_seconds"] = round(time.perf_counter() - began, 1)
+    level_path = out / MODEL_LEVEL_FILE
+    if not level_path.is_file():
+        train_nodes = build_variants(train, test, str(out / "variants"), config)
     if config.easy_test_problems and not easy_path.is_file():
         write_jsonl(str(easy_path), easy_held_out_set(test, train_nodes, str(out / "test_variants"), config))
+    if config.deepen_rounds > 0 and not level_path.is_file():
+        # both held-out sets are fixed first, and every deeper variant is guarded against them
+        easy = read_jsonl(str(easy_path)) if easy_path.is_file() else []
+        deepen_to_model_level(train, test + easy, str(out / "variants"), config)
+    if level_path.is_file():  # grown past the settings above: read the trees as they are
+        results["model_level"] = json.loads(level_path.read_text(encoding="utf-8"))
+    results["variant_seconds"] = round(time.perf_counter() - began, 1)
     sets = {"test": str(test_path)}
     if config.easy_test_problems and read_jsonl(str(easy_path)):
         sets["easy"] = str(easy_path)

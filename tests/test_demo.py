@@ -253,3 +253,34 @@ def test_few_shot_prompt_is_real_chat_turns(tiny_model):
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     # every turn opens with the template's own role marker (not text inside a system prompt)
     assert ids.count(tokenizer.convert_tokens_to_ids("<|im_start|>")) == 2 + 2 * len(FEW_SHOT_EXAMPLES) + 1
+
+
+def test_quick_demo_grows_the_trees_down_to_the_models_level(tiny_model_dir, problems_file, tmp_path):
+    from ladder_hf.problems import FEW_SHOT_EXAMPLES
+
+    out = tmp_path / "demo"
+    config = DemoConfig(
+        output_dir=str(out), model=tiny_model_dir, problem_set=problems_file, quick=True, deepen_rounds=1
+    )
+    summary = run_demo(config)
+    # the random tiny model solves nothing, so every leaf of the depth-1 trees grows one more level
+    level = json.loads((out / "model_level.json").read_text(encoding="utf-8"))
+    assert summary["model_level"] == level and [row["depth"] for row in level] == [1, 2]
+    assert level[0]["never"] == level[0]["nodes"] and level[1]["nodes"] == len(
+        read_jsonl(str(out / "variants/nodes.jsonl"))
+    )
+    assert level[0]["added"] > 0 and level[1]["nodes"] == level[0]["nodes"] + level[0]["added"]
+    assert max(int(d) for d in summary["tree_sizes"]) == 2 and summary["dataset"]["rows"] == level[1]["nodes"]
+    rates = read_jsonl(str(out / "level_solve_rates.jsonl"))
+    assert len(rates) == level[1]["nodes"] and all(r["solve_rate"] == 0.0 for r in rates)
+
+    # the held-out sets were fixed before the trees grew deeper, and the deeper nodes are guarded against them
+    def key(text):
+        return str(text).replace(" ", "")
+
+    held_out = read_jsonl(str(out / "problems/test.jsonl")) + read_jsonl(str(out / "problems/test_easy.jsonl"))
+    trained_on = {key(n["integrand"]) for n in read_jsonl(str(out / "variants/nodes.jsonl"))}
+    assert not {key(r["integrand"]) for r in held_out} & trained_on
+    assert not {key(f) for f, _ in FEW_SHOT_EXAMPLES} & {key(r["integrand"]) for r in held_out}
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "## Down to the model's level" in report and f"| 1 | 2 | {level[1]['nodes']} |" in report

@@ -723,3 +723,69 @@ def test_generation_with_a_shared_prefill_samples_what_plain_generate_samples(ti
         plain = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, generation_config=config)
         assert shared.shape == plain.shape == (6, prompt_ids.size(1) + 6)
         assert torch.equal(shared, plain)
+
+
+class SolvesOnly:
+    """A backend that answers the integrands it knows correctly (sympy, on our own strings) and 0 to the rest."""
+
+    model_name = "scripted"
+
+    def __init__(self, integrands: set[str]):
+        self.integrands, self.calls, self.asked = integrands, 0, []
+
+    def generate(self, conversations, *, n=1, **kwargs):
+        import sympy
+
+        self.calls += 1
+        out = []
+        for conversation in conversations:
+            integrand = re.search(r"∫\S* (.+) dx$", conversation[-1]["content"]).group(1)
+            self.asked.append(integrand)
+            answer = sympy.integrate(sympy.sympify(integrand), sympy.Symbol("x")) if integrand in self.integrands else 0
+            out.append([f"<answer>{answer}</answer>"] * n)
+        return out
+
+
+def test_grow_to_model_level_grows_only_below_leaves_the_model_never_solves(tmp_path):
+    from ladder_hf.dataset import read_nodes
+    from ladder_hf.store import read_jsonl
+    from ladder_hf.training_data import grow_to_model_level
+    from ladder_hf.variants import SymbolicGenerator, generate_tree
+
+    problems = [
+        {"id": "p1", "integrand": "x**3*exp(2*x) + 4*x", "lower": "", "upper": ""},
+        {"id": "p2", "integrand": "x**2*sin(3*x) + exp(x)", "lower": "", "upper": ""},
+    ]
+    held_out = [{"id": "t1", "integrand": "x**3*exp(2*x)", "lower": "", "upper": ""}]
+    folder = str(tmp_path / "variants")
+    before = generate_tree(problems, SymbolicGenerator(seed=0), 1, folder, protect=held_out, variants_per_node=3)
+    leaves = [n for n in before if n["depth"] == 1]
+    assert len(leaves) >= 2
+    # the model solves one leaf of the tree (always) and nothing else
+    backend = SolvesOnly({leaves[0]["integrand"]})
+    store = str(tmp_path / "rates.jsonl")
+    history = grow_to_model_level(
+        problems, SymbolicGenerator(seed=0), folder, backend, rounds=2, samples=2, protect=held_out, store_path=store
+    )
+    nodes = [n for n in read_nodes(folder) if n.get("kept", True)]
+    rates = {r["key"].split("|")[0]: r["solve_rate"] for r in read_jsonl(store)}
+    assert rates[leaves[0]["integrand"]] == 1.0 and history[0]["always"] == 1
+    assert history[0]["depth"] == 1 and history[0]["nodes"] == len(before) and len(nodes) > len(before)
+    assert max(n["depth"] for n in nodes) == history[-1]["depth"] == 3
+    # every node is measured once, with the number of samples asked for
+    assert sorted(rates) == sorted({n["integrand"] for n in nodes}) and {r["draws"] for r in read_jsonl(store)} == {2}
+    assert sorted(backend.asked) == sorted(rates)
+    by_id = {n["id"]: n for n in nodes}
+    grown = [n for n in nodes if n["depth"] > 1]
+    for node in grown:  # grown by the rounds: only below never-solved nodes, the guard still on
+        assert rates[by_id[node["parent_id"]]["integrand"]] == 0.0
+        assert node["integrand"].replace(" ", "") != "x**3*exp(2*x)"
+    assert not [n for n in grown if n["parent_id"] == leaves[0]["id"]]
+    assert {n["parent_id"] for n in grown if n["depth"] == 2} <= {n["id"] for n in leaves[1:]}
+    assert sum(r["added"] for r in history) == len(nodes) - len(before)
+    # a rerun with no rounds left samples nothing: the store holds every rate
+    again = SolvesOnly(set())
+    final = grow_to_model_level(
+        problems, SymbolicGenerator(seed=0), folder, again, rounds=0, samples=2, protect=held_out, store_path=store
+    )
+    assert final[-1]["nodes"] == len(nodes) and again.calls == 0

@@ -52,6 +52,7 @@ logger = logging.getLogger(__name__)
 
 STAGES = ("problems", "variants", "dataset", "eval_base", "train", "eval_trained", "report")
 CONFIG_FILE = "demo_config.json"
+MODEL_LEVEL_FILE = "model_level.json"
 # Settings that change a stage's output; a resumed run must match them.
 _OUTPUT_KEYS = (
     "model",
@@ -66,6 +67,8 @@ _OUTPUT_KEYS = (
     "variant_depth",
     "variants_per_node",
     "max_nodes_per_root",
+    "deepen_rounds",
+    "deepen_samples",
     "train_on",
     "curriculum",
     "max_steps",
@@ -140,6 +143,17 @@ class DemoConfig:
         metadata={
             "help": "Seconds sympy.integrate gets per variant for the `sympy_solvable` flag (0: skip the check)."
         },
+    )
+    deepen_rounds: int = field(
+        default=0,
+        metadata={
+            "help": "LADDER's recursion down to the model's level (ladder_hf.training_data.grow_to_model_level): "
+            "after the trees are grown, measure the model's solve rate on every node and grow one more level of "
+            "variants below each leaf it never solves, this many times (0: off)."
+        },
+    )
+    deepen_samples: int = field(
+        default=4, metadata={"help": "Answers sampled per node to measure the solve rate for --deepen_rounds."}
     )
     train_on: str = field(
         default="tree",
@@ -273,12 +287,18 @@ def make_generator(config: DemoConfig):
     return make_generator(config.generator, seed=config.seed, model_name_or_path=config.variant_model or config.model)
 
 
-def build_variants(train: list[dict], test: list[dict], out_dir: str, config: DemoConfig, generator=None) -> list[dict]:
-    """Grow (or resume) the variant trees of ``train``; the held-out ``test`` problems are protected."""
-    from ladder_hf.variants import QualityConfig, generate_tree
+def _quality(config: DemoConfig):
+    from ladder_hf.variants import QualityConfig
 
     timeout = config.variant_sympy_timeout
-    quality = QualityConfig(sympy_timeout=timeout if timeout > 0 else 5.0, check_solvable=timeout > 0)
+    return QualityConfig(sympy_timeout=timeout if timeout > 0 else 5.0, check_solvable=timeout > 0)
+
+
+def build_variants(train: list[dict], test: list[dict], out_dir: str, config: DemoConfig, generator=None) -> list[dict]:
+    """Grow (or resume) the variant trees of ``train``; the held-out ``test`` problems are protected."""
+    from ladder_hf.variants import generate_tree
+
+    quality = _quality(config)
     return generate_tree(
         train,
         generator if generator is not None else make_generator(config),
@@ -337,6 +357,37 @@ def easy_held_out_set(test: list[dict], train_nodes: list[dict], out_dir: str, c
         len(candidates) - len(fresh),
     )
     return rows
+
+
+def deepen_to_model_level(train: list[dict], protect: list[dict], variants_dir: str, config: DemoConfig) -> list[dict]:
+    """Grow the trees in ``variants_dir`` below the leaves ``config.model`` never solves
+    (:func:`ladder_hf.training_data.grow_to_model_level`, ``config.deepen_rounds`` rounds); no new variant
+    may equal a ``protect`` problem (the held-out sets) under the contamination guard. The solve rates go
+    to ``level_solve_rates.jsonl`` beside the folder and the per-round table to ``model_level.json``;
+    returns that table.
+    """
+    from ladder_hf.generation import load_backend
+    from ladder_hf.training_data import grow_to_model_level
+
+    parent = os.path.dirname(os.path.abspath(variants_dir))
+    history = grow_to_model_level(
+        train,
+        make_generator(config),
+        variants_dir,
+        lambda: load_backend("transformers", config.model, batch_size=config.eval_batch_size, seed=config.seed),
+        rounds=config.deepen_rounds,
+        samples=config.deepen_samples,
+        variants_per_node=config.variants_per_node,
+        protect=protect or None,
+        quality=_quality(config),
+        prompt=config.prompt,
+        max_new_tokens=config.eval_max_new_tokens,
+        temperature=config.temperature,
+        seed=config.seed,
+        store_path=os.path.join(parent, "level_solve_rates.jsonl"),
+    )
+    write_json(os.path.join(parent, MODEL_LEVEL_FILE), history)
+    return history
 
 
 _SLICES = {"tree": "all", "roots": "roots", "variants": "variants"}
@@ -746,6 +797,7 @@ def render_report(summary: dict) -> str:
         "",
         "![tree sizes](plots/tree_sizes.png)",
         "",
+        *_model_level_section(summary),
         *_solve_rate_section(summary),
         "## Training",
         "",
@@ -787,6 +839,29 @@ def render_report(summary: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _model_level_section(summary: dict) -> list[str]:
+    history = summary.get("model_level") or []
+    if not history:
+        return []
+    lines = [
+        "## Down to the model's level",
+        "",
+        f"Before training, the base model's solve rate was measured on every tree node "
+        f"({summary['config']['deepen_samples']} answers each), and one more level of variants was grown below "
+        "each leaf it never solved (`--deepen_rounds`): LADDER's recursion, continued until the variants reach "
+        "what the model can do.",
+        "",
+        "| round | deepest level | nodes measured | never / edge / always | leaves grown | nodes added |",
+        "|---|---|---|---|---|---|",
+    ]
+    for i, row in enumerate(history):
+        lines.append(
+            f"| {i} | {row['depth']} | {row['nodes']} | {row['never']} / {row['edge']} / {row['always']} "
+            f"| {row['grown']} | {row['added']} |"
+        )
+    return [*lines, ""]
 
 
 def _solve_rate_section(summary: dict) -> list[str]:
@@ -933,8 +1008,12 @@ def run_demo(config: DemoConfig) -> dict:
     easy_path = os.path.join(paths["problems"], "test_easy.jsonl")
     if not os.path.isfile(done_marker):
         train_nodes = build_variants(train, test, paths["variants"], config)
-        if config.easy_test_problems > 0:
+        if config.easy_test_problems > 0 and not os.path.isfile(easy_path):
             write_jsonl(easy_path, easy_held_out_set(test, train_nodes, paths["test_variants"], config))
+        if config.deepen_rounds > 0:
+            # both held-out sets are fixed first, and every deeper variant is guarded against them
+            easy = read_jsonl(easy_path) if os.path.isfile(easy_path) else []
+            deepen_to_model_level(train, test + easy, paths["variants"], config)
         atomic_write(done_marker, "complete\n")
     easy = read_jsonl(easy_path) if config.easy_test_problems > 0 and os.path.isfile(easy_path) else []
     done("variants", began)
@@ -968,6 +1047,7 @@ def run_demo(config: DemoConfig) -> dict:
     done("eval_trained", began)
 
     began = stage("report")
+    level_path = out / MODEL_LEVEL_FILE
     summary: dict[str, Any] = {
         "config": dataclasses.asdict(config),
         "output_dir": str(out),
@@ -988,6 +1068,7 @@ def run_demo(config: DemoConfig) -> dict:
         "scores": {"base": _score(base), "trained": _score(trained)},
         "scores_easy": {"base": _score(base_easy), "trained": _score(trained_easy)} if easy else {},
         "tree_solve_rates": solve_rates,
+        "model_level": json.loads(level_path.read_text(encoding="utf-8")) if level_path.is_file() else [],
         # A copy: the report stage's own time is not known until the report is written.
         "wall_time_s": dict(wall),
     }

@@ -237,6 +237,134 @@ def solve_rate_table(rows, rates: list[float | None], by: str = "depth") -> list
     return table
 
 
+def grow_to_model_level(
+    problems: list[dict],
+    generator,
+    out_dir: str,
+    backend,
+    *,
+    rounds: int = 2,
+    samples: int = 4,
+    variants_per_node: int = 3,
+    protect: list[dict] | None = None,
+    quality=None,
+    prompt: str | Prompt | None = "few_shot",
+    max_new_tokens: int = 64,
+    temperature: float = 0.7,
+    seed: int = 0,
+    store_path: str | None = None,
+) -> list[dict[str, Any]]:
+    """LADDER's recursion, down to the model's level: grow variants below the tree leaves the model never solves.
+
+    A symbolic tree of fixed depth can stop well above what a small model solves (SmolLM2-135M solves
+    `x` and `exp(2*x)` but almost no depth-3 node of the undergraduate trees). Each round measures the
+    model's solve rate on every kept node of the trees in ``out_dir`` (:func:`measure_solve_rates`, stored
+    in ``store_path`` so only new nodes are sampled), then grows one more level below each leaf that no
+    sample solved and that was not grown before, with ``generator`` and the same quality control and
+    contamination guard (``protect``) as the rest of the tree (:func:`ladder_hf.variants.generate_tree`).
+    Leaves the model sometimes solves are where GRPO gets a signal, so they are not grown. It stops after
+    ``rounds`` rounds, or earlier when no never-solved leaf is left or a round adds nothing; the last
+    round's new nodes are measured too.
+
+    Args:
+        problems: the roots of the trees in ``out_dir`` (as given to ``generate_tree``).
+        generator: the variant generator (e.g. ``SymbolicGenerator``).
+        out_dir: the variants folder; it is extended in place.
+        backend: a generation backend, or a function returning one (called only if something is sampled).
+        rounds: levels to grow at most.
+        samples, prompt, max_new_tokens, temperature, seed: as in :func:`measure_solve_rates`.
+        variants_per_node: candidates requested per grown leaf.
+        protect: held-out problems no variant may equal (the guard of ``generate_tree``).
+        quality: a ``QualityConfig``.
+        store_path: JSONL store of the measured rates (default ``<out_dir>/../level_solve_rates.jsonl``,
+            outside the variants folder so it is not published with it).
+
+    Returns:
+        One row per round: ``depth`` (the deepest level before the round), ``nodes`` (measured), ``never``,
+        ``edge`` and ``always`` (nodes never, sometimes and always solved), ``grown`` (never-solved leaves
+        expanded) and ``added`` (new nodes kept); a final row with ``grown = added = 0`` describes the result.
+
+    Example:
+        >>> from ladder_hf.generation import load_backend
+        >>> from ladder_hf.variants import SymbolicGenerator
+        >>> rounds = grow_to_model_level(train, SymbolicGenerator(seed=0), "out/variants",
+        ...                              lambda: load_backend("transformers", "default"))  # doctest: +SKIP
+        >>> [(r["depth"], r["edge"]) for r in rounds]  # doctest: +SKIP
+        [(3, 4), (4, 9), (5, 15)]
+    """
+    from ladder_hf.dataset import read_nodes
+    from ladder_hf.store import read_jsonl
+    from ladder_hf.variants.tree import EXPANSIONS_FILE, generate_tree
+
+    if store_path is None:
+        store_path = os.path.join(os.path.dirname(os.path.abspath(out_dir)), "level_solve_rates.jsonl")
+    if callable(backend) and not hasattr(backend, "generate"):
+        make_backend, backend = backend, None
+
+        def lazy():
+            nonlocal backend
+            backend = backend or make_backend()
+            return backend
+    else:
+
+        def lazy():
+            return backend
+
+    history: list[dict[str, Any]] = []
+    for round_ in range(rounds + 1):
+        nodes = [n for n in read_nodes(out_dir) if n.get("kept", True)]
+        rates = measure_solve_rates(
+            nodes,
+            lazy,
+            samples=samples,
+            prompt=prompt,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            seed=seed,
+            store_path=store_path,
+        )
+        # a node expanded before (its children may all have failed QC) is not grown again
+        expansions_path = os.path.join(out_dir, EXPANSIONS_FILE)
+        expanded = {r["parent_id"] for r in read_jsonl(expansions_path)} if os.path.exists(expansions_path) else set()
+        frontier = {n["id"] for n, rate in zip(nodes, rates, strict=True) if rate == 0.0 and n["id"] not in expanded}
+        row = {
+            "depth": max(n["depth"] for n in nodes),
+            "nodes": len(nodes),
+            "never": sum(r == 0.0 for r in rates),
+            "edge": sum(r is not None and 0.0 < r < 1.0 for r in rates),
+            "always": sum(r == 1.0 for r in rates),
+            "grown": 0,
+            "added": 0,
+        }
+        history.append(row)
+        if round_ == rounds or not frontier:
+            break
+        grown = generate_tree(
+            problems,
+            generator,
+            depth=row["depth"] + 1,
+            out_dir=out_dir,
+            protect=protect,
+            variants_per_node=variants_per_node,
+            quality=quality,
+            extend=True,
+            expand=lambda n, grow=frozenset(frontier): n["id"] in grow,
+        )
+        row["grown"], row["added"] = len(frontier), len([n for n in grown if n.get("kept", True)]) - len(nodes)
+        logger.info(
+            "model level, round %d: %d of %d nodes at the edge; grew %d never-solved leaves, %d new nodes",
+            round_ + 1,
+            row["edge"],
+            row["nodes"],
+            row["grown"],
+            row["added"],
+        )
+        if row["added"] <= 0:
+            history.append({**row, "grown": 0, "added": 0})
+            break
+    return history
+
+
 def select_by_solve_rate(dataset, rates: list[float | None], low: float = 0.0, high: float = 1.0):
     """Keep the rows whose solve rate is strictly between ``low`` and ``high``: with the defaults, the
     rows the model neither always nor never solves, where GRPO's group advantages are not all zero.

@@ -32,6 +32,7 @@ import json
 import logging
 import os
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict
 
 from tqdm.auto import tqdm
@@ -381,6 +382,7 @@ def generate_tree(
     quality: QualityConfig | None = None,
     progress: bool = True,
     extend: bool = False,
+    expand: Callable[[dict], bool] | None = None,
 ) -> list[dict]:
     """Build (or resume) variant trees for ``problems`` down to ``depth``; return all kept nodes.
 
@@ -401,6 +403,9 @@ def generate_tree(
         quality: :class:`QualityConfig` (sanity fraction, tolerances, sympy time limit).
         extend: allow growing an existing folder with other settings or other problems (the trees are
             merged and ``run.json`` records the new settings); without it such a run is refused.
+        expand: which nodes may grow children in this call (default: all). A node it refuses is left
+            unexpanded, so a later call can still grow it: :func:`ladder_hf.training_data.grow_to_model_level`
+            grows only below the nodes the model never solves.
 
     Example:
         >>> nodes = generate_tree(load_problems("mit-2025")[:2], SymbolicGenerator(seed=0), 2, "out")  # doctest: +SKIP
@@ -476,6 +481,7 @@ def generate_tree(
             and n["root_id"] in wanted_roots
             and n["id"] not in state.expansions
             and n.get("kept", True) is not False  # a contaminated root grows no tree
+            and (expand is None or expand(n))
         ]
         bar.set_description(f"variants (depth {level + 1}/{depth})")
         for start in range(0, len(parents), max(1, batch_parents)):

@@ -284,3 +284,14 @@ def test_quick_demo_grows_the_trees_down_to_the_models_level(tiny_model_dir, pro
     assert not {key(f) for f, _ in FEW_SHOT_EXAMPLES} & {key(r["integrand"]) for r in held_out}
     report = (out / "report.md").read_text(encoding="utf-8")
     assert "## Down to the model's level" in report and f"| 1 | 2 | {level[1]['nodes']} |" in report
+
+
+def test_level_selection_starts_from_the_deepening_measurement_only_when_it_is_the_same_measurement(tmp_path):
+    from ladder_hf.demo import _reuse_level_measurement
+
+    (tmp_path / "level_solve_rates.jsonl").write_text('{"key": "x||", "solve_rate": 0.5, "draws": 4}\n')
+    for samples, reused in ((8, False), (4, True)):
+        model_dir = tmp_path / f"model-{samples}"
+        config = DemoConfig(output_dir=str(tmp_path), deepen_rounds=1, deepen_samples=4, solve_rate_samples=samples)
+        _reuse_level_measurement(tmp_path, str(model_dir), config)
+        assert (model_dir / "solve_rates.jsonl").is_file() is reused

@@ -1034,6 +1034,7 @@ def run_demo(config: DemoConfig) -> dict:
 
     began = stage("train")
     if not is_trained(paths["model"]):
+        _reuse_level_measurement(out, paths["model"], config)
         train_stage(paths["dataset"], paths["model"], config)
     history = read_reward_history(paths["model"])
     done("train", began)
@@ -1076,6 +1077,18 @@ def run_demo(config: DemoConfig) -> dict:
     done("report", began)
     bar.close()
     return summary
+
+
+def _reuse_level_measurement(out: Path, model_dir: str, config: DemoConfig) -> None:
+    """The deepening measured the base model on every node; the recipe's level selection
+    (``solve_rate_samples``) starts from those rates instead of sampling the whole tree again."""
+    from ladder_hf.training_data import SOLVE_RATES_FILE
+
+    measured, store = out / "level_solve_rates.jsonl", Path(model_dir) / SOLVE_RATES_FILE
+    same = config.deepen_rounds and config.solve_rate_samples == config.deepen_samples
+    if same and measured.is_file() and not store.is_file():
+        store.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(measured, store)
 
 
 def _evaluate_once(model: str, test_path: str, out_dir: str, config: DemoConfig, sympy_baseline: bool) -> dict:

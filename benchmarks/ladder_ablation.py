@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ladder_hf.demo import (
+    LEVEL_SOLVE_RATES_FILE,
     MODEL_LEVEL_FILE,
     DemoConfig,
     build_variants,
@@ -446,7 +447,8 @@ def run(config: AblationConfig) -> dict:
 
     began = time.perf_counter()
     level_path = out / MODEL_LEVEL_FILE
-    if not level_path.is_file():
+    # once the deepening has started, the folder holds more than these settings grow: it resumes on its own
+    if not level_path.is_file() and not (out / LEVEL_SOLVE_RATES_FILE).is_file():
         train_nodes = build_variants(train, test, str(out / "variants"), config)
     if config.easy_test_problems and not easy_path.is_file():
         write_jsonl(str(easy_path), easy_held_out_set(test, train_nodes, str(out / "test_variants"), config))

@@ -349,6 +349,31 @@ def test_max_nodes_per_root(tmp_path):
         assert sum(n["root_id"] == root and n["depth"] > 0 for n in nodes) == 5
 
 
+def test_a_parent_cut_by_the_cap_stays_growable_and_a_larger_cap_grows_it(tmp_path):
+    from ladder_hf.variants.tree import TreeState, regrowable
+
+    cfg = {"variants_per_node": 4, "quality": QualityConfig(check_solvable=False), "progress": False}
+    capped = generate_tree(PROBLEMS[:1], SymbolicGenerator(seed=0), 2, str(tmp_path), max_nodes_per_root=3, **cfg)
+    assert sum(n["depth"] > 0 for n in capped) == 3
+    state = TreeState(str(tmp_path))
+    cut = [n for n in capped if n["depth"] == 1 and n["id"] not in state.expansions]
+    cut += [n for n in capped if n["id"] in state.expansions and regrowable(state.expansions[n["id"]])]
+    assert cut and all(n["depth"] == 1 for n in cut)  # leaves by accident: the tree was full, not QC
+    # the same run again changes nothing; a run without the cap grows exactly those leaves
+    again = generate_tree(PROBLEMS[:1], SymbolicGenerator(seed=0), 2, str(tmp_path), max_nodes_per_root=3, **cfg)
+    assert [n["id"] for n in again] == [n["id"] for n in capped]
+    grown = generate_tree(
+        PROBLEMS[:1], SymbolicGenerator(seed=0), 2, str(tmp_path), max_nodes_per_root=None, extend=True, **cfg
+    )
+    new = [n for n in grown if n["id"] not in {c["id"] for c in capped}]
+    assert new and {n["parent_id"] for n in new} <= {n["id"] for n in cut}
+    assert len({n["id"] for n in grown}) == len(grown)
+    # what a restart reads back: every regrown child stays committed, and the funnel counts both attempts
+    reread = TreeState(str(tmp_path))
+    assert sorted(n["id"] for n in reread.nodes) == sorted(n["id"] for n in grown)
+    assert read_funnel(str(tmp_path))["kept"] == len(grown) - 1
+
+
 def test_resume_repairs_torn_and_uncommitted_writes(tmp_path):
     ref_dir, dir_ = str(tmp_path / "ref"), str(tmp_path / "crashed")
     cfg = {"depth": 2, "variants_per_node": 3, "quality": FAST_QC, "progress": False}

@@ -53,6 +53,7 @@ logger = logging.getLogger(__name__)
 STAGES = ("problems", "variants", "dataset", "eval_base", "train", "eval_trained", "report")
 CONFIG_FILE = "demo_config.json"
 MODEL_LEVEL_FILE = "model_level.json"
+LEVEL_SOLVE_RATES_FILE = "level_solve_rates.jsonl"
 # Settings that change a stage's output; a resumed run must match them.
 _OUTPUT_KEYS = (
     "model",
@@ -384,7 +385,7 @@ def deepen_to_model_level(train: list[dict], protect: list[dict], variants_dir: 
         max_new_tokens=config.eval_max_new_tokens,
         temperature=config.temperature,
         seed=config.seed,
-        store_path=os.path.join(parent, "level_solve_rates.jsonl"),
+        store_path=os.path.join(parent, LEVEL_SOLVE_RATES_FILE),
     )
     write_json(os.path.join(parent, MODEL_LEVEL_FILE), history)
     return history
@@ -1007,7 +1008,8 @@ def run_demo(config: DemoConfig) -> dict:
     done_marker = os.path.join(paths["variants"], "DEMO_DONE")
     easy_path = os.path.join(paths["problems"], "test_easy.jsonl")
     if not os.path.isfile(done_marker):
-        train_nodes = build_variants(train, test, paths["variants"], config)
+        if not (out / LEVEL_SOLVE_RATES_FILE).is_file():  # a started deepening resumes on its own
+            train_nodes = build_variants(train, test, paths["variants"], config)
         if config.easy_test_problems > 0 and not os.path.isfile(easy_path):
             write_jsonl(easy_path, easy_held_out_set(test, train_nodes, paths["test_variants"], config))
         if config.deepen_rounds > 0:
@@ -1084,7 +1086,7 @@ def _reuse_level_measurement(out: Path, model_dir: str, config: DemoConfig) -> N
     (``solve_rate_samples``) starts from those rates instead of sampling the whole tree again."""
     from ladder_hf.training_data import SOLVE_RATES_FILE
 
-    measured, store = out / "level_solve_rates.jsonl", Path(model_dir) / SOLVE_RATES_FILE
+    measured, store = out / LEVEL_SOLVE_RATES_FILE, Path(model_dir) / SOLVE_RATES_FILE
     same = config.deepen_rounds and config.solve_rate_samples == config.deepen_samples
     if same and measured.is_file() and not store.is_file():
         store.parent.mkdir(parents=True, exist_ok=True)

@@ -260,7 +260,8 @@ def grow_to_model_level(
     `x` and `exp(2*x)` but almost no depth-3 node of the undergraduate trees). Each round measures the
     model's solve rate on every kept node of the trees in ``out_dir`` (:func:`measure_solve_rates`, stored
     in ``store_path`` so only new nodes are sampled), then grows one more level below each leaf that no
-    sample solved and that was not grown before, with ``generator`` and the same quality control and
+    sample solved and that was not grown before (or kept no child only because its tree was full, see
+    ``max_nodes_per_root``), with ``generator`` and the same quality control and
     contamination guard (``protect``) as the rest of the tree (:func:`ladder_hf.variants.generate_tree`).
     Leaves the model sometimes solves are where GRPO gets a signal, so they are not grown. It stops after
     ``rounds`` rounds, or earlier when no never-solved leaf is left or a round adds nothing; the last
@@ -293,8 +294,7 @@ def grow_to_model_level(
         [(3, 4), (4, 9), (5, 15)]
     """
     from ladder_hf.dataset import read_nodes
-    from ladder_hf.store import read_jsonl
-    from ladder_hf.variants.tree import EXPANSIONS_FILE, generate_tree
+    from ladder_hf.variants.tree import TreeState, generate_tree, regrowable
 
     if store_path is None:
         store_path = os.path.join(os.path.dirname(os.path.abspath(out_dir)), "level_solve_rates.jsonl")
@@ -323,9 +323,9 @@ def grow_to_model_level(
             seed=seed,
             store_path=store_path,
         )
-        # a node expanded before (its children may all have failed QC) is not grown again
-        expansions_path = os.path.join(out_dir, EXPANSIONS_FILE)
-        expanded = {r["parent_id"] for r in read_jsonl(expansions_path)} if os.path.exists(expansions_path) else set()
+        # a node expanded before is not grown again (its children all failed QC), unless its tree was full then
+        expansions = TreeState(out_dir).expansions
+        expanded = {parent for parent, record in expansions.items() if not regrowable(record)}
         frontier = {n["id"] for n, rate in zip(nodes, rates, strict=True) if rate == 0.0 and n["id"] not in expanded}
         row = {
             "depth": max(n["depth"] for n in nodes),

@@ -92,7 +92,11 @@ class TreeState:
         expansions = {}
         raw_expansions = self._expansions.read()
         for rec in raw_expansions:
-            expansions.setdefault(rec["parent_id"], rec)
+            # a parent whose first expansion kept nothing because its tree was full may be grown again
+            # once the cap is raised (see regrowable): the later record, which carries both funnels, wins
+            previous = expansions.get(rec["parent_id"])
+            if previous is None or regrowable(previous):
+                expansions[rec["parent_id"]] = rec
         raw_nodes = self._nodes.read()
         raw_rejected = self._rejected.read()
         by_id: dict[str, dict] = {}
@@ -123,6 +127,8 @@ class TreeState:
         self.node_ids.update(r["id"] for r in new)
 
     def commit_expansion(self, parent_id: str, children: list[dict], rejected: list[dict], funnel: dict) -> None:
+        if parent_id in self.expansions:  # a regrown parent: the funnel counts both attempts
+            funnel = dict(Counter(self.expansions[parent_id]["funnel"]) + Counter(funnel))
         # children before the record that commits them (see the module docstring)
         self._nodes.append(children)
         self._rejected.append(rejected)
@@ -137,6 +143,13 @@ class TreeState:
         for rec in self.expansions.values():
             total.update(rec["funnel"])
         return {k: int(total[k]) for k in FUNNEL_STAGES}
+
+
+def regrowable(expansion: dict) -> bool:
+    """True for an expansion that kept no child only because its tree was full: candidates passed every
+    check ("clean") and were turned away by ``max_nodes_per_root``. Such a parent is a leaf by accident,
+    and a run with a larger cap (or none) may expand it again."""
+    return not expansion["children"] and expansion["funnel"].get("clean", 0) > 0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -479,8 +492,10 @@ def generate_tree(
             for n in state.nodes
             if n["depth"] == level
             and n["root_id"] in wanted_roots
-            and n["id"] not in state.expansions
+            and (n["id"] not in state.expansions or regrowable(state.expansions[n["id"]]))
             and n.get("kept", True) is not False  # a contaminated root grows no tree
+            # a full tree asks the generator for nothing; its parents stay unexpanded for a larger cap
+            and (max_nodes_per_root is None or budget[n["root_id"]] < max_nodes_per_root)
             and (expand is None or expand(n))
         ]
         bar.set_description(f"variants (depth {level + 1}/{depth})")

@@ -110,7 +110,7 @@ class DemoConfig:
         metadata={
             "help": "Size of the easy held-out set, scored before and after as well: the least difficult variants "
             "of the held-out problems, minus any integrand that is a training node or a few-shot example (0: none). "
-            "A 135M model starts near 0% on the real problems; this set shows whether what it learned transfers."
+            "A 135M model solves almost none of the real problems; this set shows whether what it learned transfers."
         },
     )
     easy_variants_per_root: int = field(

@@ -255,12 +255,15 @@ def test_few_shot_prompt_is_real_chat_turns(tiny_model):
     assert ids.count(tokenizer.convert_tokens_to_ids("<|im_start|>")) == 2 + 2 * len(FEW_SHOT_EXAMPLES) + 1
 
 
-def test_quick_demo_grows_the_trees_down_to_the_models_level(tiny_model_dir, problems_file, tmp_path):
+def test_quick_demo_grows_the_trees_down_to_the_models_level(tiny_model_dir, tmp_path):
     from ladder_hf.problems import FEW_SHOT_EXAMPLES
 
-    out = tmp_path / "demo"
+    out, problems = tmp_path / "demo", tmp_path / "rich.jsonl"
+    # integrands with room below their first variants (the quick demo's trees are one level deep)
+    rich = ["x**3*sin(2*x) + exp(3*x)", "x**2*cos(3*x) + 5*x**4", "x*atan(x) + cosh(2*x)", "log(x)**2 + sec(x)**2"]
+    write_jsonl(str(problems), [{"id": f"r-{i}", "integrand": f, "lower": "", "upper": ""} for i, f in enumerate(rich)])
     config = DemoConfig(
-        output_dir=str(out), model=tiny_model_dir, problem_set=problems_file, quick=True, deepen_rounds=1
+        output_dir=str(out), model=tiny_model_dir, problem_set=str(problems), quick=True, deepen_rounds=1
     )
     summary = run_demo(config)
     # the random tiny model solves nothing, so every leaf of the depth-1 trees grows one more level
@@ -271,6 +274,9 @@ def test_quick_demo_grows_the_trees_down_to_the_models_level(tiny_model_dir, pro
     )
     assert level[0]["added"] > 0 and level[1]["nodes"] == level[0]["nodes"] + level[0]["added"]
     assert max(int(d) for d in summary["tree_sizes"]) == 2 and summary["dataset"]["rows"] == level[1]["nodes"]
+    # below a node the model never solves, only simpler variants are grown
+    deeper = [n for n in read_jsonl(str(out / "variants/nodes.jsonl")) if n["depth"] == 2]
+    assert deeper and {n["kind"] for n in deeper} == {"easier"}
     rates = read_jsonl(str(out / "level_solve_rates.jsonl"))
     assert len(rates) == level[1]["nodes"] and all(r["solve_rate"] == 0.0 for r in rates)
 

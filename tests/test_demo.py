@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from ladder_hf.demo import DemoConfig, materialise_dataset, run_demo, split_problems
+from ladder_hf.demo import DemoConfig, clean_against, materialise_dataset, run_demo, split_problems
 from ladder_hf.store import read_jsonl, write_jsonl
 
 PROBLEMS = [
@@ -136,8 +136,10 @@ def test_quick_demo_scores_easy_variants_of_the_held_out_problems_that_no_traini
     def key(text):
         return str(text).replace(" ", "")
 
-    trained_on = {key(n["integrand"]) for n in read_jsonl(str(out / "variants/nodes.jsonl"))}
-    assert not {key(r["integrand"]) for r in easy} & (trained_on | {key(f) for f, _ in FEW_SHOT_EXAMPLES})
+    trained = read_jsonl(str(out / "variants/nodes.jsonl"))
+    assert not {key(r["integrand"]) for r in easy} & {key(f) for f, _ in FEW_SHOT_EXAMPLES}
+    # nor equivalent to one under the contamination guard (a constant multiple, a shift, ...)
+    assert all(clean_against(easy, trained))
     for name, folder in (("base", "eval_base_easy"), ("trained", "eval_trained_easy")):
         evaluation = json.loads((out / folder / "summary.json").read_text(encoding="utf-8"))
         assert summary["scores_easy"][name]["accuracy"] == evaluation["model"]["accuracy"]
@@ -285,8 +287,9 @@ def test_quick_demo_grows_the_trees_down_to_the_models_level(tiny_model_dir, tmp
         return str(text).replace(" ", "")
 
     held_out = read_jsonl(str(out / "problems/test.jsonl")) + read_jsonl(str(out / "problems/test_easy.jsonl"))
-    trained_on = {key(n["integrand"]) for n in read_jsonl(str(out / "variants/nodes.jsonl"))}
-    assert not {key(r["integrand"]) for r in held_out} & trained_on
+    trained = read_jsonl(str(out / "variants/nodes.jsonl"))
+    assert not {key(r["integrand"]) for r in held_out} & {key(n["integrand"]) for n in trained}
+    assert all(clean_against(held_out, [n for n in trained if n["depth"] > 0]))
     assert not {key(f) for f, _ in FEW_SHOT_EXAMPLES} & {key(r["integrand"]) for r in held_out}
     report = (out / "report.md").read_text(encoding="utf-8")
     assert "## Down to the model's level" in report and f"| 1 | 2 | {level[1]['nodes']} |" in report
@@ -301,3 +304,20 @@ def test_level_selection_starts_from_the_deepening_measurement_only_when_it_is_t
         config = DemoConfig(output_dir=str(tmp_path), deepen_rounds=1, deepen_samples=4, solve_rate_samples=samples)
         _reuse_level_measurement(tmp_path, str(model_dir), config)
         assert (model_dir / "solve_rates.jsonl").is_file() is reused
+
+
+def test_clean_against_names_what_the_guard_would_not_let_into_a_held_out_set():
+    trained = [
+        {"id": "a", "integrand": "10*x**2"},
+        {"id": "b", "integrand": "cosh(x - 1)"},
+        {"id": "c", "integrand": "2*x"},
+    ]
+    rows = [
+        {"integrand": "8*x**2"},  # a constant multiple
+        {"integrand": "cosh(x + 2)"},  # a shift
+        {"integrand": "-x"},  # a constant multiple of 2*x
+        {"integrand": "x*exp(x)"},  # a new family
+        {"integrand": "sin(x)", "lower": "0", "upper": "pi"},
+    ]
+    assert clean_against(rows, trained) == [False, False, False, True, True]
+    assert clean_against(rows, []) == [True] * 5

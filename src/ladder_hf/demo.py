@@ -313,12 +313,14 @@ def build_variants(train: list[dict], test: list[dict], out_dir: str, config: De
 
 
 def easy_held_out_set(test: list[dict], train_nodes: list[dict], out_dir: str, config: DemoConfig) -> list[dict]:
-    """The least difficult variants of the held-out problems that appear nowhere in training or in the prompt.
+    """The least difficult variants of the held-out problems that nothing in training is equivalent to.
 
-    The held-out problems' own trees are grown in ``out_dir`` (never trained on); any integrand that is also a
-    node of a training tree, or one of the few-shot examples, is dropped (exact string, spaces ignored), so
-    a correct answer here is transfer, not recall. The ``config.easy_test_problems`` least difficult of the
-    rest (by the generator's difficulty score) are returned as problem rows with ``easy-`` ids.
+    The held-out problems' own trees are grown in ``out_dir`` (never trained on). A variant is dropped
+    when the contamination guard finds it equal to a node of a training tree up to the changes a variant
+    generator makes (``c*f(a*x + b) + d``: `8*x**2` next to a training node `10*x**2`, `-x` next to `2*x`),
+    or when it is one of the few-shot examples, so a correct answer here is transfer to a new function
+    family, not recall of a trained one. The ``config.easy_test_problems`` least difficult of the rest (by
+    the generator's difficulty score) are returned as problem rows with ``easy-`` ids.
 
     Example:
         >>> rows = easy_held_out_set(test, train_nodes, "ladder_demo/test_variants", DemoConfig())  # doctest: +SKIP
@@ -336,11 +338,12 @@ def easy_held_out_set(test: list[dict], train_nodes: list[dict], out_dir: str, c
     def key(text) -> str:
         return str(text).replace(" ", "")
 
-    seen = {key(n["integrand"]) for n in train_nodes} | {key(f) for f, _ in FEW_SHOT_EXAMPLES}
-    candidates = [n for n in nodes if n["depth"] > 0 and n.get("kept", True)]
-    fresh = [n for n in candidates if key(n["integrand"]) not in seen]
-    unique = list({key(n["integrand"]): n for n in sorted(fresh, key=lambda n: n["id"], reverse=True)}.values())
+    examples = {key(f) for f, _ in FEW_SHOT_EXAMPLES}
+    candidates = [n for n in nodes if n["depth"] > 0 and n.get("kept", True) and key(n["integrand"]) not in examples]
+    unique = list({key(n["integrand"]): n for n in sorted(candidates, key=lambda n: n["id"], reverse=True)}.values())
     unique.sort(key=lambda n: (n.get("difficulty") if n.get("difficulty") is not None else float("inf"), n["id"]))
+    trained = [n for n in train_nodes if n.get("kept", True)]
+    fresh = [n for n, clean in zip(unique, clean_against(unique, trained), strict=True) if clean]
     rows = [
         {
             "id": f"easy-{n['id']}",
@@ -349,15 +352,37 @@ def easy_held_out_set(test: list[dict], train_nodes: list[dict], out_dir: str, c
             "upper": n.get("upper") or "",
             "difficulty": n.get("difficulty"),
         }
-        for n in unique[: config.easy_test_problems]
+        for n in fresh[: config.easy_test_problems]
     ]
     logger.info(
-        "easy held-out: %d of %d held-out-tree variants (%d shared an integrand with training or the prompt)",
+        "easy held-out: %d of %d held-out-tree variants (%d equivalent to a training node or a few-shot example)",
         len(rows),
-        len(candidates),
-        len(candidates) - len(fresh),
+        len(nodes) - len(test),
+        len(nodes) - len(test) - len(fresh),
     )
     return rows
+
+
+def clean_against(rows: list[dict], trained: list[dict]) -> list[bool]:
+    """For each row, whether the contamination guard finds it equivalent to none of the ``trained`` rows
+    (their integrands protected, the rows judged): the check a held-out problem has to pass.
+
+    Example:
+        >>> clean_against([{"integrand": "8*x**2"}, {"integrand": "x*exp(x)"}], [{"id": "n", "integrand": "10*x**2"}])
+        [False, True]
+    """
+    from ladder_hf.variants.base import parse_problem_integrand
+    from ladder_hf.variants.quality import ContaminationGuard, integration_interval
+
+    if not rows or not trained:
+        return [True] * len(rows)
+    protected = [{"id": n.get("id") or str(i), "integrand": n["integrand"]} for i, n in enumerate(trained)]
+    guard = ContaminationGuard(protected)
+    verdicts = guard.judge_batch(
+        [parse_problem_integrand(r["integrand"]) for r in rows],
+        [integration_interval(r.get("lower") or "", r.get("upper") or "") for r in rows],
+    )
+    return [v.status == "clean" for v in verdicts]
 
 
 def deepen_to_model_level(train: list[dict], protect: list[dict], variants_dir: str, config: DemoConfig) -> list[dict]:

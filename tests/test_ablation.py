@@ -78,3 +78,27 @@ def test_trained_arms_run_once_per_seed_and_results_pool_them(ablation, tiny_mod
     assert figure.read_bytes()[:4] == b"\x89PNG"
     steps, rate = compare.correct_rate_curve(results, "roots")
     assert steps == list(range(1, config.max_steps + 1)) and len(rate) == len(steps)
+
+
+def test_easy_set_audit_rescores_each_arm_on_the_problems_the_guard_calls_clean(tmp_path):
+    audit = _load("easy_set_audit")
+    run = tmp_path / "run"
+    easy = [
+        {"id": "e1", "integrand": "8*x**2"},  # a constant multiple of the training node 10*x**2
+        {"id": "e2", "integrand": "cos(6*x)"},  # the prompt's example cos(2*x), rescaled
+        {"id": "e3", "integrand": "x*exp(x)"},  # a family neither trained on nor shown
+    ]
+    write_jsonl(str(run / "problems" / "test_easy.jsonl"), easy)
+    write_jsonl(str(run / "variants" / "nodes.jsonl"), [{"id": "r", "integrand": "10*x**2", "depth": 0, "kept": True}])
+    answers = {
+        "base": [[True, False], [True, True], [False, False]],
+        "arm-seed1": [[True, True], [False, False], [True, False]],
+    }
+    for name, correct in answers.items():
+        rows = [{"id": e["id"], "correct": c} for e, c in zip(easy, correct, strict=True)]
+        write_jsonl(str(run / "eval" / name / "easy" / "results.jsonl"), rows)
+    result = audit.audit(run)
+    assert (result["easy"], result["clean"], result["new_family"]) == (3, 2, 1)
+    assert result["not_clean"] == ["8*x**2"] and result["prompt_family"] == ["cos(6*x)"]
+    assert result["arms"]["base"] == {"seeds": 1, "all": [3, 6], "clean": [2, 4], "new_family": [0, 2]}
+    assert result["arms"]["arm"] == {"seeds": 1, "all": [3, 6], "clean": [1, 4], "new_family": [1, 2]}

@@ -316,11 +316,12 @@ def easy_held_out_set(test: list[dict], train_nodes: list[dict], out_dir: str, c
     """The least difficult variants of the held-out problems that nothing in training is equivalent to.
 
     The held-out problems' own trees are grown in ``out_dir`` (never trained on). A variant is dropped
-    when the contamination guard finds it equal to a node of a training tree up to the changes a variant
-    generator makes (``c*f(a*x + b) + d``: `8*x**2` next to a training node `10*x**2`, `-x` next to `2*x`),
-    or when it is one of the few-shot examples, so a correct answer here is transfer to a new function
-    family, not recall of a trained one. The ``config.easy_test_problems`` least difficult of the rest (by
-    the generator's difficulty score) are returned as problem rows with ``easy-`` ids.
+    when the contamination guard finds it equal to a node of a training tree or to a few-shot example of
+    the prompt, up to the changes a variant generator makes (``c*f(a*x + b) + d``: `8*x**2` next to a
+    training node `10*x**2`, `-x` next to `2*x`, `cos(6*x)` next to the example `cos(2*x)`), so a correct
+    answer here is transfer to a function family the model was neither trained on nor shown. The
+    ``config.easy_test_problems`` least difficult of the rest (by the generator's difficulty score) are
+    returned as problem rows with ``easy-`` ids.
 
     Example:
         >>> rows = easy_held_out_set(test, train_nodes, "ladder_demo/test_variants", DemoConfig())  # doctest: +SKIP
@@ -338,12 +339,12 @@ def easy_held_out_set(test: list[dict], train_nodes: list[dict], out_dir: str, c
     def key(text) -> str:
         return str(text).replace(" ", "")
 
-    examples = {key(f) for f, _ in FEW_SHOT_EXAMPLES}
-    candidates = [n for n in nodes if n["depth"] > 0 and n.get("kept", True) and key(n["integrand"]) not in examples]
+    candidates = [n for n in nodes if n["depth"] > 0 and n.get("kept", True)]
     unique = list({key(n["integrand"]): n for n in sorted(candidates, key=lambda n: n["id"], reverse=True)}.values())
     unique.sort(key=lambda n: (n.get("difficulty") if n.get("difficulty") is not None else float("inf"), n["id"]))
-    trained = [n for n in train_nodes if n.get("kept", True)]
-    fresh = [n for n, clean in zip(unique, clean_against(unique, trained), strict=True) if clean]
+    seen = [n for n in train_nodes if n.get("kept", True)]
+    seen += [{"id": f"few-shot-{i}", "integrand": f} for i, (f, _) in enumerate(FEW_SHOT_EXAMPLES)]
+    fresh = [n for n, clean in zip(unique, clean_against(unique, seen), strict=True) if clean]
     rows = [
         {
             "id": f"easy-{n['id']}",
@@ -357,8 +358,8 @@ def easy_held_out_set(test: list[dict], train_nodes: list[dict], out_dir: str, c
     logger.info(
         "easy held-out: %d of %d held-out-tree variants (%d equivalent to a training node or a few-shot example)",
         len(rows),
-        len(nodes) - len(test),
-        len(nodes) - len(test) - len(fresh),
+        len(unique),
+        len(unique) - len(fresh),
     )
     return rows
 

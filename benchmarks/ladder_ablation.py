@@ -41,7 +41,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ladder_hf.demo import (
-    LEVEL_SOLVE_RATES_FILE,
     MODEL_LEVEL_FILE,
     DemoConfig,
     build_variants,
@@ -60,6 +59,7 @@ from ladder_hf.demo import (
 from ladder_hf.evaluation import wilson_interval
 from ladder_hf.problems import load_problems
 from ladder_hf.store import read_jsonl, write_jsonl
+from ladder_hf.training_data import LEVEL_SOLVE_RATES_FILE
 
 logger = logging.getLogger("ladder_ablation")
 ARMS = ("base", "roots", "ladder", "ladder_depth", "ladder_level", "warm_start", "warm_start_ladder")

@@ -53,7 +53,6 @@ logger = logging.getLogger(__name__)
 STAGES = ("problems", "variants", "dataset", "eval_base", "train", "eval_trained", "report")
 CONFIG_FILE = "demo_config.json"
 MODEL_LEVEL_FILE = "model_level.json"
-LEVEL_SOLVE_RATES_FILE = "level_solve_rates.jsonl"
 # Settings that change a stage's output; a resumed run must match them.
 _OUTPUT_KEYS = (
     "model",
@@ -394,7 +393,7 @@ def deepen_to_model_level(train: list[dict], protect: list[dict], variants_dir: 
     returns that table.
     """
     from ladder_hf.generation import load_backend
-    from ladder_hf.training_data import grow_to_model_level
+    from ladder_hf.training_data import LEVEL_SOLVE_RATES_FILE, grow_to_model_level
     from ladder_hf.variants import SymbolicGenerator
 
     parent = os.path.dirname(os.path.abspath(variants_dir))
@@ -1040,6 +1039,8 @@ def run_demo(config: DemoConfig) -> dict:
     done_marker = os.path.join(paths["variants"], "DEMO_DONE")
     easy_path = os.path.join(paths["problems"], "test_easy.jsonl")
     if not os.path.isfile(done_marker):
+        from ladder_hf.training_data import LEVEL_SOLVE_RATES_FILE
+
         if not (out / LEVEL_SOLVE_RATES_FILE).is_file():  # a started deepening resumes on its own
             train_nodes = build_variants(train, test, paths["variants"], config)
         if config.easy_test_problems > 0 and not os.path.isfile(easy_path):
@@ -1116,7 +1117,7 @@ def run_demo(config: DemoConfig) -> dict:
 def _reuse_level_measurement(out: Path, model_dir: str, config: DemoConfig) -> None:
     """The deepening measured the base model on every node; the recipe's level selection
     (``solve_rate_samples``) starts from those rates instead of sampling the whole tree again."""
-    from ladder_hf.training_data import SOLVE_RATES_FILE
+    from ladder_hf.training_data import LEVEL_SOLVE_RATES_FILE, SOLVE_RATES_FILE
 
     measured, store = out / LEVEL_SOLVE_RATES_FILE, Path(model_dir) / SOLVE_RATES_FILE
     same = config.deepen_rounds and config.solve_rate_samples == config.deepen_samples

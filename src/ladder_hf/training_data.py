@@ -130,6 +130,8 @@ def order_by_curriculum(dataset, curriculum: str = "none"):
 
 
 SOLVE_RATES_FILE = "solve_rates.jsonl"
+# grow_to_model_level's store, beside the variants folder (not published with it)
+LEVEL_SOLVE_RATES_FILE = "level_solve_rates.jsonl"
 
 
 def measure_solve_rates(
@@ -290,14 +292,14 @@ def grow_to_model_level(
         >>> from ladder_hf.variants import SymbolicGenerator
         >>> rounds = grow_to_model_level(train, SymbolicGenerator(seed=0), "out/variants",
         ...                              lambda: load_backend("transformers", "default"))  # doctest: +SKIP
-        >>> [(r["depth"], r["edge"]) for r in rounds]  # doctest: +SKIP
-        [(3, 4), (4, 9), (5, 15)]
+        >>> [(r["depth"], r["nodes"], r["edge"]) for r in rounds]  # doctest: +SKIP
+        [(3, 165, 2), (4, 201, 3), (5, 212, 4), (5, 214, 4)]
     """
     from ladder_hf.dataset import read_nodes
     from ladder_hf.variants.tree import TreeState, generate_tree, regrowable
 
     if store_path is None:
-        store_path = os.path.join(os.path.dirname(os.path.abspath(out_dir)), "level_solve_rates.jsonl")
+        store_path = os.path.join(os.path.dirname(os.path.abspath(out_dir)), LEVEL_SOLVE_RATES_FILE)
     if callable(backend) and not hasattr(backend, "generate"):
         make_backend, backend = backend, None
 

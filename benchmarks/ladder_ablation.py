@@ -43,10 +43,8 @@ from pathlib import Path
 from ladder_hf.demo import (
     MODEL_LEVEL_FILE,
     DemoConfig,
-    build_variants,
-    deepen_to_model_level,
-    easy_held_out_set,
     evaluate_stage,
+    grow_trees,
     is_trained,
     materialise_dataset,
     plot_rewards,
@@ -59,7 +57,6 @@ from ladder_hf.demo import (
 from ladder_hf.evaluation import wilson_interval
 from ladder_hf.problems import load_problems
 from ladder_hf.store import read_jsonl, write_jsonl
-from ladder_hf.training_data import LEVEL_SOLVE_RATES_FILE
 
 logger = logging.getLogger("ladder_ablation")
 ARMS = ("base", "roots", "ladder", "ladder_depth", "ladder_level", "warm_start", "warm_start_ladder")
@@ -447,26 +444,14 @@ def run(config: AblationConfig) -> dict:
 
     began = time.perf_counter()
     level_path = out / MODEL_LEVEL_FILE
-    # once the deepening has started, the folder holds more than these settings grow: it resumes on its own
-    if not level_path.is_file() and not (out / LEVEL_SOLVE_RATES_FILE).is_file():
-        train_nodes = build_variants(train, test, str(out / "variants"), config)
-    if config.easy_test_problems and not easy_path.is_file():
-        write_jsonl(str(easy_path), easy_held_out_set(test, train_nodes, str(out / "test_variants"), config))
-    if config.deepen_rounds > 0 and not level_path.is_file():
-        # both held-out sets are fixed first, and every deeper variant is guarded against them
-        easy = read_jsonl(str(easy_path)) if easy_path.is_file() else []
-        deepen_to_model_level(train, test + easy, str(out / "variants"), config)
-    if level_path.is_file():  # grown past the settings above: read the trees as they are
+    easy = grow_trees(train, test, out, config)
+    if level_path.is_file():  # the deepening's table, one row per round
         results["model_level"] = json.loads(level_path.read_text(encoding="utf-8"))
     results["variant_seconds"] = round(time.perf_counter() - began, 1)
     sets = {"test": str(test_path)}
-    if config.easy_test_problems and read_jsonl(str(easy_path)):
+    if easy:
         sets["easy"] = str(easy_path)
-    results["sizes"] = {
-        "train": len(train),
-        "test": len(test),
-        "easy": len(read_jsonl(str(easy_path))) if "easy" in sets else 0,
-    }
+    results["sizes"] = {"train": len(train), "test": len(test), "easy": len(easy)}
     results["tree_sizes"] = tree_sizes(str(out / "variants"))
     for slice_ in ("tree", "roots"):
         folder = out / f"dataset_{slice_}"

@@ -108,7 +108,8 @@ class DemoConfig:
         default=40,
         metadata={
             "help": "Size of the easy held-out set, scored before and after as well: the least difficult variants "
-            "of the held-out problems, minus any integrand that is a training node or a few-shot example (0: none). "
+            "of the held-out problems, minus any the contamination guard finds equivalent to a training node or a "
+            "few-shot example (0: none). "
             "A 135M model solves almost none of the real problems; this set shows whether what it learned transfers."
         },
     )
@@ -420,6 +421,31 @@ def deepen_to_model_level(train: list[dict], protect: list[dict], variants_dir: 
     )
     write_json(os.path.join(parent, MODEL_LEVEL_FILE), history)
     return history
+
+
+def grow_trees(train: list[dict], test: list[dict], out: Path, config: DemoConfig) -> list[dict]:
+    """Grow (or resume) the training trees in ``out/variants``, fix the easy held-out set
+    (``out/problems/test_easy.jsonl``, drawn from ``out/test_variants``), then, with ``config.deepen_rounds``,
+    grow the trees down to the model's level, guarded against both held-out sets. Returns the easy rows.
+    The demo's variants stage and ``benchmarks/ladder_ablation.py`` both run it.
+    """
+    from ladder_hf.dataset import read_nodes
+    from ladder_hf.training_data import LEVEL_SOLVE_RATES_FILE
+
+    variants_dir, easy_path = str(out / "variants"), out / "problems" / "test_easy.jsonl"
+    level_done = (out / MODEL_LEVEL_FILE).is_file()
+    if level_done or (out / LEVEL_SOLVE_RATES_FILE).is_file():
+        # the deepening has started: the folder holds more than these settings grow, and it resumes on its own
+        train_nodes = [n for n in read_nodes(variants_dir) if n.get("kept", True)]
+    else:
+        train_nodes = build_variants(train, test, variants_dir, config)
+    if config.easy_test_problems > 0 and not easy_path.is_file():
+        write_jsonl(str(easy_path), easy_held_out_set(test, train_nodes, str(out / "test_variants"), config))
+    easy = read_jsonl(str(easy_path)) if config.easy_test_problems > 0 and easy_path.is_file() else []
+    if config.deepen_rounds > 0 and not level_done:
+        # both held-out sets are fixed first, and every deeper variant is guarded against them
+        deepen_to_model_level(train, test + easy, variants_dir, config)
+    return easy
 
 
 _SLICES = {"tree": "all", "roots": "roots", "variants": "variants"}
@@ -999,7 +1025,6 @@ def run_demo(config: DemoConfig) -> dict:
         for name in (
             "problems",
             "variants",
-            "test_variants",
             "dataset",
             "eval_base",
             "eval_base_easy",
@@ -1039,16 +1064,7 @@ def run_demo(config: DemoConfig) -> dict:
     done_marker = os.path.join(paths["variants"], "DEMO_DONE")
     easy_path = os.path.join(paths["problems"], "test_easy.jsonl")
     if not os.path.isfile(done_marker):
-        from ladder_hf.training_data import LEVEL_SOLVE_RATES_FILE
-
-        if not (out / LEVEL_SOLVE_RATES_FILE).is_file():  # a started deepening resumes on its own
-            train_nodes = build_variants(train, test, paths["variants"], config)
-        if config.easy_test_problems > 0 and not os.path.isfile(easy_path):
-            write_jsonl(easy_path, easy_held_out_set(test, train_nodes, paths["test_variants"], config))
-        if config.deepen_rounds > 0:
-            # both held-out sets are fixed first, and every deeper variant is guarded against them
-            easy = read_jsonl(easy_path) if os.path.isfile(easy_path) else []
-            deepen_to_model_level(train, test + easy, paths["variants"], config)
+        grow_trees(train, test, out, config)
         atomic_write(done_marker, "complete\n")
     easy = read_jsonl(easy_path) if config.easy_test_problems > 0 and os.path.isfile(easy_path) else []
     done("variants", began)

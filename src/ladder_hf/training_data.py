@@ -329,12 +329,11 @@ def grow_to_model_level(
         expansions = TreeState(out_dir).expansions
         expanded = {parent for parent, record in expansions.items() if not regrowable(record)}
         frontier = {n["id"] for n, rate in zip(nodes, rates, strict=True) if rate == 0.0 and n["id"] not in expanded}
+        per_depth = solve_rate_table(nodes, rates)
         row = {
             "depth": max(n["depth"] for n in nodes),
             "nodes": len(nodes),
-            "never": sum(r == 0.0 for r in rates),
-            "edge": sum(r is not None and 0.0 < r < 1.0 for r in rates),
-            "always": sum(r == 1.0 for r in rates),
+            **{kind: sum(t[kind] for t in per_depth) for kind in ("never", "edge", "always")},
             "grown": 0,
             "added": 0,
         }

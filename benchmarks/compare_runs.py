@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from ladder_ablation import ARM_LABELS, arm_of, pooled
 
-from ladder_hf.evaluation import wilson_interval
+from ladder_hf.evaluation import format_rate, wilson_interval
 
 CORRECT = "rewards/integration_reward/mean"
 IGNORED = {"output_dir", "img_dir", "arms", "train_seeds", "overwrite", "prepare_only"}
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             rate = p["correct"] / p["answers"]
             bars[s].append((rate, low, high))
             cells += [
-                f"{100 * rate:.1f}% [{100 * low:.1f}, {100 * high:.1f}] (n={p['answers']})",
+                format_rate(p["correct"], p["answers"]),
                 f"{100 * min(p['per_seed']):.1f}-{100 * max(p['per_seed']):.1f}%",
             ]
         print(f"| {label} | {seeds} | " + " | ".join(cells) + " |")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ladder_hf.dataset import read_nodes
 from ladder_hf.demo import clean_against
-from ladder_hf.evaluation import wilson_interval
+from ladder_hf.evaluation import format_rate
 from ladder_hf.problems import FEW_SHOT_EXAMPLES
 from ladder_hf.store import read_jsonl
 
@@ -58,13 +58,6 @@ def audit(folder: Path) -> dict:
     }
 
 
-def _cell(correct: int, answers: int) -> str:
-    if not answers:
-        return "–"
-    low, high = wilson_interval(correct, answers)
-    return f"{100 * correct / answers:.1f}% [{100 * low:.1f}, {100 * high:.1f}] ({correct}/{answers})"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+", help="ablation run folders")
@@ -79,10 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     for folder in map(Path, args.folders):
         result = report[str(folder)] = audit(folder)
         for arm, pooled in result["arms"].items():
+            every, clean, new = (format_rate(*pooled[k], counts="fraction") for k in ("all", "clean", "new_family"))
             print(
-                f"| {folder.name} | {arm} | {pooled['seeds']} | {_cell(*pooled['all'])} ({result['easy']} problems) "
-                f"| {_cell(*pooled['clean'])} ({result['clean']}) | {_cell(*pooled['new_family'])} "
-                f"({result['new_family']}) |"
+                f"| {folder.name} | {arm} | {pooled['seeds']} | {every} ({result['easy']} problems) "
+                f"| {clean} ({result['clean']}) | {new} ({result['new_family']}) |"
             )
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")

@@ -10,7 +10,8 @@ sampling settings and pass@1 over several samples per problem:
 
 and, as separately labelled arms that are never LADDER numbers (``--arms``): ``ladder_depth`` (easiest
 first), ``ladder_level`` (GRPO on the nodes at the model's level), ``warm_start`` (SFT on the tree
-nodes' sympy antiderivatives, verified; no RL) and ``warm_start_ladder`` (that warm start, then LADDER).
+nodes' sympy antiderivatives, verified; no RL), ``warm_start_ladder`` (that warm start, then LADDER) and
+``warm_start_level`` (that warm start, then LADDER on the nodes at the warm-started model's level).
 
 Both trained arms get the same step budget, seed, group size, completion length and rewards.
 A second, easier held-out set is scored as well: the least difficult symbolic variants of the
@@ -54,12 +55,21 @@ from ladder_hf.demo import (
     train_stage,
     tree_sizes,
 )
-from ladder_hf.evaluation import wilson_interval
+from ladder_hf.evaluation import format_rate, wilson_interval
 from ladder_hf.problems import load_problems
 from ladder_hf.store import read_jsonl, write_jsonl
 
 logger = logging.getLogger("ladder_ablation")
-ARMS = ("base", "roots", "ladder", "ladder_depth", "ladder_level", "warm_start", "warm_start_ladder")
+ARMS = (
+    "base",
+    "roots",
+    "ladder",
+    "ladder_depth",
+    "ladder_level",
+    "warm_start",
+    "warm_start_ladder",
+    "warm_start_level",
+)
 ARM_LABELS = {
     "base": "base model",
     "roots": "RL on original problems",
@@ -68,6 +78,7 @@ ARM_LABELS = {
     "ladder_level": "LADDER at the model's level (solve-rate selection)",
     "warm_start": "warm start only (SFT on sympy answers; not LADDER)",
     "warm_start_ladder": "warm start, then LADDER",
+    "warm_start_level": "warm start, then LADDER at its level",
 }
 
 
@@ -129,10 +140,28 @@ class AblationConfig(DemoConfig):
             "per row; on deepened trees of several hundred rows this costs more than the training)."
         },
     )
+    warm_start_learning_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "Learning rate of the warm start's SFT (default: --learning_rate), so that the GRPO stage after "
+            "it can use another one."
+        },
+    )
     prepare_only: bool = field(
         default=False, metadata={"help": "Stop after the split, the trees and the datasets (warm the run folder)."}
     )
     sympy_baseline: bool = field(default=False, metadata={"help": "Score sympy.integrate on the test sets too."})
+
+
+def arm_settings(arm: str, config: AblationConfig, warm_dir: Path) -> AblationConfig:
+    """The GRPO settings of a trained arm: the run's, with the arm's curriculum, level selection or start model."""
+    level = config.level_samples
+    return {
+        "ladder_depth": dataclasses.replace(config, curriculum="depth"),
+        "ladder_level": dataclasses.replace(config, solve_rate_samples=level),
+        "warm_start_ladder": dataclasses.replace(config, model=str(warm_dir)),
+        "warm_start_level": dataclasses.replace(config, model=str(warm_dir), solve_rate_samples=level),
+    }.get(arm, config)
 
 
 def solve_rates_before_after(dataset_dir: str, model_dir: str, config: AblationConfig) -> dict:
@@ -179,7 +208,7 @@ def warm_start_stage(out: Path, config: AblationConfig, folder: str = "warm_star
         prompt=config.prompt,
         max_steps=config.max_steps,
         batch_size=config.num_generations * config.prompts_per_step,
-        learning_rate=config.learning_rate,
+        learning_rate=config.warm_start_learning_rate or config.learning_rate,
         seed=config.seed,
     )
 
@@ -331,9 +360,8 @@ def render_results(results: dict) -> str:
                 cells += ["–"] * 3
                 continue
             n = s["problems"] * s["samples"]
-            low, high = wilson_interval(s["pass@1"] * n, n)
             cells += [
-                f"{100 * s['pass@1']:.1f}% [{100 * low:.1f}, {100 * high:.1f}] (n={n})",
+                format_rate(s["pass@1"] * n, n),
                 f"{100 * s[f'pass@{k}']:.1f}%",
                 f"{100 * s['answer_rate']:.1f}%",
             ]
@@ -361,9 +389,8 @@ def render_results(results: dict) -> str:
                     cells += ["–", "–"]
                     continue
                 count = len(p["per_seed"])
-                low, high = wilson_interval(p["correct"], p["answers"])
                 cells += [
-                    f"{100 * p['correct'] / p['answers']:.1f}% [{100 * low:.1f}, {100 * high:.1f}] (n={p['answers']})",
+                    format_rate(p["correct"], p["answers"]),
                     f"{100 * min(p['per_seed']):.1f}-{100 * max(p['per_seed']):.1f}%",
                 ]
             lines.append(f"| {ARM_LABELS[arm]} | {count} | " + " | ".join(cells) + " |")
@@ -383,12 +410,14 @@ def render_results(results: dict) -> str:
                 for i, r in enumerate(results["model_level"])
             ),
         ]
-    level = results["arms"].get("ladder_level", {}).get("solve_rates")
-    if level:
+    for arm, start in (("ladder_level", "base model"), ("warm_start_level", "warm-started model")):
+        level = results["arms"].get(arm, {}).get("solve_rates")
+        if not level:
+            continue
         lines += [
             "",
-            f"Solve rate per tree depth ({c['level_samples']} samples per row), base model before training and the "
-            "ladder_level arm after it, on the same rows:",
+            f"Solve rate per tree depth ({c['level_samples']} samples per row), the {start} before training and the "
+            f"{arm} arm after it, on the same rows:",
             "",
             "| depth | rows | before: mean | never / edge / always | after: mean | never / edge / always |",
             "|---|---|---|---|---|---|",
@@ -491,11 +520,7 @@ def run(config: AblationConfig) -> dict:
                 logger.info("training arm %s (%d steps)", key, config.max_steps)
                 began = time.perf_counter()
                 data = out / ("dataset_roots" if arm == "roots" else "dataset_tree")
-                arm_config = {
-                    "ladder_depth": dataclasses.replace(run_config, curriculum="depth"),
-                    "ladder_level": dataclasses.replace(run_config, solve_rate_samples=config.level_samples),
-                    "warm_start_ladder": dataclasses.replace(run_config, model=str(warm_dir)),
-                }.get(arm, run_config)
+                arm_config = arm_settings(arm, run_config, warm_dir)
                 try:
                     train_stage(str(data), model_dir, arm_config)
                 except ValueError as err:  # e.g. level selection finds no row at the model's level
@@ -504,8 +529,10 @@ def run(config: AblationConfig) -> dict:
                     save(key, info)
                     continue
                 info["train_seconds"] = round(time.perf_counter() - began, 1)
-            if arm == "ladder_level" and "solve_rates" not in info:
-                info["solve_rates"] = solve_rates_before_after(str(out / "dataset_tree"), model_dir, run_config)
+            if arm in ("ladder_level", "warm_start_level") and "solve_rates" not in info:
+                info["solve_rates"] = solve_rates_before_after(
+                    str(out / "dataset_tree"), model_dir, arm_settings(arm, run_config, warm_dir)
+                )
             info["rewards"] = read_reward_history(model_dir)
             model = model_dir
             save(key, info)

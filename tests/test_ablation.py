@@ -102,3 +102,16 @@ def test_easy_set_audit_rescores_each_arm_on_the_problems_the_guard_calls_clean(
     assert result["not_clean"] == ["8*x**2"] and result["prompt_family"] == ["cos(6*x)"]
     assert result["arms"]["base"] == {"seeds": 1, "all": [3, 6], "clean": [2, 4], "new_family": [0, 2]}
     assert result["arms"]["arm"] == {"seeds": 1, "all": [3, 6], "clean": [1, 4], "new_family": [1, 2]}
+
+
+def test_warm_start_arms_train_from_the_warm_start_and_only_the_level_arms_select(ablation, tmp_path):
+    config = ablation.AblationConfig(output_dir=str(tmp_path), level_samples=6, learning_rate=1e-5)
+    warm = tmp_path / "models" / "warm_start-seed1"
+    settings = {arm: ablation.arm_settings(arm, config, warm) for arm in ablation.ARMS if arm != "base"}
+    assert {arm: s.model for arm, s in settings.items() if s.model != config.model} == {
+        "warm_start_ladder": str(warm),
+        "warm_start_level": str(warm),
+    }
+    assert {arm for arm, s in settings.items() if s.solve_rate_samples} == {"ladder_level", "warm_start_level"}
+    assert settings["warm_start_level"].solve_rate_samples == 6
+    assert settings["ladder_depth"].curriculum == "depth"

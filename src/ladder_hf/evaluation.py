@@ -287,6 +287,27 @@ def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, f
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def format_rate(successes: float, n: int, counts: str = "n") -> str:
+    """A proportion as results tables print it: percent, 95% Wilson interval and the sample size
+    (``counts="n"``), the successes out of it (``"fraction"``) or nothing (``""``); "–" when ``n`` is 0.
+
+    Example:
+        >>> format_rate(12, 240)
+        '5.0% [2.9, 8.5] (n=240)'
+        >>> format_rate(9, 68, counts="fraction")
+        '13.2% [7.1, 23.3] (9/68)'
+    """
+    if n <= 0:
+        return "–"
+    low, high = wilson_interval(successes, n)
+    cell = f"{100 * successes / n:.1f}% [{100 * low:.1f}, {100 * high:.1f}]"
+    if counts == "n":
+        return f"{cell} (n={n})"
+    if counts == "fraction":
+        return f"{cell} ({round(successes)}/{n})"
+    return cell
+
+
 def _headline(scores: dict, k: int) -> dict:
     keep = ["count", "num_predictions", "accuracy", "answer_rate", "majority_vote_accuracy", "per_year"]
     out = {key: scores[key] for key in keep if key in scores}

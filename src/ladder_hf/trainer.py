@@ -12,6 +12,7 @@ import contextlib
 import functools
 import os
 import re
+import warnings
 
 import torch
 from huggingface_hub import ModelCard
@@ -19,6 +20,11 @@ from trl import GRPOTrainer
 
 from ladder_hf.callbacks import RewardTimer
 from ladder_hf.generation import cache_argument, distinct_rows, generate_with_shared_prefill, output_cache
+
+# TRL's unwrap_model_for_generation reads the deprecated `is_gradient_checkpointing` alias on every
+# generation, so transformers printed the same FutureWarning at every step of a run. It is TRL's call to
+# update, not the user's: silence that one message only.
+warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 
 class LadderGRPOTrainer(GRPOTrainer):

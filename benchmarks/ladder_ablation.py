@@ -140,6 +140,13 @@ class AblationConfig(DemoConfig):
             "per row; on deepened trees of several hundred rows this costs more than the training)."
         },
     )
+    shared_warm_start: bool = field(
+        default=False,
+        metadata={
+            "help": "Every seed of the warm-start arms starts from the one warm start of --seed (models/warm_start), "
+            "so the seeds measure the GRPO stage after it; the warm_start arm then runs once."
+        },
+    )
     warm_start_learning_rate: float | None = field(
         default=None,
         metadata={
@@ -151,6 +158,14 @@ class AblationConfig(DemoConfig):
         default=False, metadata={"help": "Stop after the split, the trees and the datasets (warm the run folder)."}
     )
     sympy_baseline: bool = field(default=False, metadata={"help": "Score sympy.integrate on the test sets too."})
+
+
+def planned_runs(config: AblationConfig) -> list[tuple[str, int | None]]:
+    """``(arm, seed)`` in run order: every arm with ``--seed`` (seed ``None``), then the trained arms again per
+    extra seed. The base model runs once, and so does the warm start when every seed shares it."""
+    once = {"base"} | ({"warm_start"} if config.shared_warm_start else set())
+    seeds = [seed for seed in config.train_seeds if seed != config.seed]
+    return [(arm, None) for arm in config.arms] + [(arm, s) for s in seeds for arm in config.arms if arm not in once]
 
 
 def arm_settings(arm: str, config: AblationConfig, warm_dir: Path) -> AblationConfig:
@@ -495,9 +510,7 @@ def run(config: AblationConfig) -> dict:
     for arm in config.arms:
         if arm not in ARMS:
             raise ValueError(f"unknown arm {arm!r}; choose from {ARMS}")
-    runs = [(arm, None) for arm in config.arms]
-    runs += [(arm, seed) for seed in config.train_seeds if seed != config.seed for arm in config.arms if arm != "base"]
-    for arm, seed in runs:
+    for arm, seed in planned_runs(config):
         key = arm if seed is None else f"{arm}-seed{seed}"
         # every seeded run has its own sampling, level selection and evaluation seed
         run_config = config if seed is None else dataclasses.replace(config, seed=seed)
@@ -507,7 +520,7 @@ def run(config: AblationConfig) -> dict:
         model = config.model
         if arm != "base":
             model_dir = str(out / "models" / key)
-            warm_dir = out / "models" / f"warm_start{suffix}"
+            warm_dir = out / "models" / ("warm_start" if config.shared_warm_start else f"warm_start{suffix}")
             if arm.startswith("warm_start") and not is_trained(str(warm_dir)):
                 # SFT only: no GRPO follows for the warm_start arm (its model folder is then trained)
                 began = time.perf_counter()

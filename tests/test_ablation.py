@@ -115,3 +115,25 @@ def test_warm_start_arms_train_from_the_warm_start_and_only_the_level_arms_selec
     assert {arm for arm, s in settings.items() if s.solve_rate_samples} == {"ladder_level", "warm_start_level"}
     assert settings["warm_start_level"].solve_rate_samples == 6
     assert settings["ladder_depth"].curriculum == "depth"
+
+
+def test_a_shared_warm_start_runs_once_and_every_seed_trains_from_it(ablation, tmp_path):
+    arms = ["base", "warm_start", "warm_start_level"]
+    own = ablation.AblationConfig(output_dir=str(tmp_path), arms=arms, train_seeds=[0, 1, 2])
+    assert ablation.planned_runs(own) == [
+        ("base", None),
+        ("warm_start", None),
+        ("warm_start_level", None),
+        ("warm_start", 1),
+        ("warm_start_level", 1),
+        ("warm_start", 2),
+        ("warm_start_level", 2),
+    ]
+    shared = ablation.dataclasses.replace(own, shared_warm_start=True)
+    assert ablation.planned_runs(shared) == [
+        ("base", None),
+        ("warm_start", None),
+        ("warm_start_level", None),
+        ("warm_start_level", 1),
+        ("warm_start_level", 2),
+    ]

@@ -204,6 +204,88 @@ def test_cli_main(tmp_path, tiny_model_dir, capsys):
     assert (tmp_path / "out" / "report" / "summary.md").is_file()
 
 
+class SolvesSome:
+    """A backend that answers each integrand it knows correctly in ``share`` of the samples and 0 otherwise."""
+
+    def __init__(self, share: dict[str, float]):
+        self.share, self.asked = share, []
+
+    def generate(self, conversations, *, n=1, **kwargs):
+        import re
+
+        import sympy
+
+        out = []
+        for conversation in conversations:
+            integrand = re.search(r"∫\S* (.+) dx$", conversation[-1]["content"]).group(1)
+            self.asked.append(integrand)
+            right = round(n * self.share.get(integrand, 0.0))
+            answer = sympy.integrate(sympy.sympify(integrand), sympy.Symbol("x"))  # our own strings, not a model's
+            out.append([f"<answer>{answer}</answer>"] * right + ["<answer>0</answer>"] * (n - right))
+        return out
+
+
+def test_level_selection_trains_on_the_variants_the_model_sometimes_solves(tmp_path):
+    from ladder_hf.configs import TTRLArguments
+    from ladder_hf.ttrl import training_variants
+
+    rows = [{"id": f"v{i}", "integrand": f, "depth": 1} for i, f in enumerate(["2*x", "cos(x)", "exp(x)", "x**2"])]
+    args = TTRLArguments(solve_rate_samples=4, max_variants=8, system_prompt="default")
+    backend = SolvesSome({"2*x": 1.0, "cos(x)": 0.5, "x**2": 0.25})
+    store = str(tmp_path / "rates.jsonl")
+    kept, level = training_variants(rows, args, backend, store)
+    assert [r["integrand"] for r in kept] == ["cos(x)", "x**2"]  # not the always-solved 2*x, not exp(x)
+    assert level["edge"] == 2 and level["trained_on"] == "edge" and level["samples"] == 4
+    assert level["per_depth"][0]["always"] == 1 and level["per_depth"][0]["never"] == 1
+
+    # the rates are stored: a rerun (a resumed problem) samples nothing again
+    again = SolvesSome({})
+    assert training_variants(rows, args, again, store)[0] == kept and again.asked == []
+
+    # nothing at the model's level: every variant is kept, as without the selection, and the record says so
+    none_kept, level = training_variants(rows, args, SolvesSome({}), str(tmp_path / "other.jsonl"))
+    assert none_kept == rows and level["trained_on"] == "all" and level["edge"] == 0
+    # off: no measurement, the first max_variants rows
+    assert training_variants(rows, TTRLArguments(max_variants=3), None) == (rows[:3], None)
+
+
+def test_deepening_grows_the_problem_tree_below_variants_the_model_never_solves(tmp_path):
+    from ladder_hf.configs import TTRLArguments
+    from ladder_hf.ttrl import build_variants, make_generators
+
+    problem = {"id": "p", "integrand": "x*cos(x) + sin(x)", "lower": "", "upper": ""}
+    flat_args = TTRLArguments(variant_depth=1, variants_per_node=3, max_variants=8)
+    flat = build_variants(problem, flat_args, str(tmp_path / "flat"), make_generators(flat_args))
+    deep_args = TTRLArguments(
+        variant_depth=1, variants_per_node=3, max_variants=8, solve_rate_samples=2, deepen_rounds=2
+    )
+    backend = SolvesSome({})  # solves nothing: every leaf is grown
+    deep = build_variants(problem, deep_args, str(tmp_path / "deep"), make_generators(deep_args), backend)
+    assert max(r["depth"] for r in flat) == 1
+    assert max(r["depth"] for r in deep) >= 2 and len(deep) > len(flat)
+    assert problem["integrand"] not in backend.asked  # the test problem is never sampled as a variant
+    assert (tmp_path / "deep" / "level_solve_rates.jsonl").is_file()
+    with pytest.raises(ValueError, match="solve_rate_samples"):
+        build_variants(problem, TTRLArguments(deepen_rounds=1), str(tmp_path / "x"), make_generators(flat_args))
+
+
+def test_ttrl_with_level_selection_records_the_level_and_pooled_intervals(tmp_path, tiny_model_dir):
+    from ladder_hf.ttrl import BASE_PASS1, PASS1_AFTER, read_results, run_ttrl
+
+    overrides = ["--max_problems", "1", "--max_steps", "1", "--solve_rate_samples", "2"]
+    ttrl_args, training_args, model_args = _args(tmp_path, tiny_model_dir, *overrides)
+    summary = run_ttrl(ttrl_args, training_args, model_args)
+    (rec,) = read_results(Path(training_args.output_dir) / "results.jsonl")
+    # a random tiny model solves no variant: the selection falls back to all of them and says so
+    assert rec["level"]["trained_on"] == "all" and rec["level"]["edge"] == 0
+    assert sum(t["rows"] for t in rec["level"]["per_depth"]) >= rec["variants"]["count"] > 0
+    pooled = summary["pooled"]
+    assert pooled[BASE_PASS1]["answers"] == pooled[PASS1_AFTER]["answers"] == ttrl_args.pass_at_1_samples
+    assert pooled[BASE_PASS1]["ci95"][1] > 0  # an interval, not a point
+    text = (Path(training_args.output_dir) / "report" / "summary.md").read_text()
+    assert "(0 at level)" in text and "95% Wilson" in text
+
+
 @pytest.mark.slow
 def test_model_generator_path_restores_weights(tmp_path, tiny_model_dir, original_weights):
     """generator=model: the adapted model itself writes variants (a random tiny model writes few or

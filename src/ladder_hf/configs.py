@@ -238,6 +238,12 @@ class TTRLArguments:
         generator, variant_model, variant_depth, variants_per_node, max_variants, variant_seed:
             Who writes the variants (``symbolic``, ``model``, ``both``), with which model, how deep and how
             many; at most ``max_variants`` are trained on, a seeded subset when there are more.
+        solve_rate_samples (`int`, *optional*, defaults to `0`): LADDER's level selection per problem: sample
+            this many answers to every variant with the original weights and train only on the variants the
+            model neither always nor never solves (all variants when none is; 0: off).
+        deepen_rounds (`int`, *optional*, defaults to `0`): grow the symbolic tree this many levels further
+            below the variants the model never solves (:func:`ladder_hf.training_data.grow_to_model_level`;
+            needs ``solve_rate_samples``).
         eval_every, eval_samples: sample answers to the test problem every N steps ("solved during TTRL").
         pass_at_1_samples, max_new_tokens, sample_temperature, system_prompt:
             The answers sampled from the base and the adapted model, and their prompt.
@@ -269,6 +275,20 @@ class TTRLArguments:
         default=32, metadata={"help": "Train on at most this many variants per problem (chosen with variant_seed)."}
     )
     variant_seed: int = field(default=0, metadata={"help": "Seed of the variant generator and of the subsampling."})
+    solve_rate_samples: int = field(
+        default=0,
+        metadata={
+            "help": "Level selection: answers sampled per variant with the original weights; train only on the "
+            "variants the model sometimes solves (all of them when none is). 0: off."
+        },
+    )
+    deepen_rounds: int = field(
+        default=0,
+        metadata={
+            "help": "Grow the symbolic tree this many levels further below the variants the model never solves "
+            "(needs solve_rate_samples)."
+        },
+    )
     eval_every: int = field(
         default=2,
         metadata={"help": "Sample answers to the test problem every N GRPO steps ('solved during TTRL'). 0: never."},

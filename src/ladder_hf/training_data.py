@@ -255,6 +255,7 @@ def grow_to_model_level(
     temperature: float = 0.7,
     seed: int = 0,
     store_path: str | None = None,
+    measure_roots: bool = True,
 ) -> list[dict[str, Any]]:
     """LADDER's recursion, down to the model's level: grow variants below the tree leaves the model never solves.
 
@@ -281,6 +282,8 @@ def grow_to_model_level(
         quality: a ``QualityConfig``.
         store_path: JSONL store of the measured rates (default ``<out_dir>/../level_solve_rates.jsonl``,
             outside the variants folder so it is not published with it).
+        measure_roots: sample the roots too (``False`` for TTRL, whose root is the test problem: only its
+            variants are measured and grown).
 
     Returns:
         One row per round: ``depth`` (the deepest level before the round), ``nodes`` (measured), ``never``,
@@ -314,7 +317,9 @@ def grow_to_model_level(
 
     history: list[dict[str, Any]] = []
     for round_ in range(rounds + 1):
-        nodes = [n for n in read_nodes(out_dir) if n.get("kept", True)]
+        nodes = [n for n in read_nodes(out_dir) if n.get("kept", True) and (measure_roots or int(n["depth"]) > 0)]
+        if not nodes:  # a root without a single kept variant: nothing to measure or grow below
+            break
         rates = measure_solve_rates(
             nodes,
             lazy,

@@ -39,6 +39,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from ladder_hf.configs import GENERATORS, RESTORE_STRATEGIES, TTRLArguments
+from ladder_hf.evaluation import format_rate, wilson_interval
 from ladder_hf.problems import ANSWER_STOP, build_messages
 from ladder_hf.store import JsonlStore, atomic_write, read_jsonl, write_json
 
@@ -128,31 +129,105 @@ def make_generators(args: TTRLArguments, model=None, tokenizer=None, cache: dict
     return generators
 
 
-def build_variants(problem: dict, args: TTRLArguments, out_dir: str, generators: list[tuple]) -> list[dict]:
+def build_variants(
+    problem: dict, args: TTRLArguments, out_dir: str, generators: list[tuple], backend=None
+) -> list[dict]:
     """Variant tree of one problem with the contamination guard protecting it (resumable: nodes
-    stream to ``out_dir/<generator>/nodes.jsonl``); returns variant rows only (never the root),
-    at most ``max_variants``, a seeded subset when there are more.
+    stream to ``out_dir/<generator>/nodes.jsonl``); returns every variant row (never the root),
+    deduplicated, in a seeded order. :func:`training_variants` chooses the ones trained on.
+
+    With ``args.deepen_rounds`` the symbolic tree then grows below the variants that the model behind
+    ``backend`` never solves (:func:`ladder_hf.training_data.grow_to_model_level`, easier mutations only;
+    the solve rates go to ``out_dir/level_solve_rates.jsonl``).
     """
+    import dataclasses
     import random
 
-    from ladder_hf.variants import generate_tree
+    from ladder_hf.dataset import read_nodes
+    from ladder_hf.training_data import LEVEL_SOLVE_RATES_FILE, grow_to_model_level
+    from ladder_hf.variants import SymbolicGenerator, generate_tree
 
+    if args.deepen_rounds > 0 and (args.solve_rate_samples <= 0 or backend is None):
+        raise ValueError("deepen_rounds needs solve_rate_samples > 0 and a model to measure")
     rows: list[dict] = []
     for name, generator in generators:
+        tree_dir = os.path.join(out_dir, name)
         nodes = generate_tree(
             [problem],
             generator,
             depth=args.variant_depth,
-            out_dir=os.path.join(out_dir, name),
+            out_dir=tree_dir,
             protect=[problem],
             variants_per_node=args.variants_per_node,
             max_nodes_per_root=args.max_variants,
         )
+        if args.deepen_rounds > 0 and isinstance(generator, SymbolicGenerator):
+            # below a variant the model never solves only a simpler integrand helps (see the demo's deepening)
+            grow_to_model_level(
+                [problem],
+                dataclasses.replace(generator, mix={"easier": 1.0}),
+                tree_dir,
+                backend,
+                rounds=args.deepen_rounds,
+                samples=args.solve_rate_samples,
+                variants_per_node=args.variants_per_node,
+                protect=[problem],
+                prompt=args.system_prompt,
+                max_new_tokens=args.max_new_tokens,
+                temperature=args.sample_temperature,
+                seed=args.variant_seed,
+                store_path=os.path.join(out_dir, LEVEL_SOLVE_RATES_FILE),
+                measure_roots=False,  # the root is the test problem: sampled only for the three scores
+            )
+            nodes = [n for n in read_nodes(tree_dir) if n.get("kept", True)]
         rows.extend(n for n in nodes if int(n.get("depth") or 0) >= 1)
-    # Deduplicate across generators by integrand and bounds, then keep a seeded subset.
+    # Deduplicate across generators by integrand and bounds, then a seeded order.
     unique = list({_key(r): r for r in rows if _key(r) != _key(problem)}.values())
     random.Random(args.variant_seed).shuffle(unique)
-    return unique[: args.max_variants]
+    return unique
+
+
+def training_variants(
+    rows: Sequence[dict], args: TTRLArguments, backend=None, store_path: str | None = None
+) -> tuple[list[dict], dict | None]:
+    """The variants GRPO trains on: at most ``args.max_variants`` of ``rows``, first narrowed, with
+    ``args.solve_rate_samples``, to those the model behind ``backend`` sometimes solves (LADDER's level;
+    :func:`ladder_hf.training_data.measure_solve_rates`, stored in ``store_path``). When no variant is at
+    that level, all are kept, as without the selection. Returns the rows and what the selection saw
+    (``None`` when it is off).
+
+    Example:
+        >>> rows = [{"integrand": f"{k}*x"} for k in range(1, 6)]
+        >>> [r["integrand"] for r in training_variants(rows, TTRLArguments(max_variants=2))[0]]
+        ['1*x', '2*x']
+    """
+    from ladder_hf.training_data import measure_solve_rates, solve_rate_table
+
+    rows = list(rows)
+    level = None
+    if args.solve_rate_samples > 0 and rows:
+        rates = measure_solve_rates(
+            rows,
+            backend,
+            samples=args.solve_rate_samples,
+            prompt=args.system_prompt,
+            max_new_tokens=args.max_new_tokens,
+            temperature=args.sample_temperature,
+            seed=args.variant_seed,
+            store_path=store_path,
+        )
+        edge = [r for r, rate in zip(rows, rates, strict=True) if rate is not None and 0.0 < rate < 1.0]
+        level = {
+            "samples": args.solve_rate_samples,
+            "per_depth": solve_rate_table(rows, rates),
+            "edge": len(edge),
+            "trained_on": "edge" if edge else "all",
+        }
+        if edge:
+            rows = edge
+        else:
+            logger.warning("no variant is at the model's level (sometimes solved); training on all %d", len(rows))
+    return rows[: args.max_variants], level
 
 
 def variants_to_dataset(rows: Sequence[dict], problem: dict, prompt: str | None = "default"):
@@ -370,9 +445,11 @@ def run_ttrl(
 
     from tqdm.auto import tqdm
 
+    from ladder_hf.generation import TransformersBackend
     from ladder_hf.models import resolve_model_name_or_path
     from ladder_hf.rewards import get_reward_funcs
     from ladder_hf.trainer import LadderGRPOTrainer
+    from ladder_hf.training_data import LEVEL_SOLVE_RATES_FILE
 
     if ttrl_args.restore not in RESTORE_STRATEGIES:
         raise ValueError(f"restore must be one of {RESTORE_STRATEGIES}, got {ttrl_args.restore!r}")
@@ -424,8 +501,16 @@ def run_ttrl(
 
         t0 = time.perf_counter()
         generators = make_generators(ttrl_args, model, tokenizer, backend_cache)
-        variant_rows = build_variants(problem, ttrl_args, str(out / "variants" / _safe(problem["id"])), generators)
-        del generators
+        variants_dir = out / "variants" / _safe(problem["id"])
+        # the original weights measure the model's level (the model is restored after every problem)
+        level_backend = None
+        if ttrl_args.solve_rate_samples > 0:
+            level_backend = TransformersBackend(model=model, tokenizer=tokenizer, seed=ttrl_args.variant_seed)
+        variant_rows = build_variants(problem, ttrl_args, str(variants_dir), generators, level_backend)
+        variant_rows, level = training_variants(
+            variant_rows, ttrl_args, level_backend, str(variants_dir / LEVEL_SOLVE_RATES_FILE)
+        )
+        del generators, level_backend
         timings["variants_s"] = _t(t0)
 
         during: list[dict] = []
@@ -486,6 +571,8 @@ def run_ttrl(
         timings["process_cpu_s"] = round(time.process_time() - cpu_start, 3)
         record = _record(problem, ttrl_args, training_args, variant_rows, rewards, during, final, base, timings)
         record["restore"] = restore_info
+        if level is not None:
+            record["level"] = level
         append_result(results_path, record)
         overall.update(1)
     overall.close()
@@ -581,6 +668,8 @@ def summarize(records: Sequence[dict], problems: Sequence[dict] | None = None) -
             "id": r["id"],
             "integrand": r["problem"]["integrand"],
             "variants": r["variants"]["count"],
+            # variants the original model sometimes solved, with the level selection on
+            "at_level": r["level"]["edge"] if r.get("level") else None,
             "steps": r["grpo"]["steps_run"],
             **r["scores"],
             "k_during_ttrl": r["k_during_ttrl"],
@@ -595,10 +684,26 @@ def summarize(records: Sequence[dict], problems: Sequence[dict] | None = None) -
         PASS1_AFTER: sum(r[PASS1_AFTER] for r in rows) / n if n else 0.0,
         SOLVED_DURING: sum(bool(r[SOLVED_DURING]) for r in rows) / n if n else 0.0,
     }
+    # pooled over problems x answers, with a 95% interval; "solved during" counts problems
+    counts = {
+        BASE_PASS1: [sum(bool(s["correct"]) for s in r.get("base_samples", [])) for r in records],
+        PASS1_AFTER: [sum(bool(s["correct"]) for s in r.get("final_samples", [])) for r in records],
+    }
+    answers = {
+        BASE_PASS1: sum(len(r.get("base_samples", [])) for r in records),
+        PASS1_AFTER: sum(len(r.get("final_samples", [])) for r in records),
+    }
+    pooled = {}
+    for name in (BASE_PASS1, PASS1_AFTER):
+        pooled[name] = {"correct": sum(counts[name]), "answers": answers[name]}
+    pooled[SOLVED_DURING] = {"correct": sum(bool(r[SOLVED_DURING]) for r in rows), "answers": n}
+    for cell in pooled.values():
+        cell["ci95"] = list(wilson_interval(cell["correct"], cell["answers"]))
     return {
         "n_problems": n,
         "labels": SCORE_LABELS,
         "mean": means,
+        "pooled": pooled,
         "minutes_per_problem": sum(r["minutes"] for r in rows) / n if n else 0.0,
         "cpu_minutes_per_problem": sum(r["cpu_minutes"] for r in rows) / n if n else 0.0,
         "problems": rows,
@@ -615,7 +720,7 @@ def summary_markdown(summary: dict) -> str:
         cells = [
             r["id"],
             f"`{r['integrand']}`",
-            r["variants"],
+            r["variants"] if r.get("at_level") is None else f"{r['variants']} ({r['at_level']} at level)",
             r["steps"],
             f"{r[BASE_PASS1]:.2f}",
             f"{r[PASS1_AFTER]:.2f}",
@@ -629,6 +734,12 @@ def summary_markdown(summary: dict) -> str:
         f"| **mean over {summary['n_problems']}** | | | | {m[BASE_PASS1]:.2f} | {m[PASS1_AFTER]:.2f} | "
         f"{m[SOLVED_DURING]:.2f} | {summary['minutes_per_problem']:.1f} | {summary['cpu_minutes_per_problem']:.1f} |"
     )
+    if summary.get("pooled"):
+        lines.append("")
+        lines.append("Pooled, with 95% Wilson intervals (answers: problems x samples; solved during: problems):")
+        lines.append("")
+        for name, cell in summary["pooled"].items():
+            lines.append(f"- {L[name]}: {format_rate(cell['correct'], cell['answers'], counts='fraction')}")
     return "\n".join(lines) + "\n"
 
 
@@ -736,6 +847,7 @@ __all__ = [
     "snapshot_weights",
     "summarize",
     "summary_markdown",
+    "training_variants",
     "variants_to_dataset",
     "weights_equal",
     "write_report",

@@ -301,3 +301,17 @@ def test_model_generator_path_restores_weights(tmp_path, tiny_model_dir, origina
     assert rec["restore"]["weights_equal_original"] is True
     assert len(rec["final_samples"]) == ttrl_args.pass_at_1_samples
     assert (Path(training_args.output_dir) / "variants" / "t-poly" / "model" / "nodes.jsonl").is_file()
+
+
+@pytest.mark.parametrize("name", ["ttrl_tiny.yaml", "ttrl_smollm2_cpu.yaml", "ttrl_level_cpu.yaml"])
+def test_shipped_ttrl_configs_parse_and_their_problems_load(name):
+    from ladder_hf.rewards import REWARD_FUNCS
+    from ladder_hf.ttrl import make_parser, select_problems
+
+    ttrl_args, training_args, _ = make_parser().parse_args_and_config(
+        ["--config", str(REPO / "recipes" / "configs" / name)]
+    )
+    assert set(ttrl_args.reward_funcs) <= set(REWARD_FUNCS)
+    assert len(training_args.reward_weights or ttrl_args.reward_funcs) == len(ttrl_args.reward_funcs)
+    assert select_problems(ttrl_args)  # relative problem paths are read from the working directory (the repo root)
+    assert not ttrl_args.deepen_rounds or ttrl_args.solve_rate_samples > 0

@@ -8,7 +8,12 @@ every easy held-out problem of each run folder against that folder's training-tr
 training nodes plus the few-shot examples, then reports pass@1 per arm (seeds pooled, 95% Wilson
 intervals) on all problems and on each clean subset. No model is run: it reads the folders' results.
 
+``--paired A B`` adds the difference of arm B minus arm A in each folder, on each subset, with a 95%
+interval from a bootstrap over problems (the samples of one problem are correlated, so problems, not
+answers, are resampled).
+
     python benchmarks/easy_set_audit.py outputs/ladder_level outputs/ladder_level_lr1e-5 --out docs/easy_set_audit.json
+    python benchmarks/easy_set_audit.py outputs/warm_level --paired warm_start warm_start_level
 """
 
 from __future__ import annotations
@@ -37,12 +42,16 @@ def audit(folder: Path) -> dict:
         "new_family": {row["id"] for row, ok in zip(easy, fresh_flags, strict=True) if ok},
     }
     arms: dict[str, dict] = {}
+    per_problem: dict[str, dict[str, list[int]]] = {}
     for results in sorted(folder.glob("eval/*/easy/results.jsonl")):
         name = results.parent.parent.name
         arm = name.split("-seed")[0]
         pooled = arms.setdefault(arm, {"seeds": 0, "all": [0, 0], "clean": [0, 0], "new_family": [0, 0]})
         pooled["seeds"] += 1
         for row in read_jsonl(str(results)):
+            counts = per_problem.setdefault(arm, {}).setdefault(row["id"], [0, 0])
+            counts[0] += sum(row["correct"])
+            counts[1] += len(row["correct"])
             for subset in ("all", *(name for name, ids in subsets.items() if row["id"] in ids)):
                 pooled[subset][0] += sum(row["correct"])
                 pooled[subset][1] += len(row["correct"])
@@ -55,13 +64,40 @@ def audit(folder: Path) -> dict:
             r["integrand"] for r, ok, fresh in zip(easy, flags, fresh_flags, strict=True) if ok and not fresh
         ),
         "arms": arms,
+        "subsets": {"all": sorted(r["id"] for r in easy), **{k: sorted(v) for k, v in subsets.items()}},
+        "per_problem": per_problem,
     }
+
+
+def paired_difference(result: dict, a: str, b: str, subset: str = "all", draws: int = 10_000, seed: int = 0) -> dict:
+    """pass@1 of arm ``b`` minus arm ``a`` on the problems of ``subset`` (an :func:`audit` result), each arm's
+    answers pooled per problem, with a 95% percentile interval from ``draws`` bootstrap resamples of the problems.
+
+    Example:
+        >>> result = {"subsets": {"all": ["p", "q"]}, "per_problem": {"a": {"p": [0, 4], "q": [1, 4]},
+        ...           "b": {"p": [2, 4], "q": [1, 4]}}}
+        >>> paired_difference(result, "a", "b")["difference"]
+        0.25
+    """
+    import numpy as np
+
+    ids = [i for i in result["subsets"][subset] if i in result["per_problem"][a] and i in result["per_problem"][b]]
+    counts = np.array([[*result["per_problem"][a][i], *result["per_problem"][b][i]] for i in ids], dtype=float)
+
+    def diff(rows) -> float:
+        return float(rows[:, 2].sum() / rows[:, 3].sum() - rows[:, 0].sum() / rows[:, 1].sum())
+
+    rng = np.random.default_rng(seed)
+    resampled = [diff(counts[rng.integers(0, len(ids), len(ids))]) for _ in range(draws)]
+    low, high = np.percentile(resampled, [2.5, 97.5])
+    return {"problems": len(ids), "difference": round(diff(counts), 4), "ci95": [round(low, 4), round(high, 4)]}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+", help="ablation run folders")
     parser.add_argument("--out", help="write the audit as JSON here")
+    parser.add_argument("--paired", nargs=2, metavar=("A", "B"), help="also report arm B minus arm A, paired")
     args = parser.parse_args(argv)
     report = {}
     print(
@@ -77,6 +113,22 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {folder.name} | {arm} | {pooled['seeds']} | {every} ({result['easy']} problems) "
                 f"| {clean} ({result['clean']}) | {new} ({result['new_family']}) |"
             )
+    if args.paired:
+        a, b = args.paired
+        print(f"\n{b} minus {a}, pass@1 difference [95% bootstrap interval over problems]:\n")
+        print("| run folder | all problems | not equivalent to a training node | nor to a few-shot example |")
+        print("|---|---|---|---|")
+        for folder, result in report.items():
+            if not {a, b} <= set(result["per_problem"]):
+                continue
+            cells = []
+            for subset in ("all", "clean", "new_family"):
+                d = result.setdefault("paired", {}).setdefault(f"{b} - {a}", {})[subset] = paired_difference(
+                    result, a, b, subset
+                )
+                low, high = d["ci95"]
+                cells.append(f"{100 * d['difference']:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}] ({d['problems']})")
+            print(f"| {Path(folder).name} | " + " | ".join(cells) + " |")
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     return 0

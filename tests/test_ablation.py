@@ -103,6 +103,14 @@ def test_easy_set_audit_rescores_each_arm_on_the_problems_the_guard_calls_clean(
     assert result["arms"]["base"] == {"seeds": 1, "all": [3, 6], "clean": [2, 4], "new_family": [0, 2]}
     assert result["arms"]["arm"] == {"seeds": 1, "all": [3, 6], "clean": [1, 4], "new_family": [1, 2]}
 
+    # paired, "arm" minus base per problem: e1 +1, e2 -2, e3 +1 answers of 2 each
+    assert audit.paired_difference(result, "base", "arm")["difference"] == 0.0
+    paired = audit.paired_difference(result, "base", "arm", "clean", draws=2000)  # e2 and e3: -1 of 4
+    assert paired["problems"] == 2 and paired["difference"] == -0.25
+    low, high = paired["ci95"]
+    assert low <= paired["difference"] <= high and low < high
+    assert audit.paired_difference(result, "base", "arm", "new_family")["difference"] == 0.5
+
 
 def test_warm_start_arms_train_from_the_warm_start_and_only_the_level_arms_select(ablation, tmp_path):
     config = ablation.AblationConfig(output_dir=str(tmp_path), level_samples=6, learning_rate=1e-5)

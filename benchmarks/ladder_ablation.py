@@ -312,39 +312,54 @@ def plot_arms(results: dict, path: str, sets: list[tuple[str, str]]) -> str:
     return path
 
 
-def plot_reward_curves(histories: dict[str, list[dict]], path: str) -> str:
-    """Training reward (solid) and verified-correct rate (dashed) per step, one colour per arm, a line per seed."""
+def _trailing_mean(histories: list[list[dict]], key: str, window: int) -> tuple[list[int], list[float]]:
+    """``key`` per step, averaged over the seeds' histories, then over a trailing window of steps."""
+    per_step: dict[int, list[float]] = {}
+    for history in histories:
+        for row in history:
+            if row.get(key) is not None:
+                per_step.setdefault(row["step"], []).append(row[key])
+    steps = sorted(per_step)
+    means = [sum(per_step[s]) / len(per_step[s]) for s in steps]
+    return steps, [
+        sum(means[max(0, i - window + 1) : i + 1]) / len(means[max(0, i - window + 1) : i + 1])
+        for i in range(len(means))
+    ]
+
+
+def plot_reward_curves(histories: dict[str, list[dict]], path: str, window: int = 5) -> str:
+    """Training reward per step, one colour per arm: each seed as a thin line, and the mean over seeds and a
+    trailing ``window`` of steps as a thick one (one step is one prompt's group, so single steps jump between
+    0 and 1). A dashed line adds the verified-correct rate where the reward also has other terms."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    colours, labelled = {}, set()
+    correct = "rewards/integration_reward/mean"
+    by_arm: dict[str, list[list[dict]]] = {}
     for key, history in histories.items():
-        if not history:
-            continue
-        arm = arm_of(key)[0]
-        colour = colours.setdefault(arm, f"C{len(colours)}")
-        first = arm not in labelled
-        labelled.add(arm)
-        steps = [r["step"] for r in history]
-        ax.plot(
-            steps, [r["reward"] for r in history], color=colour, alpha=0.8, label=ARM_LABELS[arm] if first else None
-        )
-        correct = "rewards/integration_reward/mean"
-        if any(correct in r for r in history):
+        if history:
+            by_arm.setdefault(arm_of(key)[0], []).append(history)
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for i, (arm, runs) in enumerate(by_arm.items()):
+        colour = f"C{i}"
+        for history in runs:
+            ax.plot([r["step"] for r in history], [r["reward"] for r in history], color=colour, alpha=0.2, lw=0.8)
+        seeds = f"{len(runs)} seed{'s' if len(runs) > 1 else ''}"
+        ax.plot(*_trailing_mean(runs, "reward", window), color=colour, lw=2.2, label=f"{ARM_LABELS[arm]} ({seeds})")
+        if any(r.get(correct) is not None and abs(r[correct] - r["reward"]) > 1e-9 for h in runs for r in h):
             ax.plot(
-                steps,
-                [r.get(correct) for r in history],
+                *_trailing_mean(runs, correct, window),
                 color=colour,
+                lw=1.6,
                 linestyle="--",
-                alpha=0.8,
-                label=f"{ARM_LABELS[arm]}: verified-correct rate" if first else None,
+                label=f"{ARM_LABELS[arm]}: verified-correct rate",
             )
     ax.set_xlabel("GRPO step")
     ax.set_ylabel("mean reward")
-    ax.set_title("Training reward per step (one line per seed)")
+    ax.set_title(f"Training reward per step (thin: a seed; thick: mean of seeds, {window}-step trailing mean)")
+    ax.title.set_fontsize(9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()

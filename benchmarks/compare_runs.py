@@ -14,13 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from ladder_ablation import ARM_LABELS, arm_of, pooled
+from ladder_ablation import ARM_LABELS, arm_of, pooled, trailing_mean
 
 from ladder_hf.evaluation import format_rate, wilson_interval
 
@@ -42,16 +41,8 @@ def labels_for(configs: list[dict]) -> list[str]:
 
 def correct_rate_curve(results: dict, arm: str, window: int = 5) -> tuple[list[int], list[float]]:
     """The arm's verified-correct rate per step, averaged over its seeds, then over a trailing window of steps."""
-    per_step: dict[int, list[float]] = {}
-    for key, info in results["arms"].items():
-        if arm_of(key)[0] == arm:
-            for row in info.get("rewards", []):
-                if CORRECT in row:
-                    per_step.setdefault(row["step"], []).append(row[CORRECT])
-    steps = sorted(per_step)
-    means = [statistics.mean(per_step[s]) for s in steps]
-    smooth = [statistics.mean(means[max(0, i - window + 1) : i + 1]) for i in range(len(means))]
-    return steps, smooth
+    histories = [info.get("rewards", []) for key, info in results["arms"].items() if arm_of(key)[0] == arm]
+    return trailing_mean(histories, CORRECT, window)
 
 
 def main(argv: list[str] | None = None) -> int:

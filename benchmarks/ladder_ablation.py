@@ -35,6 +35,7 @@ import json
 import logging
 import os
 import shutil
+import statistics
 import sys
 import textwrap
 import time
@@ -312,7 +313,7 @@ def plot_arms(results: dict, path: str, sets: list[tuple[str, str]]) -> str:
     return path
 
 
-def _trailing_mean(histories: list[list[dict]], key: str, window: int) -> tuple[list[int], list[float]]:
+def trailing_mean(histories: list[list[dict]], key: str, window: int) -> tuple[list[int], list[float]]:
     """``key`` per step, averaged over the seeds' histories, then over a trailing window of steps."""
     per_step: dict[int, list[float]] = {}
     for history in histories:
@@ -320,11 +321,8 @@ def _trailing_mean(histories: list[list[dict]], key: str, window: int) -> tuple[
             if row.get(key) is not None:
                 per_step.setdefault(row["step"], []).append(row[key])
     steps = sorted(per_step)
-    means = [sum(per_step[s]) / len(per_step[s]) for s in steps]
-    return steps, [
-        sum(means[max(0, i - window + 1) : i + 1]) / len(means[max(0, i - window + 1) : i + 1])
-        for i in range(len(means))
-    ]
+    means = [statistics.mean(per_step[s]) for s in steps]
+    return steps, [statistics.mean(means[max(0, i - window + 1) : i + 1]) for i in range(len(means))]
 
 
 def plot_reward_curves(histories: dict[str, list[dict]], path: str, window: int = 5) -> str:
@@ -347,10 +345,10 @@ def plot_reward_curves(histories: dict[str, list[dict]], path: str, window: int 
         for history in runs:
             ax.plot([r["step"] for r in history], [r["reward"] for r in history], color=colour, alpha=0.2, lw=0.8)
         seeds = f"{len(runs)} seed{'s' if len(runs) > 1 else ''}"
-        ax.plot(*_trailing_mean(runs, "reward", window), color=colour, lw=2.2, label=f"{ARM_LABELS[arm]} ({seeds})")
+        ax.plot(*trailing_mean(runs, "reward", window), color=colour, lw=2.2, label=f"{ARM_LABELS[arm]} ({seeds})")
         if any(r.get(correct) is not None and abs(r[correct] - r["reward"]) > 1e-9 for h in runs for r in h):
             ax.plot(
-                *_trailing_mean(runs, correct, window),
+                *trailing_mean(runs, correct, window),
                 color=colour,
                 lw=1.6,
                 linestyle="--",

@@ -394,18 +394,13 @@ def deepen_to_model_level(train: list[dict], protect: list[dict], variants_dir: 
     returns that table.
     """
     from ladder_hf.generation import load_backend
-    from ladder_hf.training_data import LEVEL_SOLVE_RATES_FILE, grow_to_model_level
-    from ladder_hf.variants import SymbolicGenerator
+    from ladder_hf.training_data import LEVEL_SOLVE_RATES_FILE, deepening_generator, grow_to_model_level
 
     parent = os.path.dirname(os.path.abspath(variants_dir))
     generator = make_generator(config)
-    if isinstance(generator, SymbolicGenerator):
-        # Below a node the model never solves, only a simpler integrand helps: the "equivalent" mutations
-        # (shifted, rescaled, other coefficients) move sideways, so the deepening uses the easier ones only.
-        generator = dataclasses.replace(generator, mix={"easier": 1.0})
     history = grow_to_model_level(
         train,
-        generator,
+        deepening_generator(generator),
         variants_dir,
         lambda: load_backend("transformers", config.model, batch_size=config.eval_batch_size, seed=config.seed),
         rounds=config.deepen_rounds,

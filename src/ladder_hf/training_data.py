@@ -239,6 +239,25 @@ def solve_rate_table(rows, rates: list[float | None], by: str = "depth") -> list
     return table
 
 
+def deepening_generator(generator):
+    """The generator to grow below nodes the model never solves: a ``SymbolicGenerator`` with its easier
+    mutations only (the "equivalent" ones, shifted, rescaled or with other coefficients, move sideways and
+    stay as hard as their parent); any other generator as it is.
+
+    Example:
+        >>> from ladder_hf.variants import SymbolicGenerator
+        >>> deepening_generator(SymbolicGenerator(seed=0)).mix
+        {'easier': 1.0}
+    """
+    import dataclasses
+
+    from ladder_hf.variants import SymbolicGenerator
+
+    if isinstance(generator, SymbolicGenerator):
+        return dataclasses.replace(generator, mix={"easier": 1.0})
+    return generator
+
+
 def grow_to_model_level(
     problems: list[dict],
     generator,
@@ -374,6 +393,7 @@ def grow_to_model_level(
 def select_by_solve_rate(dataset, rates: list[float | None], low: float = 0.0, high: float = 1.0):
     """Keep the rows whose solve rate is strictly between ``low`` and ``high``: with the defaults, the
     rows the model neither always nor never solves, where GRPO's group advantages are not all zero.
+    ``dataset`` is a ``datasets.Dataset`` or a list of rows (a list comes back).
 
     Example:
         >>> from datasets import Dataset
@@ -382,7 +402,7 @@ def select_by_solve_rate(dataset, rates: list[float | None], low: float = 0.0, h
         ['x**2']
     """
     keep = [i for i, rate in enumerate(rates) if rate is not None and low < rate < high]
-    return dataset.select(keep)
+    return [dataset[i] for i in keep] if isinstance(dataset, list) else dataset.select(keep)
 
 
 def build_train_dataset(script_args: ScriptArguments, training_args):

@@ -140,11 +140,10 @@ def build_variants(
     ``backend`` never solves (:func:`ladder_hf.training_data.grow_to_model_level`, easier mutations only;
     the solve rates go to ``out_dir/level_solve_rates.jsonl``).
     """
-    import dataclasses
     import random
 
     from ladder_hf.dataset import read_nodes
-    from ladder_hf.training_data import LEVEL_SOLVE_RATES_FILE, grow_to_model_level
+    from ladder_hf.training_data import LEVEL_SOLVE_RATES_FILE, deepening_generator, grow_to_model_level
     from ladder_hf.variants import SymbolicGenerator, generate_tree
 
     if args.deepen_rounds > 0 and (args.solve_rate_samples <= 0 or backend is None):
@@ -162,10 +161,9 @@ def build_variants(
             max_nodes_per_root=args.max_variants,
         )
         if args.deepen_rounds > 0 and isinstance(generator, SymbolicGenerator):
-            # below a variant the model never solves only a simpler integrand helps (see the demo's deepening)
             grow_to_model_level(
                 [problem],
-                dataclasses.replace(generator, mix={"easier": 1.0}),
+                deepening_generator(generator),
                 tree_dir,
                 backend,
                 rounds=args.deepen_rounds,
@@ -201,7 +199,7 @@ def training_variants(
         >>> [r["integrand"] for r in training_variants(rows, TTRLArguments(max_variants=2))[0]]
         ['1*x', '2*x']
     """
-    from ladder_hf.training_data import measure_solve_rates, solve_rate_table
+    from ladder_hf.training_data import measure_solve_rates, select_by_solve_rate, solve_rate_table
 
     rows = list(rows)
     level = None
@@ -216,7 +214,7 @@ def training_variants(
             seed=args.variant_seed,
             store_path=store_path,
         )
-        edge = [r for r, rate in zip(rows, rates, strict=True) if rate is not None and 0.0 < rate < 1.0]
+        edge = select_by_solve_rate(rows, rates)
         level = {
             "samples": args.solve_rate_samples,
             "per_depth": solve_rate_table(rows, rates),
@@ -685,17 +683,10 @@ def summarize(records: Sequence[dict], problems: Sequence[dict] | None = None) -
         SOLVED_DURING: sum(bool(r[SOLVED_DURING]) for r in rows) / n if n else 0.0,
     }
     # pooled over problems x answers, with a 95% interval; "solved during" counts problems
-    counts = {
-        BASE_PASS1: [sum(bool(s["correct"]) for s in r.get("base_samples", [])) for r in records],
-        PASS1_AFTER: [sum(bool(s["correct"]) for s in r.get("final_samples", [])) for r in records],
-    }
-    answers = {
-        BASE_PASS1: sum(len(r.get("base_samples", [])) for r in records),
-        PASS1_AFTER: sum(len(r.get("final_samples", [])) for r in records),
-    }
     pooled = {}
-    for name in (BASE_PASS1, PASS1_AFTER):
-        pooled[name] = {"correct": sum(counts[name]), "answers": answers[name]}
+    for name, key in ((BASE_PASS1, "base_samples"), (PASS1_AFTER, "final_samples")):
+        samples = [s for r in records for s in r.get(key, [])]
+        pooled[name] = {"correct": sum(bool(s["correct"]) for s in samples), "answers": len(samples)}
     pooled[SOLVED_DURING] = {"correct": sum(bool(r[SOLVED_DURING]) for r in rows), "answers": n}
     for cell in pooled.values():
         cell["ci95"] = list(wilson_interval(cell["correct"], cell["answers"]))

@@ -322,3 +322,17 @@ def test_clean_against_names_what_the_guard_would_not_let_into_a_held_out_set():
     ]
     assert clean_against(rows, trained) == [False, False, False, True, True]
     assert clean_against(rows, []) == [True] * 5
+
+
+def test_easy_set_leaves_out_variants_whose_antiderivative_needs_a_special_function():
+    from ladder_hf.demo import elementary_answer
+    from ladder_hf.variants.base import parse_integrand
+    from ladder_hf.variants.quality import QualityConfig, solvability_batch
+
+    integrands = ["1/log(x)", "exp(-x**2)", "x*exp(x)", "1/(x + 3)"]
+    solved = solvability_batch([parse_integrand(f) for f in integrands], QualityConfig(sympy_timeout=20))
+    answers = [s.sympy_antiderivative for s in solved]
+    assert all(answers), answers
+    assert [elementary_answer({"sympy_antiderivative": a}) for a in answers] == [False, False, True, True]
+    assert elementary_answer({"sympy_antiderivative": ""})  # no sympy check recorded: kept
+    assert not elementary_answer({"sympy_antiderivative": "LambertW(x)"})  # not in the answer language

@@ -319,7 +319,8 @@ def easy_held_out_set(test: list[dict], train_nodes: list[dict], out_dir: str, c
     when the contamination guard finds it equal to a node of a training tree or to a few-shot example of
     the prompt, up to the changes a variant generator makes (``c*f(a*x + b) + d``: `8*x**2` next to a
     training node `10*x**2`, `-x` next to `2*x`, `cos(6*x)` next to the example `cos(2*x)`), so a correct
-    answer here is transfer to a function family the model was neither trained on nor shown. The
+    answer here is transfer to a function family the model was neither trained on nor shown. Variants whose
+    antiderivative needs a special function (:func:`elementary_answer`) are not easy and are left out. The
     ``config.easy_test_problems`` least difficult of the rest (by the generator's difficulty score) are
     returned as problem rows with ``easy-`` ids.
 
@@ -339,7 +340,7 @@ def easy_held_out_set(test: list[dict], train_nodes: list[dict], out_dir: str, c
     def key(text) -> str:
         return str(text).replace(" ", "")
 
-    candidates = [n for n in nodes if n["depth"] > 0 and n.get("kept", True)]
+    candidates = [n for n in nodes if n["depth"] > 0 and n.get("kept", True) and elementary_answer(n)]
     unique = list({key(n["integrand"]): n for n in sorted(candidates, key=lambda n: n["id"], reverse=True)}.values())
     unique.sort(key=lambda n: (n.get("difficulty") if n.get("difficulty") is not None else float("inf"), n["id"]))
     seen = [n for n in train_nodes if n.get("kept", True)]
@@ -362,6 +363,27 @@ def easy_held_out_set(test: list[dict], train_nodes: list[dict], out_dir: str, c
         len(unique) - len(fresh),
     )
     return rows
+
+
+def elementary_answer(node: dict) -> bool:
+    """False when the node's sympy antiderivative needs a special function (``1/log(x)`` -> ``li(x)``) or is
+    not in the answer language at all; True when it is elementary, or when no antiderivative was recorded
+    (trees grown without sympy's check).
+
+    Example:
+        >>> elementary_answer({"sympy_antiderivative": "li(x)"}), elementary_answer({"sympy_antiderivative": "x**2/2"})
+        (False, True)
+    """
+    from ladder_hf.verifier import MathParseError
+    from ladder_hf.verifier.parsing import special_functions
+
+    answer = node.get("sympy_antiderivative") or ""
+    if not answer:
+        return True
+    try:
+        return not special_functions(answer)
+    except MathParseError:
+        return False
 
 
 def clean_against(rows: list[dict], trained: list[dict]) -> list[bool]:

@@ -109,6 +109,11 @@ FUNCTIONS = frozenset(
         "floor", "ceiling", "sign",
     }
 )  # fmt: skip
+# Functions with no elementary closed form: an integral whose antiderivative needs one (li for 1/log(x),
+# erf for exp(-x**2)) is not an "easy" integral, however short it is.
+SPECIAL_FUNCTIONS = frozenset(
+    {"erf", "erfc", "erfi", "Si", "Ci", "Shi", "Chi", "Ei", "li", "gamma", "zeta", "Li2", "Li3"}
+)
 # Piecewise-constant functions: derivative 0 where they are continuous, exact on numbers.
 STEP_FUNCTIONS = frozenset({"floor", "ceiling", "sign"})
 # Other names models write for them
@@ -1029,6 +1034,18 @@ _SYMPY_CONSTANTS = {
     "catalan": sympy.Catalan,
     "eulergamma": sympy.EulerGamma,
 }
+
+
+def special_functions(text: str, variable: str = "x") -> frozenset[str]:
+    """The :data:`SPECIAL_FUNCTIONS` that ``text`` calls (parsed with the trusted bounds: for our own strings,
+    e.g. sympy's antiderivatives; raises :class:`MathParseError` like :func:`parse_expression`).
+
+    Example:
+        >>> sorted(special_functions("x*li(x) - Ei(2*log(x))")), special_functions("x*log(x) - x")
+        (['Ei', 'li'], frozenset())
+    """
+    _, nodes = survey(parse_expression(text, variable, trusted=True).node)
+    return frozenset(n[1] for n in nodes if n[0] == "fn" and n[1] in SPECIAL_FUNCTIONS)
 
 
 def _sympy_digits(n: sympy.Rational) -> float:

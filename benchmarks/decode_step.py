@@ -11,8 +11,9 @@ and the ratio of each variant to the baseline:
   a few rows; faster in isolated matrix products on this machine);
 - ``int8``: ``torch.ao.quantization.quantize_dynamic`` (int8 weights, per channel, and int8 activations).
   It samples from another model, so the script also measures how far: it samples ``--sample-tokens``
-  tokens per row from the int8 model on the few-shot prompt and scores them with the float32 model. A
-  GRPO loss would have to correct for the gap (PPO's ratio, clipped at 0.8-1.2).
+  tokens per row from the int8 model on the few-shot prompt and scores them with the float32 model (and,
+  as a control, the float32 model's own samples, whose gap must be 0). A GRPO loss would have to correct
+  for the gap (PPO's ratio, clipped at 0.8-1.2).
 
 It also profiles the baseline step (matrix products, attention, concatenation, the rest) and sets it
 against the bandwidth floor: every decoded token reads all the weights once.
@@ -78,8 +79,8 @@ def quantized_copy(model):
         )
 
 
-def int8_gap(model, int8, tokenizer, tokens: int, rows: int) -> dict[str, float]:
-    """Sample from the int8 model, score the samples with the float32 one: per-token log-probability gaps."""
+def logp_gap(model, sampler, tokenizer, tokens: int, rows: int) -> dict[str, float]:
+    """Sample from ``sampler``, score the samples with ``model``: per-token log-probability gaps."""
     import torch
 
     from ladder_hf.problems import build_messages
@@ -96,7 +97,7 @@ def int8_gap(model, int8, tokenizer, tokens: int, rows: int) -> dict[str, float]
     enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
     torch.manual_seed(0)
     with torch.no_grad():
-        out = int8.generate(
+        out = sampler.generate(
             **enc,
             max_new_tokens=tokens,
             do_sample=True,
@@ -113,7 +114,9 @@ def int8_gap(model, int8, tokenizer, tokens: int, rows: int) -> dict[str, float]
         ended = (completion == tokenizer.eos_token_id).long().cumsum(-1)
         valid = (ended == 0) | ((ended == 1) & (completion == tokenizer.eos_token_id))
         mask = torch.cat([enc.attention_mask, valid.long()], 1)
-        logits = model(input_ids=out.sequences, attention_mask=mask).logits[:, enc.input_ids.shape[1] - 1 : -1]
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # as generate numbers left-padded rows
+        logits = model(input_ids=out.sequences, attention_mask=mask, position_ids=positions).logits
+        logits = logits[:, enc.input_ids.shape[1] - 1 : -1]
         reference = torch.log_softmax(logits.float(), -1).gather(-1, completion[..., None])[..., 0]
     gap = (reference - sampled)[valid]
     ratio = gap.exp()
@@ -211,12 +214,14 @@ def main(argv: list[str] | None = None) -> int:
         f"(measured) = {1000 * weights / read_gbs / 1e9:.1f} ms"
     )
     if args.sample_tokens:
-        gap = int8_gap(model, int8, tokenizer, args.sample_tokens, args.rows)
-        print(
-            f"int8 samples scored by the float32 model ({gap['tokens']} tokens): mean |log p gap| "
-            f"{gap['mean_abs_logp_gap']:.3f}, outside PPO's 0.8-1.2 ratio {gap['outside_clip']:.1%}, "
-            f"KL(int8 || float32) ~ {gap['kl_estimate']:.3f} per token"
-        )
+        # the control: the float32 model's own samples must score a gap of 0 (up to float rounding)
+        for name, sampler in (("float32 (control)", model), ("int8", int8)):
+            gap = logp_gap(model, sampler, tokenizer, args.sample_tokens, args.rows)
+            print(
+                f"{name} samples scored by the float32 model ({gap['tokens']} tokens): mean |log p gap| "
+                f"{gap['mean_abs_logp_gap']:.3f}, outside PPO's 0.8-1.2 ratio {gap['outside_clip']:.1%}, "
+                f"KL(sampler || float32) ~ {gap['kl_estimate']:.3f} per token"
+            )
     return 0
 
 

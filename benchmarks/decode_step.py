@@ -154,8 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         return cache
 
     def appending_cache():
-        cache = DynamicCache(config=model.config)
-        cache.layers = [appending_layer_class()() for _ in cache.layers]
+        cache, layer = DynamicCache(config=model.config), appending_layer_class()
+        cache.layers = [layer() for _ in cache.layers]
         return cache
 
     caches = {
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     linears = [m for m in model.modules() if type(m) is torch.nn.Linear]
 
-    def step(name):
+    def step(name, logits: list | None = None):
         target = int8 if name == "int8" else model
         if name == "weight-major":
             for module in linears:
@@ -174,13 +174,21 @@ def main(argv: list[str] | None = None) -> int:
         try:
             start = time.perf_counter()
             with torch.no_grad():
-                target(input_ids=token, cache=caches[name], use_cache=True, logits_to_keep=1)
+                out = target(input_ids=token, cache=caches[name], use_cache=True, logits_to_keep=1)
+            if logits is not None:
+                logits.append(out.logits)
             return time.perf_counter() - start
         finally:
             caches[name].crop(-1)  # the cache keeps its length: every round times the same step
             for module in linears:
                 vars(module).pop("forward", None)
 
+    # the exact variants must compute what the baseline computes (int8 is another model)
+    first: list = []
+    for name in ("baseline", "append", "weight-major"):
+        step(name, first)
+    if not all(torch.allclose(first[0], other, atol=1e-3) for other in first[1:]):
+        raise AssertionError("an exact variant's logits differ from the baseline's")
     timings = {name: [] for name in caches}
     for _ in range(args.rounds):
         for name in caches:

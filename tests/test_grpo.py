@@ -354,6 +354,11 @@ def test_cli_resumes_from_last_checkpoint(tmp_path, tiny_model_dir, variants_fil
     first_history = _state(out)["log_history"][:1]
     assert (out / "checkpoint-1").is_dir()
 
+    # A later checkpoint cut off while saving (a kill or a full disk: the Trainer writes trainer_state.json
+    # last) must not block the resume.
+    (out / "checkpoint-7").mkdir()
+    (out / "checkpoint-7" / "config.json").write_text("{}")
+
     # Same output_dir, one more step: `ladder-hf train` picks up checkpoint-1 on its own.
     assert cli_main(["train", "--config", config, "--max_steps", "2"]) == 0
     resumed = _state(out)

@@ -49,6 +49,43 @@ from ladder_hf.training_data import (
 logger = logging.getLogger(__name__)
 
 
+def last_complete_checkpoint(folder: str) -> str | None:
+    """The newest ``checkpoint-N`` folder in ``folder`` that the Trainer finished writing, or ``None``.
+
+    The Trainer writes ``trainer_state.json`` after the weights, optimizer and RNG state, so a checkpoint
+    without it was cut off while saving (a kill, a full disk); a resume from it would fail, so it is
+    skipped with a warning and the one before is used.
+
+    Example:
+        >>> import tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> for step, done in ((5, True), (10, False)):
+        ...     os.makedirs(f"{folder}/checkpoint-{step}")
+        ...     if done:
+        ...         open(f"{folder}/checkpoint-{step}/trainer_state.json", "w").close()
+        >>> os.path.basename(last_complete_checkpoint(folder))
+        'checkpoint-5'
+    """
+    import re
+
+    if not os.path.isdir(folder):
+        return None
+    found = sorted(
+        (
+            (int(m.group(1)), os.path.join(folder, name))
+            for name in os.listdir(folder)
+            if (m := re.fullmatch(r"checkpoint-(\d+)", name))
+        ),
+        reverse=True,
+    )
+    for _, path in found:
+        if os.path.isfile(os.path.join(path, "trainer_state.json")):
+            return path
+        if os.path.isdir(path):
+            logger.warning("skipping %s: no trainer_state.json, so it was cut off while saving", path)
+    return None
+
+
 def _setup_logging(training_args) -> None:
     import datasets
     import transformers
@@ -74,7 +111,6 @@ def train(script_args: ScriptArguments, training_args, model_args, reward_funcs:
         >>> summary = train(script_args, training_args, model_args)  # doctest: +SKIP
     """
     from transformers import set_seed
-    from transformers.trainer_utils import get_last_checkpoint
     from trl import get_peft_config, get_quantization_config
     from trl.trainer.utils import get_callable_name
 
@@ -96,7 +132,7 @@ def train(script_args: ScriptArguments, training_args, model_args, reward_funcs:
 
     last_checkpoint = None
     if os.path.isdir(training_args.output_dir) and not getattr(training_args, "overwrite_output_dir", False):
-        last_checkpoint = get_last_checkpoint(training_args.output_dir)
+        last_checkpoint = last_complete_checkpoint(training_args.output_dir)
     checkpoint = training_args.resume_from_checkpoint or last_checkpoint
     if checkpoint:
         logger.info("Resuming from %s", checkpoint)

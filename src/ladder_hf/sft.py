@@ -15,7 +15,6 @@ Example:
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -85,7 +84,6 @@ def warm_start(
     steps and final training loss.
     """
     import torch
-    from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTConfig, SFTTrainer
 
     from ladder_hf.models import load_model_and_tokenizer
@@ -119,7 +117,9 @@ def warm_start(
         max_length=1024,
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
-    last = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+    from ladder_hf.grpo import last_complete_checkpoint
+
+    last = last_complete_checkpoint(output_dir)
     result = trainer.train(resume_from_checkpoint=last)
     trainer.save_model(output_dir)
     trainer.save_state()  # trainer_state.json beside the weights: the loss curve, and "finished" for a resume

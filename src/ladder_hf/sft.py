@@ -86,6 +86,7 @@ def warm_start(
     import torch
     from trl import SFTConfig, SFTTrainer
 
+    from ladder_hf.grpo import last_complete_checkpoint
     from ladder_hf.models import load_model_and_tokenizer
 
     dataset = warm_start_dataset(rows, prompt)
@@ -117,8 +118,6 @@ def warm_start(
         max_length=1024,
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
-    from ladder_hf.grpo import last_complete_checkpoint
-
     last = last_complete_checkpoint(output_dir)
     result = trainer.train(resume_from_checkpoint=last)
     trainer.save_model(output_dir)

@@ -10,8 +10,9 @@ sampling settings and pass@1 over several samples per problem:
 
 and, as separately labelled arms that are never LADDER numbers (``--arms``): ``ladder_depth`` (easiest
 first), ``ladder_level`` (GRPO on the nodes at the model's level), ``warm_start`` (SFT on the tree
-nodes' sympy antiderivatives, verified; no RL), ``warm_start_ladder`` (that warm start, then LADDER) and
-``warm_start_level`` (that warm start, then LADDER on the nodes at the warm-started model's level).
+nodes' sympy antiderivatives, verified; no RL), ``warm_start_roots`` (that warm start, then RL on the
+original problems: the control for the two arms after it), ``warm_start_ladder`` (that warm start, then
+LADDER) and ``warm_start_level`` (that warm start, then LADDER on the nodes at the warm-started model's level).
 
 Both trained arms get the same step budget, seed, group size, completion length and rewards.
 A second, easier held-out set is scored as well: the least difficult symbolic variants of the
@@ -68,6 +69,7 @@ ARMS = (
     "ladder_depth",
     "ladder_level",
     "warm_start",
+    "warm_start_roots",
     "warm_start_ladder",
     "warm_start_level",
 )
@@ -78,6 +80,7 @@ ARM_LABELS = {
     "ladder_depth": "LADDER, easiest first (depth curriculum)",
     "ladder_level": "LADDER at the model's level (solve-rate selection)",
     "warm_start": "warm start only (SFT on sympy answers; not LADDER)",
+    "warm_start_roots": "warm start, then RL on original problems",
     "warm_start_ladder": "warm start, then LADDER",
     "warm_start_level": "warm start, then LADDER at its level",
 }
@@ -175,6 +178,7 @@ def arm_settings(arm: str, config: AblationConfig, warm_dir: Path) -> AblationCo
     return {
         "ladder_depth": dataclasses.replace(config, curriculum="depth"),
         "ladder_level": dataclasses.replace(config, solve_rate_samples=level),
+        "warm_start_roots": dataclasses.replace(config, model=str(warm_dir)),
         "warm_start_ladder": dataclasses.replace(config, model=str(warm_dir)),
         "warm_start_level": dataclasses.replace(config, model=str(warm_dir), solve_rate_samples=level),
     }.get(arm, config)
@@ -545,7 +549,7 @@ def run(config: AblationConfig) -> dict:
             if not is_trained(model_dir):
                 logger.info("training arm %s (%d steps)", key, config.max_steps)
                 began = time.perf_counter()
-                data = out / ("dataset_roots" if arm == "roots" else "dataset_tree")
+                data = out / ("dataset_roots" if arm in ("roots", "warm_start_roots") else "dataset_tree")
                 arm_config = arm_settings(arm, run_config, warm_dir)
                 try:
                     train_stage(str(data), model_dir, arm_config)

@@ -117,6 +117,7 @@ def test_warm_start_arms_train_from_the_warm_start_and_only_the_level_arms_selec
     warm = tmp_path / "models" / "warm_start-seed1"
     settings = {arm: ablation.arm_settings(arm, config, warm) for arm in ablation.ARMS if arm != "base"}
     assert {arm: s.model for arm, s in settings.items() if s.model != config.model} == {
+        "warm_start_roots": str(warm),
         "warm_start_ladder": str(warm),
         "warm_start_level": str(warm),
     }

@@ -6,7 +6,8 @@ a rescaling of the variable (``c*f(a*x + b) + d``), so `8*x**2` next to a traini
 same problem to it, and `cos(6*x)` is the prompt's own example `cos(2*x)` rescaled. This script judges
 every easy held-out problem of each run folder against that folder's training-tree nodes, and against the
 training nodes plus the few-shot examples, then reports pass@1 per arm (seeds pooled, 95% Wilson
-intervals) on all problems and on each clean subset. No model is run: it reads the folders' results.
+intervals) on all problems and on each clean subset, and on the problems whose antiderivative is elementary
+(sympy in the sandbox; older sets could hold `1/log(x)`). No model is run: it reads the folders' results.
 
 ``--paired A B`` adds the difference of arm B minus arm A in each folder, on each subset, with a 95%
 interval from a bootstrap over problems (the samples of one problem are correlated, so problems, not
@@ -24,7 +25,7 @@ import sys
 from pathlib import Path
 
 from ladder_hf.dataset import read_nodes
-from ladder_hf.demo import clean_against
+from ladder_hf.demo import clean_against, elementary_variants
 from ladder_hf.evaluation import format_rate
 from ladder_hf.problems import FEW_SHOT_EXAMPLES
 from ladder_hf.store import read_jsonl
@@ -40,13 +41,16 @@ def audit(folder: Path) -> dict:
     subsets = {
         "clean": {row["id"] for row, ok in zip(easy, flags, strict=True) if ok},
         "new_family": {row["id"] for row, ok in zip(easy, fresh_flags, strict=True) if ok},
+        # sets made before 2026-11-27 could hold variants of trees grown without sympy, whose antiderivative
+        # was never checked: `1/log(x)` (li) or `exp(-x**2)` (erf) are not easy integrals
+        "elementary": {row["id"] for row in elementary_variants(easy, len(easy))},
     }
     arms: dict[str, dict] = {}
     per_problem: dict[str, dict[str, list[int]]] = {}
     for results in sorted(folder.glob("eval/*/easy/results.jsonl")):
         name = results.parent.parent.name
         arm = name.split("-seed")[0]
-        pooled = arms.setdefault(arm, {"seeds": 0, "all": [0, 0], "clean": [0, 0], "new_family": [0, 0]})
+        pooled = arms.setdefault(arm, {"seeds": 0, **{k: [0, 0] for k in ("all", *subsets)}})
         pooled["seeds"] += 1
         for row in read_jsonl(str(results)):
             counts = per_problem.setdefault(arm, {}).setdefault(row["id"], [0, 0])
@@ -59,6 +63,8 @@ def audit(folder: Path) -> dict:
         "easy": len(easy),
         "clean": len(subsets["clean"]),
         "new_family": len(subsets["new_family"]),
+        "elementary": len(subsets["elementary"]),
+        "not_elementary": sorted(r["integrand"] for r in easy if r["id"] not in subsets["elementary"]),
         "not_clean": sorted(r["integrand"] for r, ok in zip(easy, flags, strict=True) if not ok),
         "prompt_family": sorted(
             r["integrand"] for r, ok, fresh in zip(easy, flags, fresh_flags, strict=True) if ok and not fresh
@@ -102,27 +108,33 @@ def main(argv: list[str] | None = None) -> int:
     report = {}
     print(
         "| run folder | arm | seeds | easy held-out, all problems | not equivalent to a training node "
-        "| nor to a few-shot example |"
+        "| nor to a few-shot example | elementary antiderivative |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for folder in map(Path, args.folders):
         result = report[str(folder)] = audit(folder)
         for arm, pooled in result["arms"].items():
-            every, clean, new = (format_rate(*pooled[k], counts="fraction") for k in ("all", "clean", "new_family"))
+            every, clean, new, elementary = (
+                format_rate(*pooled[k], counts="fraction") for k in ("all", "clean", "new_family", "elementary")
+            )
             print(
                 f"| {folder.name} | {arm} | {pooled['seeds']} | {every} ({result['easy']} problems) "
-                f"| {clean} ({result['clean']}) | {new} ({result['new_family']}) |"
+                f"| {clean} ({result['clean']}) | {new} ({result['new_family']}) "
+                f"| {elementary} ({result['elementary']}) |"
             )
     if args.paired:
         a, b = args.paired
         print(f"\n{b} minus {a}, pass@1 difference [95% bootstrap interval over problems]:\n")
-        print("| run folder | all problems | not equivalent to a training node | nor to a few-shot example |")
-        print("|---|---|---|---|")
+        print(
+            "| run folder | all problems | not equivalent to a training node | nor to a few-shot example "
+            "| elementary antiderivative |"
+        )
+        print("|---|---|---|---|---|")
         for folder, result in report.items():
             if not {a, b} <= set(result["per_problem"]):
                 continue
             cells = []
-            for subset in ("all", "clean", "new_family"):
+            for subset in ("all", "clean", "new_family", "elementary"):
                 d = result.setdefault("paired", {}).setdefault(f"{b} - {a}", {})[subset] = paired_difference(
                     result, a, b, subset
                 )

@@ -87,29 +87,44 @@ def test_easy_set_audit_rescores_each_arm_on_the_problems_the_guard_calls_clean(
         {"id": "e1", "integrand": "8*x**2"},  # a constant multiple of the training node 10*x**2
         {"id": "e2", "integrand": "cos(6*x)"},  # the prompt's example cos(2*x), rescaled
         {"id": "e3", "integrand": "x*exp(x)"},  # a family neither trained on nor shown
+        {"id": "e4", "integrand": "exp(-x**2)"},  # new too, but its antiderivative is erf: not elementary
     ]
     write_jsonl(str(run / "problems" / "test_easy.jsonl"), easy)
     write_jsonl(str(run / "variants" / "nodes.jsonl"), [{"id": "r", "integrand": "10*x**2", "depth": 0, "kept": True}])
     answers = {
-        "base": [[True, False], [True, True], [False, False]],
-        "arm-seed1": [[True, True], [False, False], [True, False]],
+        "base": [[True, False], [True, True], [False, False], [False, False]],
+        "arm-seed1": [[True, True], [False, False], [True, False], [True, True]],
     }
     for name, correct in answers.items():
         rows = [{"id": e["id"], "correct": c} for e, c in zip(easy, correct, strict=True)]
         write_jsonl(str(run / "eval" / name / "easy" / "results.jsonl"), rows)
     result = audit.audit(run)
-    assert (result["easy"], result["clean"], result["new_family"]) == (3, 2, 1)
+    assert (result["easy"], result["clean"], result["new_family"], result["elementary"]) == (4, 3, 2, 3)
     assert result["not_clean"] == ["8*x**2"] and result["prompt_family"] == ["cos(6*x)"]
-    assert result["arms"]["base"] == {"seeds": 1, "all": [3, 6], "clean": [2, 4], "new_family": [0, 2]}
-    assert result["arms"]["arm"] == {"seeds": 1, "all": [3, 6], "clean": [1, 4], "new_family": [1, 2]}
+    assert result["not_elementary"] == ["exp(-x**2)"]
+    assert result["arms"]["base"] == {
+        "seeds": 1,
+        "all": [3, 8],
+        "clean": [2, 6],
+        "new_family": [0, 4],
+        "elementary": [3, 6],
+    }
+    assert result["arms"]["arm"] == {
+        "seeds": 1,
+        "all": [5, 8],
+        "clean": [3, 6],
+        "new_family": [3, 4],
+        "elementary": [3, 6],
+    }
 
-    # paired, "arm" minus base per problem: e1 +1, e2 -2, e3 +1 answers of 2 each
-    assert audit.paired_difference(result, "base", "arm")["difference"] == 0.0
-    paired = audit.paired_difference(result, "base", "arm", "clean", draws=2000)  # e2 and e3: -1 of 4
-    assert paired["problems"] == 2 and paired["difference"] == -0.25
+    # paired, "arm" minus base per problem: e1 +1, e2 -2, e3 +1, e4 +2 answers of 2 each
+    assert audit.paired_difference(result, "base", "arm")["difference"] == 0.25
+    paired = audit.paired_difference(result, "base", "arm", "clean", draws=2000)  # e2, e3, e4: +1 of 6
+    assert paired["problems"] == 3 and paired["difference"] == 0.1667
     low, high = paired["ci95"]
     assert low <= paired["difference"] <= high and low < high
-    assert audit.paired_difference(result, "base", "arm", "new_family")["difference"] == 0.5
+    assert audit.paired_difference(result, "base", "arm", "new_family")["difference"] == 0.75
+    assert audit.paired_difference(result, "base", "arm", "elementary")["difference"] == 0.0  # e4's gain is out
 
 
 def test_warm_start_arms_train_from_the_warm_start_and_only_the_level_arms_select(ablation, tmp_path):

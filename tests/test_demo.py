@@ -334,5 +334,20 @@ def test_easy_set_leaves_out_variants_whose_antiderivative_needs_a_special_funct
     answers = [s.sympy_antiderivative for s in solved]
     assert all(answers), answers
     assert [elementary_answer({"sympy_antiderivative": a}) for a in answers] == [False, False, True, True]
-    assert elementary_answer({"sympy_antiderivative": ""})  # no sympy check recorded: kept
+    assert not elementary_answer({"sympy_antiderivative": ""})  # sympy found none: not easy
     assert not elementary_answer({"sympy_antiderivative": "LambertW(x)"})  # not in the answer language
+
+
+def test_easy_set_integrates_variants_of_trees_grown_without_sympy():
+    # trees grown with variant_sympy_timeout 0 record no antiderivative; the easy set must check them itself
+    from ladder_hf.demo import elementary_variants
+
+    nodes = [{"integrand": f, "sympy_antiderivative": ""} for f in ("1/log(x + 2)", "3*x*exp(x)", "exp(-x**2)")]
+    nodes += [{"integrand": "1/(x**2 + 1)", "sympy_antiderivative": "atan(x)"}, {"integrand": "sinh(3*x)"}]
+    assert [n["integrand"] for n in elementary_variants(nodes, 5, sympy_timeout=20)] == [
+        "3*x*exp(x)",
+        "1/(x**2 + 1)",
+        "sinh(3*x)",
+    ]
+    assert [n["integrand"] for n in elementary_variants(nodes, 1, sympy_timeout=20)] == ["3*x*exp(x)"]
+    assert nodes[1]["sympy_antiderivative"] == ""  # the caller's rows are not modified

@@ -319,8 +319,8 @@ def easy_held_out_set(test: list[dict], train_nodes: list[dict], out_dir: str, c
     when the contamination guard finds it equal to a node of a training tree or to a few-shot example of
     the prompt, up to the changes a variant generator makes (``c*f(a*x + b) + d``: `8*x**2` next to a
     training node `10*x**2`, `-x` next to `2*x`, `cos(6*x)` next to the example `cos(2*x)`), so a correct
-    answer here is transfer to a function family the model was neither trained on nor shown. Variants whose
-    antiderivative needs a special function (:func:`elementary_answer`) are not easy and are left out. The
+    answer here is transfer to a function family the model was neither trained on nor shown. Variants without
+    an elementary antiderivative (:func:`elementary_variants`) are not easy and are left out. The
     ``config.easy_test_problems`` least difficult of the rest (by the generator's difficulty score) are
     returned as problem rows with ``easy-`` ids.
 
@@ -340,12 +340,13 @@ def easy_held_out_set(test: list[dict], train_nodes: list[dict], out_dir: str, c
     def key(text) -> str:
         return str(text).replace(" ", "")
 
-    candidates = [n for n in nodes if n["depth"] > 0 and n.get("kept", True) and elementary_answer(n)]
+    candidates = [n for n in nodes if n["depth"] > 0 and n.get("kept", True)]
     unique = list({key(n["integrand"]): n for n in sorted(candidates, key=lambda n: n["id"], reverse=True)}.values())
     unique.sort(key=lambda n: (n.get("difficulty") if n.get("difficulty") is not None else float("inf"), n["id"]))
     seen = [n for n in train_nodes if n.get("kept", True)]
     seen += [{"id": f"few-shot-{i}", "integrand": f} for i, (f, _) in enumerate(FEW_SHOT_EXAMPLES)]
     fresh = [n for n, clean in zip(unique, clean_against(unique, seen), strict=True) if clean]
+    easy = elementary_variants(fresh, config.easy_test_problems)
     rows = [
         {
             "id": f"easy-{n['id']}",
@@ -354,7 +355,7 @@ def easy_held_out_set(test: list[dict], train_nodes: list[dict], out_dir: str, c
             "upper": n.get("upper") or "",
             "difficulty": n.get("difficulty"),
         }
-        for n in fresh[: config.easy_test_problems]
+        for n in easy
     ]
     logger.info(
         "easy held-out: %d of %d held-out-tree variants (%d equivalent to a training node or a few-shot example)",
@@ -365,10 +366,45 @@ def easy_held_out_set(test: list[dict], train_nodes: list[dict], out_dir: str, c
     return rows
 
 
+def elementary_variants(nodes: list[dict], limit: int, sympy_timeout: float = 5.0) -> list[dict]:
+    """The first ``limit`` nodes, in order, whose sympy antiderivative is elementary (:func:`elementary_answer`).
+
+    A node without a recorded antiderivative (trees grown with ``variant_sympy_timeout: 0``, or sympy gave up
+    while the tree grew) gets ``sympy.integrate`` now, in the sandbox, ``sympy_timeout`` seconds; one sympy
+    cannot integrate in that time is not easy either. Work goes in chunks of ``limit`` nodes, so a long list
+    costs only what the kept rows need.
+
+    Example:
+        >>> nodes = [{"integrand": "1/log(x)"}, {"integrand": "x*exp(x)"}, {"integrand": "1/(x + 3)"}]
+        >>> [n["integrand"] for n in elementary_variants(nodes, 5)]  # doctest: +SKIP
+        ['x*exp(x)', '1/(x + 3)']
+    """
+    from ladder_hf.variants.base import parse_problem_integrand
+    from ladder_hf.variants.quality import QualityConfig, solvability_batch
+
+    kept: list[dict] = []
+    for start in range(0, len(nodes), max(limit, 1)):
+        if len(kept) >= limit:
+            break
+        chunk = [dict(n) for n in nodes[start : start + max(limit, 1)]]
+        missing = []
+        for node in chunk:
+            if not node.get("sympy_antiderivative"):
+                try:
+                    missing.append((node, parse_problem_integrand(node["integrand"])))
+                except ValueError:
+                    continue  # unreadable: stays without an answer, so it is left out
+        if missing:
+            found = solvability_batch([e for _, e in missing], QualityConfig(sympy_timeout=sympy_timeout))
+            for (node, _), result in zip(missing, found, strict=True):
+                node["sympy_antiderivative"] = result.sympy_antiderivative
+        kept += [n for n in chunk if elementary_answer(n)]
+    return kept[:limit]
+
+
 def elementary_answer(node: dict) -> bool:
-    """False when the node's sympy antiderivative needs a special function (``1/log(x)`` -> ``li(x)``) or is
-    not in the answer language at all; True when it is elementary, or when no antiderivative was recorded
-    (trees grown without sympy's check).
+    """False when the node's sympy antiderivative needs a special function (``1/log(x)`` -> ``li(x)``), is not
+    in the answer language at all, or was not found (none recorded); True when it is elementary.
 
     Example:
         >>> elementary_answer({"sympy_antiderivative": "li(x)"}), elementary_answer({"sympy_antiderivative": "x**2/2"})
@@ -379,7 +415,7 @@ def elementary_answer(node: dict) -> bool:
 
     answer = node.get("sympy_antiderivative") or ""
     if not answer:
-        return True
+        return False
     try:
         return not special_functions(answer)
     except MathParseError:

@@ -379,25 +379,14 @@ def elementary_variants(nodes: list[dict], limit: int, sympy_timeout: float = 5.
         >>> [n["integrand"] for n in elementary_variants(nodes, 5)]  # doctest: +SKIP
         ['x*exp(x)', '1/(x + 3)']
     """
-    from ladder_hf.variants.base import parse_problem_integrand
-    from ladder_hf.variants.quality import QualityConfig, solvability_batch
+    from ladder_hf.variants.quality import fill_sympy_antiderivatives
 
     kept: list[dict] = []
     for start in range(0, len(nodes), max(limit, 1)):
         if len(kept) >= limit:
             break
         chunk = [dict(n) for n in nodes[start : start + max(limit, 1)]]
-        missing = []
-        for node in chunk:
-            if not node.get("sympy_antiderivative"):
-                try:
-                    missing.append((node, parse_problem_integrand(node["integrand"])))
-                except ValueError:
-                    continue  # unreadable: stays without an answer, so it is left out
-        if missing:
-            found = solvability_batch([e for _, e in missing], QualityConfig(sympy_timeout=sympy_timeout))
-            for (node, _), result in zip(missing, found, strict=True):
-                node["sympy_antiderivative"] = result.sympy_antiderivative
+        fill_sympy_antiderivatives(chunk, sympy_timeout)
         kept += [n for n in chunk if elementary_answer(n)]
     return kept[:limit]
 

@@ -36,23 +36,11 @@ def warm_start_dataset(
     """
     import datasets
 
+    from ladder_hf.variants.quality import fill_sympy_antiderivatives
     from ladder_hf.verifier import verify_batch
 
     candidates = [dict(r) for r in rows if not (r.get("lower") or "") and not (r.get("upper") or "")]
-    missing = [r for r in candidates if not r.get("sympy_antiderivative")]
-    if missing and sympy_timeout > 0:
-        from ladder_hf.variants.base import parse_problem_integrand
-        from ladder_hf.variants.quality import QualityConfig, solvability_batch
-
-        parsed = []
-        for row in missing:
-            try:
-                parsed.append((row, parse_problem_integrand(row["integrand"])))
-            except ValueError:
-                continue  # not a readable integrand: nothing to learn from it
-        found = solvability_batch([e for _, e in parsed], QualityConfig(sympy_timeout=sympy_timeout))
-        for (row, _), result in zip(parsed, found, strict=True):
-            row["sympy_antiderivative"] = result.sympy_antiderivative
+    fill_sympy_antiderivatives(candidates, sympy_timeout)
     candidates = [r for r in candidates if r.get("sympy_antiderivative")]
     results = verify_batch([{"integrand": r["integrand"], "candidate": r["sympy_antiderivative"]} for r in candidates])
     kept = [r for r, result in zip(candidates, results, strict=True) if result.correct]

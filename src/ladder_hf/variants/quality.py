@@ -977,6 +977,33 @@ def difficulty(ops_integrand: int, ops_antiderivative: int | None) -> float:
     return round(math.log2(1 + ops_integrand) + second, 3)
 
 
+def fill_sympy_antiderivatives(rows: list[dict], sympy_timeout: float = 5.0) -> None:
+    """Give each row without a ``sympy_antiderivative`` the one ``sympy.integrate`` finds in the sandbox within
+    ``sympy_timeout`` seconds (``""`` when it finds none, or the integrand does not parse), in place. Rows
+    from trees grown without the solvability check (``variant_sympy_timeout: 0``) have none recorded.
+
+    Example:
+        >>> rows = [{"integrand": "2*x", "sympy_antiderivative": ""}]
+        >>> fill_sympy_antiderivatives(rows)
+        >>> rows[0]["sympy_antiderivative"]
+        'x**2'
+    """
+    from ladder_hf.variants.base import parse_problem_integrand
+
+    missing = []
+    for row in rows:
+        if not row.get("sympy_antiderivative"):
+            row["sympy_antiderivative"] = ""
+            try:
+                missing.append((row, parse_problem_integrand(row["integrand"])))
+            except ValueError:
+                continue  # not a readable integrand: stays without an answer
+    if missing and sympy_timeout > 0:
+        found = solvability_batch([e for _, e in missing], QualityConfig(sympy_timeout=sympy_timeout))
+        for (row, _), result in zip(missing, found, strict=True):
+            row["sympy_antiderivative"] = result.sympy_antiderivative
+
+
 def solvability_batch(exprs: list, config: QualityConfig | None = None) -> list[Solvability]:
     """sympy.integrate each expression in the sandbox under ``config.sympy_timeout``."""
     from ladder_hf.verifier import run_sandboxed

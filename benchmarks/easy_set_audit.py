@@ -9,12 +9,13 @@ training nodes plus the few-shot examples, then reports pass@1 per arm (seeds po
 intervals) on all problems and on each clean subset, and on the problems whose antiderivative is elementary
 (sympy in the sandbox; older sets could hold `1/log(x)`). No model is run: it reads the folders' results.
 
-``--paired A B`` adds the difference of arm B minus arm A in each folder, on each subset, with a 95%
+``--paired A B`` (repeatable) adds the difference of arm B minus arm A in each folder, on each subset, with a 95%
 interval from a bootstrap over problems (the samples of one problem are correlated, so problems, not
 answers, are resampled).
 
     python benchmarks/easy_set_audit.py outputs/ladder_level outputs/ladder_level_lr1e-5 --out docs/easy_set_audit.json
-    python benchmarks/easy_set_audit.py outputs/warm_level --paired warm_start warm_start_level
+    python benchmarks/easy_set_audit.py outputs/run5_80 --paired warm_start_roots warm_start_level \\
+        --paired warm_start warm_start_level --paired base warm_start_level
 """
 
 from __future__ import annotations
@@ -25,9 +26,8 @@ import sys
 from pathlib import Path
 
 from ladder_hf.dataset import read_nodes
-from ladder_hf.demo import clean_against, elementary_variants
+from ladder_hf.demo import clean_against, elementary_variants, prompt_integrands
 from ladder_hf.evaluation import format_rate
-from ladder_hf.problems import FEW_SHOT_EXAMPLES
 from ladder_hf.store import read_jsonl
 
 
@@ -35,7 +35,10 @@ def audit(folder: Path) -> dict:
     """Clean flags of the folder's easy problems, and pass@1 per evaluated arm on all / clean problems."""
     easy = read_jsonl(str(folder / "problems" / "test_easy.jsonl"))
     trained = [n for n in read_nodes(str(folder / "variants")) if n.get("kept", True)]
-    examples = [{"id": f"few-shot-{i}", "integrand": f} for i, (f, _) in enumerate(FEW_SHOT_EXAMPLES)]
+    config_path = folder / "config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
+    shown = prompt_integrands(config.get("system_prompt", "few_shot"))
+    examples = [{"id": f"few-shot-{i}", "integrand": f} for i, f in enumerate(shown)]
     flags = clean_against(easy, trained)
     fresh_flags = clean_against(easy, trained + examples)
     subsets = {
@@ -103,7 +106,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+", help="ablation run folders")
     parser.add_argument("--out", help="write the audit as JSON here")
-    parser.add_argument("--paired", nargs=2, metavar=("A", "B"), help="also report arm B minus arm A, paired")
+    parser.add_argument(
+        "--paired",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("A", "B"),
+        help="also report arm B minus arm A, paired (repeat for more pairs)",
+    )
     args = parser.parse_args(argv)
     report = {}
     print(
@@ -122,8 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {clean} ({result['clean']}) | {new} ({result['new_family']}) "
                 f"| {elementary} ({result['elementary']}) |"
             )
-    if args.paired:
-        a, b = args.paired
+    for a, b in args.paired:
         print(f"\n{b} minus {a}, pass@1 difference [95% bootstrap interval over problems]:\n")
         print(
             "| run folder | all problems | not equivalent to a training node | nor to a few-shot example "

@@ -126,6 +126,12 @@ def test_easy_set_audit_rescores_each_arm_on_the_problems_the_guard_calls_clean(
     assert audit.paired_difference(result, "base", "arm", "new_family")["difference"] == 0.75
     assert audit.paired_difference(result, "base", "arm", "elementary")["difference"] == 0.0  # e4's gain is out
 
+    # the command line takes several pairs in one call and writes each to the JSON report
+    out = tmp_path / "audit.json"
+    assert audit.main([str(run), "--paired", "base", "arm", "--paired", "arm", "base", "--out", str(out)]) == 0
+    paired = json.loads(out.read_text())[str(run)]["paired"]
+    assert paired["arm - base"]["all"]["difference"] == 0.25 and paired["base - arm"]["all"]["difference"] == -0.25
+
 
 def test_warm_start_arms_train_from_the_warm_start_and_only_the_level_arms_select(ablation, tmp_path):
     config = ablation.AblationConfig(output_dir=str(tmp_path), level_samples=6, learning_rate=1e-5)

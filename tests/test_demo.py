@@ -50,6 +50,22 @@ def test_split_is_seeded_disjoint_and_test_stable():
         split_problems(PROBLEMS, 6, 2)
 
 
+def test_split_never_holds_out_a_problem_the_prompt_shows():
+    rows = [{"id": f"p{i}", "integrand": f} for i, f in enumerate(["cos(3*x + 1)", "x*exp(x)", "log(x)", "tan(x)"])]
+    tests, trains = set(), set()
+    for seed in range(6):
+        train, test = split_problems(rows, 2, 2, seed=seed, shown=["cos(2*x)"])
+        tests |= {r["integrand"] for r in test}
+        trains |= {r["integrand"] for r in train}
+    # the rescaled, shifted prompt example is never held out, but it may still be trained on
+    assert "cos(3*x + 1)" not in tests and "cos(3*x + 1)" in trains
+    assert tests == {"x*exp(x)", "log(x)", "tan(x)"}
+    # without the prompt's examples it is an ordinary problem
+    assert any(split_problems(rows, 2, 2, seed=s)[1][0]["integrand"] == "cos(3*x + 1)" for s in range(6))
+    with pytest.raises(ValueError, match="prompt example"):
+        split_problems(rows, 0, 4, shown=["cos(2*x)"])
+
+
 def test_shortest_selection_draws_from_shortest_integrands():
     train, test = split_problems(PROBLEMS, 2, 1, seed=0, selection="shortest")
     shortest = sorted(PROBLEMS, key=lambda r: (len(r["integrand"]), r["id"]))[:3]
@@ -180,6 +196,15 @@ def test_a_full_demo_checkpoints_for_resume_and_a_quick_one_does_not(tmp_path):
     import torch
 
     assert full["activation_checkpointing"] is torch.cuda.is_available() and full["bf16"] is False
+
+
+def test_loss_type_and_kl_reach_the_recipe_config(tmp_path):
+    from ladder_hf.demo import grpo_arguments
+
+    _, training_args, _ = grpo_arguments(str(tmp_path / "data"), str(tmp_path), DemoConfig(loss_type="grpo", beta=0.04))
+    assert (training_args.loss_type, training_args.beta) == ("grpo", 0.04)
+    _, default_args, _ = grpo_arguments(str(tmp_path / "data"), str(tmp_path), DemoConfig())
+    assert (default_args.loss_type, default_args.beta) == ("dapo", 0.0)
 
 
 def test_trained_model_folder_is_reusable(quick_demo):

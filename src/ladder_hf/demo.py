@@ -77,6 +77,7 @@ _OUTPUT_KEYS = (
     "max_completion_length",
     "learning_rate",
     "beta",
+    "loss_type",
     "temperature",
     "reward_funcs",
     "reward_weights",
@@ -179,6 +180,13 @@ class DemoConfig:
         default=0.0,
         metadata={"help": "KL coefficient (paper: 0.001). 0 skips the reference model: faster and lighter on a CPU."},
     )
+    loss_type: str = field(
+        default="dapo",
+        metadata={
+            "help": "GRPOConfig.loss_type: how token losses are averaged ('dapo', TRL's default; 'grpo'; 'dr_grpo'; "
+            "'bnpo')."
+        },
+    )
     temperature: float = field(default=0.7, metadata={"help": "Sampling temperature in training and evaluation."})
     reward_funcs: list[str] = field(
         default_factory=lambda: ["integration", "format"], metadata={"help": "Reward functions by name."}
@@ -255,9 +263,19 @@ class DemoConfig:
 
 
 def split_problems(
-    rows: list[dict], num_train: int, num_test: int, seed: int = 0, selection: str = "random"
+    rows: list[dict],
+    num_train: int,
+    num_test: int,
+    seed: int = 0,
+    selection: str = "random",
+    shown: tuple[str, ...] | list[str] = (),
 ) -> tuple[list[dict], list[dict]]:
     """Seeded, disjoint train/test split of problem rows (test first, so it does not move with ``num_train``).
+
+    ``shown`` lists integrands the model sees in its prompt (the few-shot examples): a problem the
+    contamination guard finds equivalent to one of them (``cos(3*x + 1)`` next to the example ``cos(2*x)``)
+    is never held out, since a correct answer there would be the prompt copied, not transfer; it may still
+    be a training root.
 
     Example:
         >>> rows = [{"id": str(i), "integrand": "x**" + str(i)} for i in range(10)]
@@ -277,8 +295,26 @@ def split_problems(
     elif selection != "random":
         raise ValueError(f"selection must be 'shortest' or 'random', not {selection!r}")
     random.Random(seed).shuffle(pool)
-    test, train = pool[:num_test], pool[num_test : num_test + num_train]
+    examples = [{"id": f"shown-{i}", "integrand": f} for i, f in enumerate(shown)]
+    clean = clean_against(pool, examples)
+    test = [r for r, ok in zip(pool, clean, strict=True) if ok][:num_test]
+    if len(test) < num_test:
+        raise ValueError(f"only {len(test)} problems are unlike every prompt example; asked for {num_test} held out")
+    held = {id(r) for r in test}
+    train = [r for r in pool if id(r) not in held][:num_train]
     return [dict(r) for r in train], [dict(r) for r in test]
+
+
+def prompt_integrands(prompt: str) -> list[str]:
+    """The integrands a prompt shows the model as worked examples (none for a plain system prompt).
+
+    Example:
+        >>> prompt_integrands("few_shot")
+        ['x**4', 'cos(2*x)', 'exp(3*x)']
+    """
+    from ladder_hf.problems import resolve_prompt
+
+    return [integrand for integrand, _ in resolve_prompt(prompt).examples]
 
 
 def make_generator(config: DemoConfig):
@@ -329,8 +365,6 @@ def easy_held_out_set(test: list[dict], train_nodes: list[dict], out_dir: str, c
         >>> rows[0]["id"]  # doctest: +SKIP
         'easy-ug-023.2.0'
     """
-    from ladder_hf.problems import FEW_SHOT_EXAMPLES
-
     # quick=False: the config is already shrunk, and __post_init__ would shrink these two again
     grow = dataclasses.replace(
         config, variants_per_node=3, max_nodes_per_root=config.easy_variants_per_root, quick=False
@@ -344,7 +378,7 @@ def easy_held_out_set(test: list[dict], train_nodes: list[dict], out_dir: str, c
     unique = list({key(n["integrand"]): n for n in sorted(candidates, key=lambda n: n["id"], reverse=True)}.values())
     unique.sort(key=lambda n: (n.get("difficulty") if n.get("difficulty") is not None else float("inf"), n["id"]))
     seen = [n for n in train_nodes if n.get("kept", True)]
-    seen += [{"id": f"few-shot-{i}", "integrand": f} for i, (f, _) in enumerate(FEW_SHOT_EXAMPLES)]
+    seen += [{"id": f"few-shot-{i}", "integrand": f} for i, f in enumerate(prompt_integrands(config.prompt))]
     fresh = [n for n, clean in zip(unique, clean_against(unique, seen), strict=True) if clean]
     easy = elementary_variants(fresh, config.easy_test_problems)
     rows = [
@@ -562,6 +596,7 @@ def grpo_settings(dataset_dir: str, out_dir: str, config: DemoConfig) -> dict[st
         "learning_rate": config.learning_rate,
         "lr_scheduler_type": "constant",
         "beta": config.beta,
+        "loss_type": config.loss_type,
         "reward_weights": list(config.reward_weights),
         "logging_steps": 1,
         # the final model is saved either way (ladder_hf.grpo.train); checkpoints only serve a resume
@@ -903,6 +938,7 @@ def render_report(summary: dict) -> str:
         "",
         f"{summary['train']['global_step']} steps, {c['prompts_per_step']} prompt(s) x {c['num_generations']} "
         f"completions of up to {c['max_completion_length']} tokens, lr {c['learning_rate']}, beta {c['beta']}, "
+        f"loss {c.get('loss_type', 'dapo')}, "
         f"rewards {c['reward_funcs']} weighted {c['reward_weights']}.",
         "",
     ]
@@ -1094,7 +1130,12 @@ def run_demo(config: DemoConfig) -> dict:
     if not (os.path.isfile(train_path) and os.path.isfile(test_path)):
         rows = rows if rows is not None else load_problems(config.problem_set)
         train, test = split_problems(
-            rows, config.num_train_problems, config.num_test_problems, config.seed, config.selection
+            rows,
+            config.num_train_problems,
+            config.num_test_problems,
+            config.seed,
+            config.selection,
+            shown=prompt_integrands(config.prompt),
         )
         os.makedirs(paths["problems"], exist_ok=True)
         write_jsonl(test_path, test)

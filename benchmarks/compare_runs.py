@@ -3,7 +3,11 @@
 Each folder is a ``benchmarks/ladder_ablation.py`` run (its ``results.json``). The settings that differ
 between the folders label them; the arm's runs in a folder (``ladder_level``, ``ladder_level-seed1``, ...)
 are pooled: pass@1 over seeds x problems x samples with a 95% Wilson interval, and the verified-correct
-rate per GRPO step averaged over seeds. Prints a markdown table and saves a two-panel figure.
+rate per GRPO step averaged over seeds. A second table gives what training did to the arm, per folder:
+seconds per step (median), the training reward over the first and last 20 steps, and, for the level arms,
+the solve rate on all training-tree nodes before and after. Prints markdown tables and saves a figure.
+``--seeds 0`` keeps seed 0 only (the run without a ``-seed`` suffix), for folders that share its level
+selection and sampling seed.
 
     python benchmarks/compare_runs.py outputs/ladder_level outputs/ladder_level_lr1e-4 outputs/ladder_level_lr1e-5 \\
         --arm ladder_level --out docs/img/ladder_level_lr_sweep.png
@@ -12,6 +16,7 @@ rate per GRPO step averaged over seeds. Prints a markdown table and saves a two-
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -19,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from ladder_ablation import ARM_LABELS, arm_of, pooled, trailing_mean
+from ladder_ablation import ARM_LABELS, AblationConfig, arm_of, pooled, trailing_mean
 
 from ladder_hf.evaluation import format_rate, wilson_interval
 
@@ -34,6 +39,9 @@ def labels_for(configs: list[dict]) -> list[str]:
         >>> labels_for([{"learning_rate": 3e-05, "seed": 0}, {"learning_rate": 0.0001, "seed": 0}])
         ['learning_rate=3e-05', 'learning_rate=0.0001']
     """
+    # a setting added after a folder was made is read at its default there, not as a difference
+    defaults = dataclasses.asdict(AblationConfig())
+    configs = [{**defaults, **c} for c in configs]
     keys = sorted({k for c in configs for k in c} - IGNORED)
     differing = [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1]
     return [", ".join(f"{k}={c.get(k)}" for k in differing) or f"run {i}" for i, c in enumerate(configs)]
@@ -45,14 +53,71 @@ def correct_rate_curve(results: dict, arm: str, window: int = 5) -> tuple[list[i
     return trailing_mean(histories, CORRECT, window)
 
 
+def restrict_seeds(results: dict, seeds: list[int] | None) -> dict:
+    """``results`` with only the runs of ``seeds`` (seed 0 is the key without a suffix); all of them for None.
+
+    Example:
+        >>> r = {"arms": {"roots": {}, "roots-seed1": {}, "roots-seed2": {}}}
+        >>> sorted(restrict_seeds(r, [0, 2])["arms"])
+        ['roots', 'roots-seed2']
+    """
+    if seeds is None:
+        return results
+    keep = {k: v for k, v in results["arms"].items() if (arm_of(k)[1] or 0) in seeds}
+    return {**results, "arms": keep}
+
+
+def training_summary(results: dict, arm: str, window: int = 20) -> dict | None:
+    """What training did to ``arm`` in one folder, averaged over its seeds: median seconds per step, the
+    training reward (verified-correct rate) over the first and last ``window`` steps, and the solve rate on
+    all training-tree nodes before and after training where it was measured (None for an arm not run).
+
+    Example:
+        >>> r = {"arms": {"a": {"rewards": [{"step_time": 2.0, CORRECT: 0.0}, {"step_time": 4.0, CORRECT: 1.0}],
+        ...     "solve_rates": {"before": [{"rows": 2, "mean_solve_rate": 0.5}],
+        ...                     "after": [{"rows": 2, "mean_solve_rate": 1.0}]}}}}
+        >>> t = training_summary(r, "a", window=1)
+        >>> t["step_seconds"], t["reward_first"], t["reward_last"], t["tree_before"], t["tree_after"]
+        (3.0, 0.0, 1.0, 0.5, 1.0)
+    """
+    import statistics
+
+    runs = [info for key, info in results["arms"].items() if arm_of(key)[0] == arm and info.get("rewards")]
+    if not runs:
+        return None
+
+    def mean(values: list[float]) -> float | None:
+        return round(statistics.fmean(values), 4) if values else None
+
+    def tree_rate(info: dict, when: str) -> float | None:
+        table = (info.get("solve_rates") or {}).get(when)
+        if not table:
+            return None
+        return sum(t["rows"] * t["mean_solve_rate"] for t in table) / sum(t["rows"] for t in table)
+
+    steps = [h["step_time"] for info in runs for h in info["rewards"] if "step_time" in h]
+    rewards = [[h[CORRECT] for h in info["rewards"] if CORRECT in h] for info in runs]
+    trees = {when: [r for info in runs if (r := tree_rate(info, when)) is not None] for when in ("before", "after")}
+    return {
+        "seeds": len(runs),
+        "step_seconds": round(statistics.median(steps), 2) if steps else None,
+        "reward_first": mean([statistics.fmean(r[:window]) for r in rewards if r]),
+        "reward_last": mean([statistics.fmean(r[-window:]) for r in rewards if r]),
+        "tree_before": mean(trees["before"]),
+        "tree_after": mean(trees["after"]),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folders", nargs="+", help="ablation run folders (each with results.json)")
     parser.add_argument("--arm", default="ladder_level", help="the arm to compare (its seeds are pooled)")
     parser.add_argument("--out", default=None, help="where to save the figure (PNG)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="keep only these seeds (default: all)")
     args = parser.parse_args(argv)
 
     runs = [json.loads((Path(f) / "results.json").read_text(encoding="utf-8")) for f in args.folders]
+    runs = [restrict_seeds(r, args.seeds) for r in runs]
     labels = labels_for([r["config"] for r in runs])
     sets = [s for s in ("easy", "test") if all(r["sizes"].get(s) for r in runs)]
 
@@ -79,13 +144,31 @@ def main(argv: list[str] | None = None) -> int:
             ]
         print(f"| {label} | {seeds} | " + " | ".join(cells) + " |")
 
+    def pct(value: float | None) -> str:
+        return "–" if value is None else f"{100 * value:.1f}%"
+
+    summaries = [training_summary(r, args.arm) for r in runs]
+    print(
+        "\n| run | seeds | s / step (median) | reward, first 20 steps | last 20 steps "
+        "| tree solve rate before | after |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for label, t in zip(labels, summaries, strict=True):
+        if t:
+            print(
+                f"| {label} | {t['seeds']} | {t['step_seconds']} | {t['reward_first']:.2f} | {t['reward_last']:.2f} "
+                f"| {pct(t['tree_before'])} | {pct(t['tree_after'])} |"
+            )
+
     if args.out:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        fig, (curves, scores) = plt.subplots(1, 2, figsize=(11, 3.8))
+        with_trees = any(t and t["tree_after"] is not None for t in summaries)
+        fig, axes = plt.subplots(1, 3 if with_trees else 2, figsize=(16 if with_trees else 11, 3.8))
+        curves, scores = axes[0], axes[1]
         for label, results in zip(labels, runs, strict=True):
             steps, rate = correct_rate_curve(results, args.arm)
             curves.plot(steps, rate, label=label)
@@ -106,6 +189,16 @@ def main(argv: list[str] | None = None) -> int:
         scores.set_ylabel("pass@1 (%), 95% interval")
         scores.set_title("held-out pass@1, seeds pooled")
         scores.legend(fontsize=7)
+        if with_trees:
+            trees = axes[2]
+            for j, when in enumerate(("before", "after")):
+                values = [100 * (t[f"tree_{when}"] or 0.0) if t else 0.0 for t in summaries]
+                xs = [i + (j - 0.5) * 0.4 for i in range(len(runs))]
+                trees.bar_label(trees.bar(xs, values, 0.4, label=f"{when} training"), fmt="%.1f%%", fontsize=7)
+            trees.set_xticks(range(len(runs)), labels, fontsize=7)
+            trees.set_ylabel("solve rate on all tree nodes (%)")
+            trees.set_title("training trees, mean over seeds")
+            trees.legend(fontsize=7)
         fig.tight_layout()
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         fig.savefig(args.out, dpi=120)

@@ -77,6 +77,13 @@ def test_trained_arms_run_once_per_seed_and_results_pool_them(ablation, tiny_mod
     assert compare.main([str(out), "--arm", "roots", "--out", str(figure)]) == 0
     assert figure.read_bytes()[:4] == b"\x89PNG"
     steps, rate = compare.correct_rate_curve(results, "roots")
+    summary = compare.training_summary(results, "roots")
+    assert summary["seeds"] == 2 and summary["step_seconds"] > 0 and 0.0 <= summary["reward_last"] <= 1.0
+    assert summary["tree_after"] is None  # only the level arms measure the trees
+    assert compare.training_summary(compare.restrict_seeds(results, [1]), "roots")["seeds"] == 1
+    assert compare.main([str(out), "--arm", "roots", "--seeds", "1"]) == 0
+    # a setting missing from an older folder's config is its default, not a difference
+    assert compare.labels_for([{"seed": 0}, {"seed": 0, "loss_type": "dapo"}]) == ["run 0", "run 1"]
     assert steps == list(range(1, config.max_steps + 1)) and len(rate) == len(steps)
 
 

@@ -33,18 +33,28 @@ IGNORED = {"output_dir", "img_dir", "arms", "train_seeds", "overwrite", "prepare
 
 
 def labels_for(configs: list[dict]) -> list[str]:
-    """A label per run: the settings whose values differ between the runs (``learning_rate=0.0001``).
+    """A label per run: the first run (the reference) by every setting that differs between the runs, each
+    other run by the settings in which it differs from the first (``learning_rate=0.0001``).
 
     Example:
-        >>> labels_for([{"learning_rate": 3e-05, "seed": 0}, {"learning_rate": 0.0001, "seed": 0}])
-        ['learning_rate=3e-05', 'learning_rate=0.0001']
+        >>> labels_for([{"learning_rate": 3e-05, "beta": 0.0}, {"learning_rate": 1e-4, "beta": 0.0},
+        ...             {"learning_rate": 3e-05, "beta": 0.04}])
+        ['beta=0.0, learning_rate=3e-05', 'learning_rate=0.0001', 'beta=0.04']
     """
     # a setting added after a folder was made is read at its default there, not as a difference
     defaults = dataclasses.asdict(AblationConfig())
     configs = [{**defaults, **c} for c in configs]
+
+    def value(c: dict, k: str) -> str:
+        return json.dumps(c.get(k), sort_keys=True)
+
     keys = sorted({k for c in configs for k in c} - IGNORED)
-    differing = [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1]
-    return [", ".join(f"{k}={c.get(k)}" for k in differing) or f"run {i}" for i, c in enumerate(configs)]
+    differing = [k for k in keys if len({value(c, k) for c in configs}) > 1]
+    labels = []
+    for i, c in enumerate(configs):
+        own = [k for k in differing if i == 0 or value(c, k) != value(configs[0], k)]
+        labels.append(", ".join(f"{k}={c.get(k)}" for k in own) or f"run {i}")
+    return labels
 
 
 def correct_rate_curve(results: dict, arm: str, window: int = 5) -> tuple[list[int], list[float]]:

@@ -123,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("folders", nargs="+", help="ablation run folders (each with results.json)")
     parser.add_argument("--arm", default="ladder_level", help="the arm to compare (its seeds are pooled)")
     parser.add_argument("--out", default=None, help="where to save the figure (PNG)")
+    parser.add_argument("--json", default=None, help="also write the tables' numbers here (JSON)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="keep only these seeds (default: all)")
     args = parser.parse_args(argv)
 
@@ -169,6 +170,19 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {label} | {t['seeds']} | {t['step_seconds']} | {t['reward_first']:.2f} | {t['reward_last']:.2f} "
                 f"| {pct(t['tree_before'])} | {pct(t['tree_after'])} |"
             )
+
+    if args.json:
+        report = [
+            {
+                "folder": folder,
+                "label": label,
+                "held_out": {s: pooled(r, s).get(args.arm) for s in sets},
+                "training": t,
+            }
+            for folder, label, r, t in zip(args.folders, labels, runs, summaries, strict=True)
+        ]
+        Path(args.json).write_text(json.dumps({"arm": args.arm, "seeds": args.seeds, "runs": report}, indent=1) + "\n")
+        print(f"numbers: {args.json}")
 
     if args.out:
         import matplotlib

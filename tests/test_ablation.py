@@ -81,7 +81,12 @@ def test_trained_arms_run_once_per_seed_and_results_pool_them(ablation, tiny_mod
     assert summary["seeds"] == 2 and summary["step_seconds"] > 0 and 0.0 <= summary["reward_last"] <= 1.0
     assert summary["tree_after"] is None  # only the level arms measure the trees
     assert compare.training_summary(compare.restrict_seeds(results, [1]), "roots")["seeds"] == 1
-    assert compare.main([str(out), "--arm", "roots", "--seeds", "1"]) == 0
+    numbers = tmp_path / "sweep.json"
+    assert compare.main([str(out), "--arm", "roots", "--seeds", "1", "--json", str(numbers)]) == 0
+    run = json.loads(numbers.read_text())["runs"][0]
+    assert run["training"]["seeds"] == 1 and run["held_out"]["test"]["per_seed"] == [
+        results["arms"]["roots-seed1"]["eval"]["test"]["pass@1"]
+    ]
     # a setting missing from an older folder's config is its default, not a difference
     assert compare.labels_for([{"seed": 0}, {"seed": 0, "loss_type": "dapo"}]) == ["run 0", "run 1"]
     assert steps == list(range(1, config.max_steps + 1)) and len(rate) == len(steps)

@@ -20,6 +20,7 @@ import dataclasses
 import json
 import os
 import sys
+import textwrap
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -191,13 +192,15 @@ def main(argv: list[str] | None = None) -> int:
         import matplotlib.pyplot as plt
 
         with_trees = any(t and t["tree_after"] is not None for t in summaries)
-        fig, axes = plt.subplots(1, 3 if with_trees else 2, figsize=(16 if with_trees else 11, 3.8))
+        fig, axes = plt.subplots(1, 3 if with_trees else 2, figsize=(16 if with_trees else 11, 5.5))
         curves, scores = axes[0], axes[1]
+        # long labels (the reference run lists every setting that differs) wrapped under the bars
+        ticks = [textwrap.fill(label.replace(", ", ",\n"), 24) for label in labels]
         for label, results in zip(labels, runs, strict=True):
-            steps, rate = correct_rate_curve(results, args.arm)
-            curves.plot(steps, rate, label=label)
+            steps, rate = correct_rate_curve(results, args.arm, window=10)
+            curves.plot(steps, rate, label=textwrap.shorten(label, 40, placeholder="..."), lw=1.2)
         curves.set_xlabel("GRPO step")
-        curves.set_ylabel("verified-correct rate\n(mean over seeds, 5-step window)")
+        curves.set_ylabel("verified-correct rate\n(mean over seeds, 10-step window)")
         curves.set_title(f"{args.arm}: training signal per step")
         curves.grid(alpha=0.3)
         curves.legend(fontsize=7)
@@ -209,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             scores.bar_label(
                 scores.bar(xs, values, width, yerr=errors, capsize=3, label=f"{s} held-out"), fmt="%.1f%%", fontsize=7
             )
-        scores.set_xticks(range(len(runs)), labels, fontsize=7)
+        scores.set_xticks(range(len(runs)), ticks, fontsize=6, rotation=60, ha="right")
         scores.set_ylabel("pass@1 (%), 95% interval")
         scores.set_title("held-out pass@1, seeds pooled")
         scores.legend(fontsize=7)
@@ -219,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
                 values = [100 * (t[f"tree_{when}"] or 0.0) if t else 0.0 for t in summaries]
                 xs = [i + (j - 0.5) * 0.4 for i in range(len(runs))]
                 trees.bar_label(trees.bar(xs, values, 0.4, label=f"{when} training"), fmt="%.1f%%", fontsize=7)
-            trees.set_xticks(range(len(runs)), labels, fontsize=7)
+            trees.set_xticks(range(len(runs)), ticks, fontsize=6, rotation=60, ha="right")
             trees.set_ylabel("solve rate on all tree nodes (%)")
             trees.set_title("training trees, mean over seeds")
             trees.legend(fontsize=7)

@@ -183,8 +183,8 @@ class DemoConfig:
     loss_type: str = field(
         default="dapo",
         metadata={
-            "help": "GRPOConfig.loss_type: how token losses are averaged ('dapo', TRL's default; 'grpo'; 'dr_grpo'; "
-            "'bnpo')."
+            "help": "GRPOConfig.loss_type, passed through: how token losses are aggregated ('dapo', TRL's default; "
+            "'grpo', 'dr_grpo', 'bnpo' and the others TRL lists)."
         },
     )
     temperature: float = field(default=0.7, metadata={"help": "Sampling temperature in training and evaluation."})

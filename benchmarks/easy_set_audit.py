@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 from ladder_hf.dataset import read_nodes
-from ladder_hf.demo import clean_against, elementary_variants, prompt_integrands
+from ladder_hf.demo import clean_against, elementary_variants, prompt_examples
 from ladder_hf.evaluation import format_rate
 from ladder_hf.store import read_jsonl
 
@@ -37,8 +37,7 @@ def audit(folder: Path) -> dict:
     trained = [n for n in read_nodes(str(folder / "variants")) if n.get("kept", True)]
     config_path = folder / "config.json"
     config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
-    shown = prompt_integrands(config.get("system_prompt", "few_shot"))
-    examples = [{"id": f"few-shot-{i}", "integrand": f} for i, f in enumerate(shown)]
+    examples = prompt_examples(config.get("system_prompt", "few_shot"))
     flags = clean_against(easy, trained)
     fresh_flags = clean_against(easy, trained + examples)
     subsets = {

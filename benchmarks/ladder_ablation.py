@@ -52,7 +52,7 @@ from ladder_hf.demo import (
     materialise_dataset,
     plot_rewards,
     plot_tree_sizes,
-    prompt_integrands,
+    prompt_examples,
     read_reward_history,
     split_problems,
     train_stage,
@@ -499,7 +499,7 @@ def run(config: AblationConfig) -> dict:
             config.num_test_problems,
             config.seed,
             config.selection,
-            shown=prompt_integrands(config.prompt),
+            shown=prompt_examples(config.prompt),
         )
         write_jsonl(str(train_path), train)
         write_jsonl(str(test_path), test)

@@ -52,9 +52,10 @@ def test_split_is_seeded_disjoint_and_test_stable():
 
 def test_split_never_holds_out_a_problem_the_prompt_shows():
     rows = [{"id": f"p{i}", "integrand": f} for i, f in enumerate(["cos(3*x + 1)", "x*exp(x)", "log(x)", "tan(x)"])]
+    example = [{"id": "few-shot-1", "integrand": "cos(2*x)"}]
     tests, trains = set(), set()
     for seed in range(6):
-        train, test = split_problems(rows, 2, 2, seed=seed, shown=["cos(2*x)"])
+        train, test = split_problems(rows, 2, 2, seed=seed, shown=example)
         tests |= {r["integrand"] for r in test}
         trains |= {r["integrand"] for r in train}
     # the rescaled, shifted prompt example is never held out, but it may still be trained on
@@ -63,7 +64,7 @@ def test_split_never_holds_out_a_problem_the_prompt_shows():
     # without the prompt's examples it is an ordinary problem
     assert any(split_problems(rows, 2, 2, seed=s)[1][0]["integrand"] == "cos(3*x + 1)" for s in range(6))
     with pytest.raises(ValueError, match="prompt example"):
-        split_problems(rows, 0, 4, shown=["cos(2*x)"])
+        split_problems(rows, 0, 4, shown=example)
 
 
 def test_shortest_selection_draws_from_shortest_integrands():

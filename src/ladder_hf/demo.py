@@ -268,11 +268,11 @@ def split_problems(
     num_test: int,
     seed: int = 0,
     selection: str = "random",
-    shown: tuple[str, ...] | list[str] = (),
+    shown: list[dict] | None = None,
 ) -> tuple[list[dict], list[dict]]:
     """Seeded, disjoint train/test split of problem rows (test first, so it does not move with ``num_train``).
 
-    ``shown`` lists integrands the model sees in its prompt (the few-shot examples): a problem the
+    ``shown`` holds the rows the model sees in its prompt (:func:`prompt_examples`): a problem the
     contamination guard finds equivalent to one of them (``cos(3*x + 1)`` next to the example ``cos(2*x)``)
     is never held out, since a correct answer there would be the prompt copied, not transfer; it may still
     be a training root.
@@ -295,8 +295,7 @@ def split_problems(
     elif selection != "random":
         raise ValueError(f"selection must be 'shortest' or 'random', not {selection!r}")
     random.Random(seed).shuffle(pool)
-    examples = [{"id": f"shown-{i}", "integrand": f} for i, f in enumerate(shown)]
-    clean = clean_against(pool, examples)
+    clean = clean_against(pool, shown or [])
     test = [r for r, ok in zip(pool, clean, strict=True) if ok][:num_test]
     if len(test) < num_test:
         raise ValueError(f"only {len(test)} problems are unlike every prompt example; asked for {num_test} held out")
@@ -305,16 +304,17 @@ def split_problems(
     return [dict(r) for r in train], [dict(r) for r in test]
 
 
-def prompt_integrands(prompt: str) -> list[str]:
-    """The integrands a prompt shows the model as worked examples (none for a plain system prompt).
+def prompt_examples(prompt: str) -> list[dict]:
+    """The worked examples a prompt shows the model, as problem rows (none for a plain system prompt): what
+    the contamination guard keeps out of every held-out set.
 
     Example:
-        >>> prompt_integrands("few_shot")
+        >>> [row["integrand"] for row in prompt_examples("few_shot")]
         ['x**4', 'cos(2*x)', 'exp(3*x)']
     """
     from ladder_hf.problems import resolve_prompt
 
-    return [integrand for integrand, _ in resolve_prompt(prompt).examples]
+    return [{"id": f"few-shot-{i}", "integrand": f} for i, (f, _) in enumerate(resolve_prompt(prompt).examples)]
 
 
 def make_generator(config: DemoConfig):
@@ -378,7 +378,7 @@ def easy_held_out_set(test: list[dict], train_nodes: list[dict], out_dir: str, c
     unique = list({key(n["integrand"]): n for n in sorted(candidates, key=lambda n: n["id"], reverse=True)}.values())
     unique.sort(key=lambda n: (n.get("difficulty") if n.get("difficulty") is not None else float("inf"), n["id"]))
     seen = [n for n in train_nodes if n.get("kept", True)]
-    seen += [{"id": f"few-shot-{i}", "integrand": f} for i, f in enumerate(prompt_integrands(config.prompt))]
+    seen += prompt_examples(config.prompt)
     fresh = [n for n, clean in zip(unique, clean_against(unique, seen), strict=True) if clean]
     easy = elementary_variants(fresh, config.easy_test_problems)
     rows = [
@@ -1135,7 +1135,7 @@ def run_demo(config: DemoConfig) -> dict:
             config.num_test_problems,
             config.seed,
             config.selection,
-            shown=prompt_integrands(config.prompt),
+            shown=prompt_examples(config.prompt),
         )
         os.makedirs(paths["problems"], exist_ok=True)
         write_jsonl(test_path, test)

@@ -4,8 +4,9 @@ Each folder is a ``benchmarks/ladder_ablation.py`` run (its ``results.json``). T
 between the folders label them; the arm's runs in a folder (``ladder_level``, ``ladder_level-seed1``, ...)
 are pooled: pass@1 over seeds x problems x samples with a 95% Wilson interval, and the verified-correct
 rate per GRPO step averaged over seeds. A second table gives what training did to the arm, per folder:
-seconds per step (median), the training reward over the first and last 20 steps, and, for the level arms,
-the solve rate on all training-tree nodes before and after. Prints markdown tables and saves a figure.
+seconds per step (median), the training reward and the share of groups with no GRPO signal (all rewards
+equal) over the first and last 20 steps, and, for the level arms, the solve rate on all training-tree nodes
+before and after. Prints markdown tables and saves a figure.
 ``--seeds 0`` keeps seed 0 only (the run without a ``-seed`` suffix), for folders that share its level
 selection and sampling seed.
 
@@ -30,6 +31,7 @@ from ladder_ablation import ARM_LABELS, AblationConfig, arm_of, pooled, trailing
 from ladder_hf.evaluation import format_rate, wilson_interval
 
 CORRECT = "rewards/integration_reward/mean"
+NO_SIGNAL = "frac_reward_zero_std"  # TRL's share of groups whose rewards are all equal: no advantage, no gradient
 IGNORED = {"output_dir", "img_dir", "arms", "train_seeds", "overwrite", "prepare_only"}
 
 
@@ -80,8 +82,9 @@ def restrict_seeds(results: dict, seeds: list[int] | None) -> dict:
 
 def training_summary(results: dict, arm: str, window: int = 20) -> dict | None:
     """What training did to ``arm`` in one folder, averaged over its seeds: median seconds per step, the
-    training reward (verified-correct rate) over the first and last ``window`` steps, and the solve rate on
-    all training-tree nodes before and after training where it was measured (None for an arm not run).
+    training reward (verified-correct rate) and the share of groups with no GRPO signal (all rewards equal)
+    over the first and last ``window`` steps, and the solve rate on all training-tree nodes before and after
+    training where it was measured (None for an arm not run).
 
     Example:
         >>> r = {"arms": {"a": {"rewards": [{"step_time": 2.0, CORRECT: 0.0}, {"step_time": 4.0, CORRECT: 1.0}],
@@ -90,6 +93,8 @@ def training_summary(results: dict, arm: str, window: int = 20) -> dict | None:
         >>> t = training_summary(r, "a", window=1)
         >>> t["step_seconds"], t["reward_first"], t["reward_last"], t["tree_before"], t["tree_after"]
         (3.0, 0.0, 1.0, 0.5, 1.0)
+        >>> t["no_signal_last"] is None  # not logged in these rows
+        True
     """
     import statistics
 
@@ -108,12 +113,15 @@ def training_summary(results: dict, arm: str, window: int = 20) -> dict | None:
 
     steps = [h["step_time"] for info in runs for h in info["rewards"] if "step_time" in h]
     rewards = [[h[CORRECT] for h in info["rewards"] if CORRECT in h] for info in runs]
+    no_signal = [[h[NO_SIGNAL] for h in info["rewards"] if NO_SIGNAL in h] for info in runs]
     trees = {when: [r for info in runs if (r := tree_rate(info, when)) is not None] for when in ("before", "after")}
     return {
         "seeds": len(runs),
         "step_seconds": round(statistics.median(steps), 2) if steps else None,
         "reward_first": mean([statistics.fmean(r[:window]) for r in rewards if r]),
         "reward_last": mean([statistics.fmean(r[-window:]) for r in rewards if r]),
+        "no_signal_first": mean([statistics.fmean(z[:window]) for z in no_signal if z]),
+        "no_signal_last": mean([statistics.fmean(z[-window:]) for z in no_signal if z]),
         "tree_before": mean(trees["before"]),
         "tree_after": mean(trees["after"]),
     }
@@ -162,13 +170,14 @@ def main(argv: list[str] | None = None) -> int:
     summaries = [training_summary(r, args.arm) for r in runs]
     print(
         "\n| run | seeds | s / step (median) | reward, first 20 steps | last 20 steps "
-        "| tree solve rate before | after |"
+        "| groups without signal, first 20 steps | last 20 steps | tree solve rate before | after |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for label, t in zip(labels, summaries, strict=True):
         if t:
             print(
                 f"| {label} | {t['seeds']} | {t['step_seconds']} | {t['reward_first']:.2f} | {t['reward_last']:.2f} "
+                f"| {pct(t['no_signal_first'])} | {pct(t['no_signal_last'])} "
                 f"| {pct(t['tree_before'])} | {pct(t['tree_after'])} |"
             )
 
@@ -192,8 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         import matplotlib.pyplot as plt
 
         with_trees = any(t and t["tree_after"] is not None for t in summaries)
-        fig, axes = plt.subplots(1, 3 if with_trees else 2, figsize=(16 if with_trees else 11, 5.5))
-        curves, scores = axes[0], axes[1]
+        panels = 3 + with_trees
+        fig, axes = plt.subplots(1, panels, figsize=(5.4 * panels, 5.5))
+        curves, signal, scores = axes[0], axes[1], axes[2]
         # long labels (the reference run lists every setting that differs) wrapped under the bars
         ticks = [textwrap.fill(label.replace(", ", ",\n"), 24) for label in labels]
         for label, results in zip(labels, runs, strict=True):
@@ -204,6 +214,15 @@ def main(argv: list[str] | None = None) -> int:
         curves.set_title(f"{args.arm}: training signal per step")
         curves.grid(alpha=0.3)
         curves.legend(fontsize=7)
+        for label, results in zip(labels, runs, strict=True):
+            histories = [i.get("rewards", []) for k, i in results["arms"].items() if arm_of(k)[0] == args.arm]
+            steps, share = trailing_mean(histories, NO_SIGNAL, 10)
+            signal.plot(steps, [100 * v for v in share], label=textwrap.shorten(label, 40, placeholder="..."), lw=1.2)
+        signal.set_xlabel("GRPO step")
+        signal.set_ylabel("groups with all rewards equal (%)\n(mean over seeds, 10-step window)")
+        signal.set_title("groups that teach nothing")
+        signal.grid(alpha=0.3)
+        signal.legend(fontsize=7)
         width = 0.8 / max(1, len(sets))
         for j, s in enumerate(sets):
             xs = [i + (j - (len(sets) - 1) / 2) * width for i in range(len(runs))]
@@ -217,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         scores.set_title("held-out pass@1, seeds pooled")
         scores.legend(fontsize=7)
         if with_trees:
-            trees = axes[2]
+            trees = axes[3]
             for j, when in enumerate(("before", "after")):
                 values = [100 * (t[f"tree_{when}"] or 0.0) if t else 0.0 for t in summaries]
                 xs = [i + (j - 0.5) * 0.4 for i in range(len(runs))]

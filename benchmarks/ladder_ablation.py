@@ -176,13 +176,14 @@ def planned_runs(config: AblationConfig) -> list[tuple[str, int | None]]:
 def arm_settings(arm: str, config: AblationConfig, warm_dir: Path) -> AblationConfig:
     """The GRPO settings of a trained arm: the run's, with the arm's curriculum, level selection or start model."""
     level = config.level_samples
+    plain = dataclasses.replace(config, dynamic_level=False)  # a level kept current needs a measured level
     return {
-        "ladder_depth": dataclasses.replace(config, curriculum="depth"),
+        "ladder_depth": dataclasses.replace(plain, curriculum="depth"),
         "ladder_level": dataclasses.replace(config, solve_rate_samples=level),
-        "warm_start_roots": dataclasses.replace(config, model=str(warm_dir)),
-        "warm_start_ladder": dataclasses.replace(config, model=str(warm_dir)),
+        "warm_start_roots": dataclasses.replace(plain, model=str(warm_dir)),
+        "warm_start_ladder": dataclasses.replace(plain, model=str(warm_dir)),
         "warm_start_level": dataclasses.replace(config, model=str(warm_dir), solve_rate_samples=level),
-    }.get(arm, config)
+    }.get(arm, plain)
 
 
 def solve_rates_before_after(dataset_dir: str, model_dir: str, config: AblationConfig) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import sys
@@ -80,6 +81,7 @@ def test_trained_arms_run_once_per_seed_and_results_pool_them(ablation, tiny_mod
     summary = compare.training_summary(results, "roots")
     assert summary["seeds"] == 2 and summary["step_seconds"] > 0 and 0.0 <= summary["reward_last"] <= 1.0
     assert summary["tree_after"] is None  # only the level arms measure the trees
+    assert 0.0 <= summary["no_signal_first"] <= 1.0 and 0.0 <= summary["no_signal_last"] <= 1.0
     assert compare.training_summary(compare.restrict_seeds(results, [1]), "roots")["seeds"] == 1
     numbers = tmp_path / "sweep.json"
     assert compare.main([str(out), "--arm", "roots", "--seeds", "1", "--json", str(numbers)]) == 0
@@ -157,6 +159,10 @@ def test_warm_start_arms_train_from_the_warm_start_and_only_the_level_arms_selec
     assert {arm for arm, s in settings.items() if s.solve_rate_samples} == {"ladder_level", "warm_start_level"}
     assert settings["warm_start_level"].solve_rate_samples == 6
     assert settings["ladder_depth"].curriculum == "depth"
+    # a level kept current needs a measured level: only the level arms keep --dynamic_level
+    dynamic = dataclasses.replace(config, dynamic_level=True)
+    kept = {arm for arm in settings if ablation.arm_settings(arm, dynamic, warm).dynamic_level}
+    assert kept == {"ladder_level", "warm_start_level"}
 
 
 def test_a_shared_warm_start_runs_once_and_every_seed_trains_from_it(ablation, tmp_path):

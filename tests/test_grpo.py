@@ -532,6 +532,96 @@ def test_level_selection_in_the_recipe_refuses_when_nothing_is_at_the_models_lev
     assert len(kept) == 4 and rates == [0.0] * 4
 
 
+def test_edge_sampler_has_trls_batch_layout_and_draws_the_same_prompts_in_every_process():
+    from trl.trainer.utils import RepeatSampler
+
+    from ladder_hf.trainer import EdgeSampler
+
+    keys = [f"x**{i}||" for i in range(8)]
+    # every row on the edge and no exploring: the layout of TRL's sampler (prompt repeats, then batch repeats)
+    sampler = EdgeSampler(keys, [0.5] * 8, explore=0.0, seed=3).set_layout(
+        mini_repeat_count=4, batch_size=2, repeat_count=3
+    )
+    trl_sampler = RepeatSampler(keys, mini_repeat_count=4, batch_size=2, repeat_count=3, shuffle=False)
+    ours = list(sampler)
+    assert len(ours) == len(sampler) == len(list(trl_sampler))
+    for block in range(0, len(ours), 24):  # one drawn batch: 2 prompts x 4 completions, 3 times
+        batch = ours[block : block + 24]
+        assert batch[:8] * 3 == batch and batch[:4] == [batch[0]] * 4 and batch[4] != batch[0]
+    # same seed and the same updates: the same prompts, as every GRPO process must see
+    twin = EdgeSampler(keys, [0.5] * 8, explore=0.0, seed=3).set_layout(4, 2, 3)
+    assert list(twin) == ours
+
+
+def test_edge_sampler_explores_off_the_edge_and_saves_its_state(tmp_path):
+    from ladder_hf.trainer import EdgeSampler
+
+    keys = [f"x**{i}||" for i in range(10)]
+    rates = [0.5, 0.25] + [0.0] * 7 + [None]  # two rows on the edge, seven never solved, one unscorable
+    sampler = EdgeSampler(keys, rates, explore=0.3, seed=0)
+    draws = sampler.draw(2000)
+    off = sum(i >= 2 for i in draws) / len(draws)
+    assert 0.25 < off < 0.35 and 9 not in draws  # the asked share off the edge; never an unknown level
+    assert sampler.log_metrics()["level/explored_frac"] == pytest.approx(off)
+    sampler.update(["x**5||"] * 8 + ["x**0||"] * 8, [1.0, 0.0] * 4 + [1.0] * 8)
+    assert sampler.levels["x**5||"] == 0.5 and sampler.levels["x**0||"] == 1.0
+    assert sampler.log_metrics() | {"level/explored_frac": 0} == {
+        "level/edge_rows": 2,
+        "level/joined": 1,
+        "level/left": 1,
+        "level/explored_frac": 0,
+    }
+    sampler.update(["x**1||"] * 2, [float("nan"), None])  # nothing scored: the level stands
+    assert sampler.levels["x**1||"] == 0.25
+    sampler.save(str(tmp_path / "state.json"))
+    restored = EdgeSampler(keys, rates, explore=0.3, seed=99)
+    restored.load(str(tmp_path / "state.json"))
+    assert restored.levels == sampler.levels and restored.draw(50) == sampler.draw(50)
+    with pytest.raises(ValueError, match="no row"):
+        EdgeSampler(["a||"], [None]).draw(1)
+
+
+def test_dynamic_level_trains_on_the_edge_and_keeps_it_across_a_resume(tmp_path, tiny_model_dir, variants_file):
+    from ladder_hf.training_data import SOLVE_RATES_FILE, problem_key
+
+    out = tmp_path / "out"
+    out.mkdir()
+    # The level before training, stored where the recipe measures it: v1 on the edge, the rest never solved.
+    edge_key = problem_key(VARIANT_ROWS[1])
+    _write_jsonl(
+        out / SOLVE_RATES_FILE,
+        [
+            {"key": problem_key(r), "solve_rate": 0.5 if r["id"] == "v1" else 0.0, "samples": 2, "draws": 2}
+            for r in VARIANT_ROWS
+        ],
+    )
+    config = _config(
+        tmp_path,
+        tiny_model_dir,
+        dataset_name=variants_file,
+        solve_rate_samples=2,
+        dynamic_level=True,
+        level_explore=0.0,
+        save_steps=1,
+    )
+    _run([sys.executable, str(RECIPE), "--config", config, "--max_steps", "1"])
+    first = json.loads((out / "checkpoint-1" / "edge_sampler.json").read_text())
+    # The first prompt came from the edge: v1. The random tiny model failed its whole group, so v1 left it.
+    assert first["explored"] < first["drawn"] and first["levels"][edge_key] == 0.0
+    assert (first["joined"], first["left"]) == (0, 1)
+    [log] = [h for h in _state(out)["log_history"] if "loss" in h]
+    assert (log["level/edge_rows"], log["level/left"]) == (0, 1)
+    assert "dynamic: prompts drawn from the rows" in (out / "README.md").read_text()
+
+    _run([sys.executable, str(RECIPE), "--config", config, "--max_steps", "3"])
+    final = json.loads((out / "edge_sampler.json").read_text())
+    # Resumed with the checkpoint's levels: the edge stayed empty, so every later prompt was drawn off it
+    # (restarted from the measurement before training, v1 would have been drawn from the edge again).
+    assert final["drawn"] - final["explored"] == first["drawn"] - first["explored"]
+    assert final["drawn"] >= first["drawn"] + 2 and final["left"] == 1
+    assert _state(out)["global_step"] == 3
+
+
 def test_script_arguments_prompt_keeps_a_named_prompts_templates():
     compact = ScriptArguments(system_prompt="compact").prompt()
     assert compact.indefinite_template == "∫ {integrand} dx" and len(compact.examples) == 2

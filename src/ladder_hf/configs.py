@@ -56,6 +56,12 @@ class ScriptArguments(trl.ScriptArguments):
             neither always nor never solved). 0 turns it off.
         solve_rate_range (`list[float]`), solve_rate_max_new_tokens (`int`):
             The kept interval of solve rates, and the token budget of each sampled answer.
+        dynamic_level (`bool`, *optional*, defaults to `False`):
+            Keep the level selection current during training (needs ``solve_rate_samples``): every measured
+            row stays in the pool, each GRPO group measures its row again, and prompts come from the rows
+            on the edge now (:class:`~ladder_hf.trainer.EdgeSampler`).
+        level_explore (`float`, *optional*, defaults to `0.25`):
+            With ``dynamic_level``, the share of prompts drawn off the edge, so newly solvable rows can join it.
         curriculum (`str`, *optional*, defaults to `"none"`):
             Row order: ``none`` (shuffled, as in the paper), ``depth`` (deepest, i.e. easiest, first),
             ``difficulty`` or ``depth_difficulty``. Any ordering turns off ``GRPOConfig.shuffle_dataset``.
@@ -138,6 +144,18 @@ class ScriptArguments(trl.ScriptArguments):
     solve_rate_max_new_tokens: int = field(
         default=64, metadata={"help": "Tokens per sampled answer when measuring solve rates."}
     )
+    dynamic_level: bool = field(
+        default=False,
+        metadata={
+            "help": "Keep the level selection current (needs --solve_rate_samples): all measured rows stay in the "
+            "pool, each GRPO group re-measures its row, and prompts are drawn from the rows on the edge now; a row "
+            "a whole group solves, or none of it does, leaves, and --level_explore of the prompts come from off "
+            "the edge so rows can join."
+        },
+    )
+    level_explore: float = field(
+        default=0.25, metadata={"help": "With --dynamic_level: the share of prompts drawn from rows off the edge."}
+    )
     system_prompt: str | None = field(
         default="default",
         metadata={
@@ -215,6 +233,10 @@ class ScriptArguments(trl.ScriptArguments):
             raise ValueError(f"curriculum must be one of {CURRICULA}, got {self.curriculum!r}")
         if isinstance(self.reward_funcs, str):
             self.reward_funcs = [name.strip() for name in self.reward_funcs.split(",") if name.strip()]
+        if self.dynamic_level and self.solve_rate_samples <= 0:
+            raise ValueError("dynamic_level keeps a measured level current: set solve_rate_samples > 0 as well")
+        if self.dynamic_level and self.curriculum != "none":
+            raise ValueError("dynamic_level draws the prompts by level, so it has no room for a curriculum order")
 
     def prompt(self) -> Prompt:
         """The :class:`~ladder_hf.problems.Prompt` every step of the run asks with (training rows, level

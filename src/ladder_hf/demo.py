@@ -78,6 +78,8 @@ _OUTPUT_KEYS = (
     "learning_rate",
     "beta",
     "loss_type",
+    "dynamic_level",
+    "level_explore",
     "temperature",
     "reward_funcs",
     "reward_weights",
@@ -207,6 +209,16 @@ class DemoConfig:
             "help": "LADDER's level selection: sample this many answers per training row before training and keep "
             "the rows the model neither always nor never solves (0: off; see ladder_hf.grpo.select_at_model_level)."
         },
+    )
+    dynamic_level: bool = field(
+        default=False,
+        metadata={
+            "help": "Keep the level selection current while training (needs solve_rate_samples): each GRPO group "
+            "re-measures its row, and prompts come from the rows on the edge now (ladder_hf.trainer.EdgeSampler)."
+        },
+    )
+    level_explore: float = field(
+        default=0.25, metadata={"help": "With dynamic_level: the share of prompts drawn from rows off the edge."}
     )
     eval_samples: int = field(default=4, metadata={"help": "Samples per held-out problem (pass@1 is their mean)."})
     tree_samples: int = field(
@@ -580,6 +592,8 @@ def grpo_settings(dataset_dir: str, out_dir: str, config: DemoConfig) -> dict[st
         "curriculum": config.curriculum,
         "solve_rate_samples": config.solve_rate_samples,
         "solve_rate_max_new_tokens": config.max_completion_length,
+        "dynamic_level": config.dynamic_level,
+        "level_explore": config.level_explore,
         # GRPOConfig
         "output_dir": out_dir,
         "use_cpu": not torch.cuda.is_available(),
@@ -939,7 +953,8 @@ def render_report(summary: dict) -> str:
         f"{summary['train']['global_step']} steps, {c['prompts_per_step']} prompt(s) x {c['num_generations']} "
         f"completions of up to {c['max_completion_length']} tokens, lr {c['learning_rate']}, beta {c['beta']}, "
         f"loss {c.get('loss_type', 'dapo')}, "
-        f"rewards {c['reward_funcs']} weighted {c['reward_weights']}.",
+        + (f"level kept current (explore {c['level_explore']:g}), " if c.get("dynamic_level") else "")
+        + f"rewards {c['reward_funcs']} weighted {c['reward_weights']}.",
         "",
     ]
     if rewards:

@@ -38,12 +38,13 @@ from typing import Any
 
 from ladder_hf.callbacks import HeldOutEvalCallback, RewardTimer, RewardTimerCallback
 from ladder_hf.configs import ScriptArguments
-from ladder_hf.trainer import LadderGRPOTrainer
+from ladder_hf.trainer import EDGE_SAMPLER_FILE, EdgeSampler, LadderGRPOTrainer
 from ladder_hf.training_data import (
     build_train_dataset,
     check_against_eval_set,
     guarded_when_grown,
     load_eval_problems,
+    problem_key,
 )
 
 logger = logging.getLogger(__name__)
@@ -143,9 +144,18 @@ def train(script_args: ScriptArguments, training_args, model_args, reward_funcs:
     guard_report = check_against_eval_set(train_dataset, script_args, guarded_when_grown(grown) if grown else ())
     if guard_report:
         logger.info("contamination guard: %s", guard_report)
-    solve_rates = None
+    solve_rates = edge_sampler = None
     if script_args.solve_rate_samples > 0:
         train_dataset, solve_rates = select_at_model_level(train_dataset, script_args, training_args, model_args)
+    if script_args.dynamic_level:
+        edge_sampler = EdgeSampler(
+            [problem_key(row) for row in train_dataset.select_columns(["integrand", "lower", "upper"])],
+            [rate for rate in solve_rates if rate is not None],
+            low=script_args.solve_rate_range[0],
+            high=script_args.solve_rate_range[1],
+            explore=script_args.level_explore,
+            seed=training_args.seed,
+        )
     if script_args.curriculum != "none" and training_args.shuffle_dataset:
         logger.info("curriculum=%s: turning off shuffle_dataset to keep the order", script_args.curriculum)
         training_args.shuffle_dataset = False
@@ -184,7 +194,14 @@ def train(script_args: ScriptArguments, training_args, model_args, reward_funcs:
         "contamination_guard": guard_report,
         "prompt": script_args.system_prompt,  # the card's quick start asks with the prompt the run trained with
     }
-    if solve_rates is not None:
+    if edge_sampler is not None:
+        card_info["level_selection"] = (
+            f"dynamic: prompts drawn from the rows with solve rate in ({script_args.solve_rate_range[0]:g}, "
+            f"{script_args.solve_rate_range[1]:g}) at the time, measured on {len(train_dataset)} rows before training "
+            f"({script_args.solve_rate_samples} samples each) and again by every GRPO group; "
+            f"{script_args.level_explore:g} of the prompts drawn off that edge"
+        )
+    elif solve_rates is not None:
         card_info["level_selection"] = (
             f"{len(train_dataset)} of {len(solve_rates)} rows kept with solve rate in "
             f"({script_args.solve_rate_range[0]:g}, {script_args.solve_rate_range[1]:g}), "
@@ -200,6 +217,9 @@ def train(script_args: ScriptArguments, training_args, model_args, reward_funcs:
         reward_timer=timer,
         card_info=card_info,
         share_prompt=script_args.share_prompt,
+        edge_sampler=edge_sampler,
+        # the level is the correctness reward's: the first of ours that checks the answer, else the first
+        level_reward=next((i for i, name in enumerate(script_args.reward_funcs) if name == "integration"), 0),
     )
     trainer.add_callback(RewardTimerCallback(timer))
 
@@ -245,6 +265,9 @@ def train(script_args: ScriptArguments, training_args, model_args, reward_funcs:
     if training_args.push_to_hub:
         logger.info("Pushing to the Hub: %s", trainer.hub_model_id)
         trainer.push_to_hub(model_name=model_name, dataset_name=dataset_name, tags=script_args.model_card_tags)
+    if edge_sampler is not None and trainer.accelerator.is_main_process:
+        # each row's level at the end, and how many rows joined and left the edge
+        edge_sampler.save(os.path.join(training_args.output_dir, EDGE_SAMPLER_FILE))
     trainer.accelerator.wait_for_everyone()
     return {
         "output_dir": training_args.output_dir,
@@ -294,6 +317,9 @@ def select_at_model_level(train_dataset, script_args: ScriptArguments, training_
     write_json(os.path.join(training_args.output_dir, "solve_rates_by_depth.json"), table)
     selected = select_by_solve_rate(train_dataset, rates, low, high)
     logger.info("level selection: %d of %d rows have a solve rate in (%g, %g)", len(selected), len(rows), low, high)
+    if script_args.dynamic_level:
+        # every measured row stays: the EdgeSampler picks the edge as it moves
+        return train_dataset.select([i for i, rate in enumerate(rates) if rate is not None]), rates
     if len(selected) == 0:
         raise ValueError(
             f"no training row has a solve rate in ({low:g}, {high:g}) for this model "

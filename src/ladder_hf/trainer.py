@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
+import math
 import os
+import random
 import re
 import warnings
+from collections import defaultdict
+from collections.abc import Sequence
 
 import torch
 from huggingface_hub import ModelCard
@@ -20,11 +25,134 @@ from trl import GRPOTrainer
 
 from ladder_hf.callbacks import RewardTimer
 from ladder_hf.generation import cache_argument, distinct_rows, generate_with_shared_prefill, output_cache
+from ladder_hf.store import write_json
+from ladder_hf.training_data import problem_key
 
 # TRL's unwrap_model_for_generation reads the deprecated `is_gradient_checkpointing` alias on every
 # generation, so transformers printed the same FutureWarning at every step of a run. It is TRL's call to
 # update, not the user's: silence that one message only.
 warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+
+
+EDGE_SAMPLER_FILE = "edge_sampler.json"
+
+
+class EdgeSampler(torch.utils.data.Sampler):
+    """GRPO's prompt sampler with LADDER's level selection kept current while the model learns.
+
+    The pool is every row whose solve rate was measured before training. A row's level is its latest
+    measurement: that solve rate, then the share of right answers in the last GRPO group that sampled it
+    (:meth:`update`, which :class:`LadderGRPOTrainer` calls with every step's rewards, so the measurement
+    costs nothing). Each prompt is drawn from the edge (level strictly inside ``(low, high)``, the rows
+    whose group advantages are not all zero) and, with probability ``explore``, from the rest of the pool:
+    a row the model has started to solve joins the edge, and one that a whole group solved (or none of it
+    did) leaves. A static selection, measured once, is learned within a few passes and then trains on
+    groups with no advantage left. Rows of unknown level (``None``) are never drawn.
+
+    Batches have the layout of TRL's ``RepeatSampler`` (each prompt ``mini_repeat_count`` times in a row,
+    each batch of ``batch_size`` prompts ``repeat_count`` times; :meth:`set_layout`). Every process draws
+    the same prompts, as GRPO needs: the draws are seeded and the updates read the rewards of all processes.
+
+    Example:
+        >>> sampler = EdgeSampler(["x||", "x**2||", "x**3||"], [0.0, 0.5, 1.0], explore=0.0)
+        >>> sorted(set(sampler.draw(4)))
+        [1]
+        >>> sampler.update(["x**2||"] * 4, [1.0] * 4)  # a whole group right: the row leaves the edge
+        >>> sampler.update(["x||"] * 4, [1.0, 0.0, 0.0, 0.0])  # one right answer: the row joins it
+        >>> sorted(set(sampler.draw(4))), sampler.log_metrics()["level/edge_rows"]
+        ([0], 1)
+    """
+
+    def __init__(
+        self,
+        keys: Sequence[str],
+        rates: Sequence[float | None],
+        *,
+        low: float = 0.0,
+        high: float = 1.0,
+        explore: float = 0.25,
+        seed: int = 0,
+    ):
+        if len(keys) != len(rates):
+            raise ValueError(f"{len(keys)} keys for {len(rates)} solve rates")
+        if not 0.0 <= explore <= 1.0:
+            raise ValueError(f"explore is a probability, got {explore}")
+        self.keys = list(keys)
+        self.levels: dict[str, float | None] = dict(zip(self.keys, rates, strict=True))
+        self.low, self.high, self.explore = low, high, explore
+        self.rng = random.Random(seed)
+        self.joined = self.left = self.drawn = self.explored = 0
+        self.mini_repeat_count = self.batch_size = self.repeat_count = 1
+
+    def set_layout(self, mini_repeat_count: int, batch_size: int, repeat_count: int) -> EdgeSampler:
+        self.mini_repeat_count, self.batch_size, self.repeat_count = mini_repeat_count, batch_size, repeat_count
+        return self
+
+    def on_edge(self, key: str) -> bool:
+        level = self.levels.get(key)
+        return level is not None and self.low < level < self.high
+
+    def draw(self, n: int) -> list[int]:
+        """``n`` row indices: from the edge, or with probability ``explore`` from the rest of the pool."""
+        edge, rest = [], []
+        for i, key in enumerate(self.keys):
+            if self.levels[key] is not None:
+                (edge if self.on_edge(key) else rest).append(i)
+        if not edge and not rest:
+            raise ValueError("no row of the pool has a measured solve rate")
+        explored = n if not edge else sum(self.rng.random() < self.explore for _ in range(n)) if rest else 0
+        self.drawn += n
+        self.explored += explored
+        return self._choose(edge, n - explored) + self._choose(rest, explored)
+
+    def _choose(self, pool: list[int], n: int) -> list[int]:
+        # distinct prompts in a batch where the pool allows it
+        return self.rng.sample(pool, n) if n <= len(pool) else [self.rng.choice(pool) for _ in range(n)]
+
+    def update(self, keys: Sequence[str], scores: Sequence[float | None]) -> None:
+        """Set each key's level to the mean score of its completions (0 wrong, 1 right; ``None``/NaN unscored)."""
+        grouped: dict[str, list[float]] = defaultdict(list)
+        for key, score in zip(keys, scores, strict=True):
+            if score is not None and not math.isnan(score) and key in self.levels:
+                grouped[key].append(min(max(float(score), 0.0), 1.0))
+        for key, group in grouped.items():
+            before = self.on_edge(key)
+            self.levels[key] = sum(group) / len(group)
+            after = self.on_edge(key)
+            self.joined += after and not before
+            self.left += before and not after
+
+    def log_metrics(self) -> dict[str, float]:
+        """``level/edge_rows`` now, and since the start ``level/joined``, ``level/left``, ``level/explored_frac``."""
+        return {
+            "level/edge_rows": sum(self.on_edge(k) for k in self.keys),
+            "level/joined": self.joined,
+            "level/left": self.left,
+            "level/explored_frac": self.explored / self.drawn if self.drawn else 0.0,
+        }
+
+    def save(self, path: str) -> None:
+        state = {k: getattr(self, k) for k in ("levels", "joined", "left", "drawn", "explored")}
+        write_json(path, {**state, "rng": self.rng.getstate()})
+
+    def load(self, path: str) -> None:
+        with open(path, encoding="utf-8") as f:
+            state = json.load(f)
+        self.levels.update({k: v for k, v in state["levels"].items() if k in self.levels})
+        for name in ("joined", "left", "drawn", "explored"):
+            setattr(self, name, state[name])
+        version, internal, gauss = state["rng"]
+        self.rng.setstate((version, tuple(internal), gauss))
+
+    def __iter__(self):
+        for _ in range(len(self.keys) // self.batch_size):
+            batch = self.draw(self.batch_size)
+            for _ in range(self.repeat_count):
+                for index in batch:
+                    yield from [index] * self.mini_repeat_count
+
+    def __len__(self) -> int:
+        return (len(self.keys) // self.batch_size) * self.batch_size * self.mini_repeat_count * self.repeat_count
 
 
 class LadderGRPOTrainer(GRPOTrainer):
@@ -37,6 +165,10 @@ class LadderGRPOTrainer(GRPOTrainer):
             model once, for generation (:func:`generate_with_shared_prefill`) and for the loss
             (:func:`shared_prompt_logps`), instead of once per completion. Exact up to float rounding; used
             where it is safe (one process, text only, no activation checkpointing), TRL's own path elsewhere.
+        edge_sampler (:class:`EdgeSampler`, *optional*): draws the training prompts instead of TRL's sampler,
+            one key per ``train_dataset`` row, and is updated with column ``level_reward`` of every step's rewards
+            (the correctness reward). Its state is saved with each checkpoint and restored on resume.
+        level_reward (`int`, *optional*, defaults to `0`): index in ``reward_funcs`` of the correctness reward.
     """
 
     def __init__(
@@ -45,9 +177,13 @@ class LadderGRPOTrainer(GRPOTrainer):
         reward_timer: RewardTimer | None = None,
         card_info: dict | None = None,
         share_prompt: bool = True,
+        edge_sampler: EdgeSampler | None = None,
+        level_reward: int = 0,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
+        self.edge_sampler = edge_sampler
+        self.level_reward = level_reward
         self.reward_timer = reward_timer
         self.card_info = dict(card_info or {})
         self._pending_logs: dict[str, float] = {}
@@ -126,6 +262,55 @@ class LadderGRPOTrainer(GRPOTrainer):
                 model, input_ids, attention_mask, logits_to_keep, self.temperature, compute_entropy
             )
         return logps, entropies, None
+
+    def _get_train_sampler(self, dataset=None):
+        if self.edge_sampler is None:
+            return super()._get_train_sampler(dataset)
+        return self.edge_sampler.set_layout(
+            mini_repeat_count=self.num_generations,
+            batch_size=self.args.generation_batch_size // self.num_generations,
+            repeat_count=self.num_iterations * self.args.steps_per_generation,
+        )
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        if self.edge_sampler is not None and self.model.training:
+            from accelerate.utils import gather_object
+
+            # the rewards are gathered from all processes, so are the keys: every process keeps the same levels
+            keys = gather_object([problem_key(row) for row in inputs])
+            self.edge_sampler.update(keys, rewards[:, self.level_reward].tolist())
+            self.add_pending_logs(self.edge_sampler.log_metrics())
+        return rewards
+
+    def _save_checkpoint(self, model, trial):
+        # written before the Trainer's files, so a checkpoint complete by last_complete_checkpoint's test has it
+        if self.edge_sampler is not None and self.args.should_save:
+            from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+            folder = os.path.join(
+                self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+            )
+            self.edge_sampler.save(os.path.join(folder, EDGE_SAMPLER_FILE))
+        super()._save_checkpoint(model, trial)
+
+    def train(self, resume_from_checkpoint=None, **kwargs):
+        if self.edge_sampler is not None and resume_from_checkpoint:
+            from transformers.trainer_utils import get_last_checkpoint
+
+            folder = (
+                get_last_checkpoint(self.args.output_dir)
+                if resume_from_checkpoint is True
+                else str(resume_from_checkpoint)
+            )
+            path = os.path.join(folder or "", EDGE_SAMPLER_FILE)
+            if os.path.isfile(path):
+                self.edge_sampler.load(path)
+            else:
+                warnings.warn(
+                    f"{path} is missing: the levels restart from the solve rates measured before training", stacklevel=2
+                )
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
 
     def _prepare_inputs(self, generation_batch):
         with self._timed("prepare"):

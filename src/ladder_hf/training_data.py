@@ -134,6 +134,16 @@ SOLVE_RATES_FILE = "solve_rates.jsonl"
 LEVEL_SOLVE_RATES_FILE = "level_solve_rates.jsonl"
 
 
+def problem_key(row) -> str:
+    """The key a solve rate is stored under: integrand and bounds (rows of different trees share it).
+
+    Example:
+        >>> problem_key({"integrand": "x", "lower": "0", "upper": "1"}), problem_key({"integrand": "x"})
+        ('x|0|1', 'x||')
+    """
+    return f"{row['integrand']}|{row.get('lower') or ''}|{row.get('upper') or ''}"
+
+
 def measure_solve_rates(
     rows,
     backend,
@@ -167,9 +177,7 @@ def measure_solve_rates(
     from ladder_hf.store import JsonlStore
     from ladder_hf.verifier import verify_batch
 
-    def key(row) -> str:
-        return f"{row['integrand']}|{row.get('lower') or ''}|{row.get('upper') or ''}"
-
+    key = problem_key
     rows = [dict(r) for r in rows]
     store = JsonlStore(store_path) if store_path else None
     # a rate measured with another number of samples is not this measurement: draw it again

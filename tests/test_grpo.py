@@ -581,7 +581,9 @@ def test_edge_sampler_explores_off_the_edge_and_saves_its_state(tmp_path):
         EdgeSampler(["a||"], [None]).draw(1)
 
 
-def test_dynamic_level_trains_on_the_edge_and_keeps_it_across_a_resume(tmp_path, tiny_model_dir, variants_file):
+def test_dynamic_level_trains_on_the_edge_keeps_it_across_a_resume_and_stops_when_it_is_empty(
+    tmp_path, tiny_model_dir, variants_file
+):
     from ladder_hf.training_data import SOLVE_RATES_FILE, problem_key
 
     out = tmp_path / "out"
@@ -602,24 +604,28 @@ def test_dynamic_level_trains_on_the_edge_and_keeps_it_across_a_resume(tmp_path,
         solve_rate_samples=2,
         dynamic_level=True,
         level_explore=0.0,
+        max_steps=3,
         save_steps=1,
     )
-    _run([sys.executable, str(RECIPE), "--config", config, "--max_steps", "1"])
+    proc = _run([sys.executable, str(RECIPE), "--config", config])
     first = json.loads((out / "checkpoint-1" / "edge_sampler.json").read_text())
-    # The first prompt came from the edge: v1. The random tiny model failed its whole group, so v1 left it.
+    # The first prompt came from the edge: v1. The random tiny model failed its whole group, so v1 left it,
+    # and with nothing left at the model's level the run stopped after that step instead of going on to 3.
     assert first["explored"] < first["drawn"] and first["levels"][edge_key] == 0.0
     assert (first["joined"], first["left"]) == (0, 1)
+    assert _state(out)["global_step"] == 1 and "no training row is at the model's level any more" in proc.stdout
     [log] = [h for h in _state(out)["log_history"] if "loss" in h]
     assert (log["level/edge_rows"], log["level/left"]) == (0, 1)
     assert "dynamic: prompts drawn from the rows" in (out / "README.md").read_text()
 
-    _run([sys.executable, str(RECIPE), "--config", config, "--max_steps", "3"])
+    # Run again: it resumes from checkpoint-1 with that checkpoint's levels. The edge is still empty, so the next
+    # prompt is drawn off it (restarted from the measurement before training, v1 would be drawn from the edge
+    # again), and the run stops after one more step.
+    _run([sys.executable, str(RECIPE), "--config", config])
     final = json.loads((out / "edge_sampler.json").read_text())
-    # Resumed with the checkpoint's levels: the edge stayed empty, so every later prompt was drawn off it
-    # (restarted from the measurement before training, v1 would have been drawn from the edge again).
     assert final["drawn"] - final["explored"] == first["drawn"] - first["explored"]
-    assert final["drawn"] >= first["drawn"] + 2 and final["left"] == 1
-    assert _state(out)["global_step"] == 3
+    assert final["drawn"] > first["drawn"] and final["left"] == 1
+    assert _state(out)["global_step"] == 2
 
 
 def test_script_arguments_prompt_keeps_a_named_prompts_templates():

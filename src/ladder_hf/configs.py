@@ -59,7 +59,7 @@ class ScriptArguments(trl.ScriptArguments):
         dynamic_level (`bool`, *optional*, defaults to `False`):
             Keep the level selection current during training (needs ``solve_rate_samples``): every measured
             row stays in the pool, each GRPO group measures its row again, and prompts come from the rows
-            on the edge now (:class:`~ladder_hf.trainer.EdgeSampler`).
+            on the edge now (:class:`~ladder_hf.trainer.EdgeSampler`). Training stops when no row is left on it.
         level_explore (`float`, *optional*, defaults to `0.25`):
             With ``dynamic_level``, the share of prompts drawn off the edge, so newly solvable rows can join it.
         curriculum (`str`, *optional*, defaults to `"none"`):
@@ -150,7 +150,7 @@ class ScriptArguments(trl.ScriptArguments):
             "help": "Keep the level selection current (needs --solve_rate_samples): all measured rows stay in the "
             "pool, each GRPO group re-measures its row, and prompts are drawn from the rows on the edge now; a row "
             "a whole group solves, or none of it does, leaves, and --level_explore of the prompts come from off "
-            "the edge so rows can join."
+            "the edge so rows can join. Training stops when no row is left on the edge."
         },
     )
     level_explore: float = field(

@@ -317,15 +317,15 @@ def select_at_model_level(train_dataset, script_args: ScriptArguments, training_
     write_json(os.path.join(training_args.output_dir, "solve_rates_by_depth.json"), table)
     selected = select_by_solve_rate(train_dataset, rates, low, high)
     logger.info("level selection: %d of %d rows have a solve rate in (%g, %g)", len(selected), len(rows), low, high)
-    if script_args.dynamic_level:
-        # every measured row stays: the EdgeSampler picks the edge as it moves
-        return train_dataset.select([i for i, rate in enumerate(rates) if rate is not None]), rates
     if len(selected) == 0:
         raise ValueError(
             f"no training row has a solve rate in ({low:g}, {high:g}) for this model "
             f"(per depth: {[(t['depth'], t['mean_solve_rate']) for t in table]}); grow deeper trees "
             "(--variant_depth), widen --solve_rate_range, or raise --solve_rate_samples"
         )
+    if script_args.dynamic_level:
+        # every measured row stays: the EdgeSampler follows the edge as it moves
+        return train_dataset.select([i for i, rate in enumerate(rates) if rate is not None]), rates
     return selected, rates
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import math
 import os
 import random
@@ -33,6 +34,8 @@ from ladder_hf.training_data import problem_key
 # update, not the user's: silence that one message only.
 warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
+logger = logging.getLogger(__name__)
+
 
 EDGE_SAMPLER_FILE = "edge_sampler.json"
 
@@ -47,7 +50,8 @@ class EdgeSampler(torch.utils.data.Sampler):
     whose group advantages are not all zero) and, with probability ``explore``, from the rest of the pool:
     a row the model has started to solve joins the edge, and one that a whole group solved (or none of it
     did) leaves. A static selection, measured once, is learned within a few passes and then trains on
-    groups with no advantage left. Rows of unknown level (``None``) are never drawn.
+    groups with no advantage left. Rows of unknown level (``None``) are never drawn. When no row is left on
+    the edge, the trainer stops.
 
     Batches have the layout of TRL's ``RepeatSampler`` (each prompt ``mini_repeat_count`` times in a row,
     each batch of ``batch_size`` prompts ``repeat_count`` times; :meth:`set_layout`). Every process draws
@@ -280,7 +284,20 @@ class LadderGRPOTrainer(GRPOTrainer):
             # the rewards are gathered from all processes, so are the keys: every process keeps the same levels
             keys = gather_object([problem_key(row) for row in inputs])
             self.edge_sampler.update(keys, rewards[:, self.level_reward].tolist())
-            self.add_pending_logs(self.edge_sampler.log_metrics())
+            metrics = self.edge_sampler.log_metrics()
+            self.add_pending_logs(metrics)
+            if metrics["level/edge_rows"] == 0 and not self.control.should_training_stop:
+                # Past this point every prompt is a row the model always or never solves, and the one run
+                # measured that far (docs/results.md) got worse: stop, as the selection refuses to start empty.
+                logger.warning(
+                    "no training row is at the model's level any more (%d joined and %d left the edge): stopping "
+                    "after step %d of %d; grow the trees below the rows never solved (deepen_rounds) to go on",
+                    metrics["level/joined"],
+                    metrics["level/left"],
+                    self.state.global_step + 1,
+                    self.state.max_steps,
+                )
+                self.control.should_training_stop = True
         return rewards
 
     def _save_checkpoint(self, model, trial):

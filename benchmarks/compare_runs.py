@@ -134,11 +134,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="where to save the figure (PNG)")
     parser.add_argument("--json", default=None, help="also write the tables' numbers here (JSON)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="keep only these seeds (default: all)")
+    parser.add_argument(
+        "--labels", nargs="+", default=None, help="one label per folder (default: the settings that differ)"
+    )
     args = parser.parse_args(argv)
 
     runs = [json.loads((Path(f) / "results.json").read_text(encoding="utf-8")) for f in args.folders]
     runs = [restrict_seeds(r, args.seeds) for r in runs]
-    labels = labels_for([r["config"] for r in runs])
+    labels = args.labels or labels_for([r["config"] for r in runs])
+    if len(labels) != len(runs):
+        parser.error(f"{len(labels)} labels for {len(runs)} folders")
     sets = [s for s in ("easy", "test") if all(r["sizes"].get(s) for r in runs)]
 
     print(

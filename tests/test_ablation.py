@@ -84,8 +84,9 @@ def test_trained_arms_run_once_per_seed_and_results_pool_them(ablation, tiny_mod
     assert 0.0 <= summary["no_signal_first"] <= 1.0 and 0.0 <= summary["no_signal_last"] <= 1.0
     assert compare.training_summary(compare.restrict_seeds(results, [1]), "roots")["seeds"] == 1
     numbers = tmp_path / "sweep.json"
-    assert compare.main([str(out), "--arm", "roots", "--seeds", "1", "--json", str(numbers)]) == 0
+    assert compare.main([str(out), "--arm", "roots", "--seeds", "1", "--json", str(numbers), "--labels", "mine"]) == 0
     run = json.loads(numbers.read_text())["runs"][0]
+    assert run["label"] == "mine"
     assert run["training"]["seeds"] == 1 and run["held_out"]["test"]["per_seed"] == [
         results["arms"]["roots-seed1"]["eval"]["test"]["pass@1"]
     ]

@@ -150,7 +150,7 @@ def train(script_args: ScriptArguments, training_args, model_args, reward_funcs:
     if script_args.dynamic_level:
         edge_sampler = EdgeSampler(
             [problem_key(row) for row in train_dataset.select_columns(["integrand", "lower", "upper"])],
-            [rate for rate in solve_rates if rate is not None],
+            solve_rates,
             low=script_args.solve_rate_range[0],
             high=script_args.solve_rate_range[1],
             explore=script_args.level_explore,
@@ -324,8 +324,8 @@ def select_at_model_level(train_dataset, script_args: ScriptArguments, training_
             "(--variant_depth), widen --solve_rate_range, or raise --solve_rate_samples"
         )
     if script_args.dynamic_level:
-        # every measured row stays: the EdgeSampler follows the edge as it moves
-        return train_dataset.select([i for i, rate in enumerate(rates) if rate is not None]), rates
+        # every row stays: the EdgeSampler follows the edge as it moves (and never draws an unscorable row)
+        return train_dataset, rates
     return selected, rates
 
 

@@ -104,7 +104,12 @@ class EdgeSampler(torch.utils.data.Sampler):
                 (edge if self.on_edge(key) else rest).append(i)
         if not edge and not rest:
             raise ValueError("no row of the pool has a measured solve rate")
-        explored = n if not edge else sum(self.rng.random() < self.explore for _ in range(n)) if rest else 0
+        if not edge:
+            explored = n
+        elif not rest:
+            explored = 0
+        else:
+            explored = sum(self.rng.random() < self.explore for _ in range(n))
         self.drawn += n
         self.explored += explored
         return self._choose(edge, n - explored) + self._choose(rest, explored)
@@ -287,8 +292,9 @@ class LadderGRPOTrainer(GRPOTrainer):
             metrics = self.edge_sampler.log_metrics()
             self.add_pending_logs(metrics)
             if metrics["level/edge_rows"] == 0 and not self.control.should_training_stop:
-                # Past this point every prompt is a row the model always or never solves, and the one run
-                # measured that far (docs/results.md) got worse: stop, as the selection refuses to start empty.
+                # Past this point nearly every prompt is a row the model always or never solves, and of the two
+                # runs measured that far (docs/results.md) one collapsed: stop, as the selection refuses to start
+                # with an empty edge.
                 logger.warning(
                     "no training row is at the model's level any more (%d joined and %d left the edge): stopping "
                     "after step %d of %d; grow the trees below the rows never solved (deepen_rounds) to go on",

@@ -7,7 +7,14 @@ import os
 
 import pytest
 
-from ladder_hf.demo import DemoConfig, clean_against, materialise_dataset, run_demo, split_problems
+from ladder_hf.demo import (
+    DemoConfig,
+    clean_against,
+    materialise_dataset,
+    pooled_solve_rate,
+    run_demo,
+    split_problems,
+)
 from ladder_hf.store import read_jsonl, write_jsonl
 
 PROBLEMS = [
@@ -109,7 +116,7 @@ def test_quick_demo_numbers_are_consistent(quick_demo):
     kept = [n for n in nodes if n.get("kept", True)]
     assert sum(summary["tree_sizes"].values()) == len(kept)
     assert summary["tree_sizes"]["0"] == len(train)
-    assert max(int(d) for d in summary["tree_sizes"]) <= config.variant_depth
+    assert max(int(d) for d in summary["tree_sizes"]) <= config.variant_depth + config.deepen_rounds
     # train_on=tree: the dataset holds every kept node of the trees.
     assert summary["dataset"]["rows"] == len(kept)
     assert summary["dataset"]["per_depth"] == summary["tree_sizes"]
@@ -164,7 +171,8 @@ def test_quick_demo_scores_easy_variants_of_the_held_out_problems_that_no_traini
         completions = read_jsonl(str(out / folder / "completions.jsonl"))
         assert len(completions) == len(easy) * config.eval_samples
     report = (out / "report.md").read_text(encoding="utf-8")
-    assert f"{len(easy)} easy variants of them" in report and report.count("95% intervals") == 2
+    held_out = report.split("## Variant trees")[0]
+    assert f"{len(easy)} easy variants of them" in held_out and held_out.count("95% intervals") == 2
 
 
 def test_quick_demo_reports_the_solve_rate_per_tree_depth_before_and_after(quick_demo):
@@ -181,8 +189,52 @@ def test_quick_demo_reports_the_solve_rate_per_tree_depth_before_and_after(quick
             assert row["never"] + row["edge"] + row["always"] == row["nodes"]
             low, high = row["ci95"]
             assert 0.0 <= low <= row["solve_rate"] <= high <= 1.0 and 0 <= row["solved"] <= row["answers"]
+    # the base model's table is the deepening's measurement (same samples, prompt and budget), not a second one
+    assert read_jsonl(str(out / "eval_base/tree_solve_rates.jsonl")) == read_jsonl(str(out / "level_solve_rates.jsonl"))
     report = (out / "report.md").read_text(encoding="utf-8")
     assert "Solve rate per depth" in report and "plots/solve_rate_by_depth.png" in report
+    # every node pooled, with its interval, and a verdict on the change
+    pooled = {name: pooled_solve_rate(table) for name, table in tables.items()}
+    assert pooled["base"]["nodes"] == summary["dataset"]["rows"]
+    assert f"| all | {summary['dataset']['rows']} | {pooled['base']['solved']}/{pooled['base']['answers']} = " in report
+    assert "All nodes: Solve rate" in report and ("noise at this sample size" in report or "a real change" in report)
+
+
+def test_demo_defaults_run_ladder_at_the_models_level_on_one_measurement():
+    config = DemoConfig()
+    # the deepening's measurement of the base model serves the level selection and the "before" table too
+    assert config.deepen_rounds >= 1 and config.solve_rate_samples > 0
+    assert config.solve_rate_samples == config.deepen_samples == config.tree_samples
+    assert config.max_completion_length == config.eval_max_new_tokens
+    # the format reward is logged, not optimised: an all-wrong group must not teach anything
+    assert dict(zip(config.reward_funcs, config.reward_weights, strict=True)) == {"integration": 1.0, "format": 0.0}
+    # --quick keeps the deepening but trains on every row: two tiny trees hold no node at any model's level
+    quick = DemoConfig(quick=True)
+    assert quick.solve_rate_samples == 0 and quick.deepen_samples == quick.tree_samples == 1
+
+
+def test_report_says_what_the_level_selection_kept_and_how_the_reward_moved(quick_demo, tmp_path):
+    from ladder_hf.demo import _level_selection, render_report
+
+    _, _, summary = quick_demo
+    model = tmp_path / "model"
+    model.mkdir()
+    table = [{"depth": 0, "rows": 4, "edge": 1}, {"depth": 1, "rows": 6, "edge": 2}]
+    (model / "solve_rates_by_depth.json").write_text(json.dumps(table), encoding="utf-8")
+    assert _level_selection(str(model), DemoConfig(solve_rate_samples=4)) == {"rows": 3, "of": 10, "samples": 4}
+    assert _level_selection(str(model), DemoConfig(solve_rate_samples=0)) is None
+
+    rewards = [
+        {"step": i + 1, "reward": r, "frac_reward_zero_std": z}
+        for i, (r, z) in enumerate(
+            [(0.0, 1.0), (0.5, 0.0), (0.25, 0.0), (1.0, 1.0), (1.0, 1.0), (0.75, 0.0), (1.0, 1.0), (1.0, 1.0)]
+        )
+    ]
+    report = render_report({**summary, "rewards": rewards, "level_selection": {"rows": 3, "of": 10, "samples": 4}})
+    assert "Prompts came from the 3 of 10 tree nodes at the base model's level" in report
+    # a quarter of the 8 steps at each end
+    assert "Mean reward over steps 1-2: 0.250; over steps 7-8: 1.000" in report
+    assert "teach nothing: 50.0% -> 100.0%" in report
 
 
 def test_a_full_demo_checkpoints_for_resume_and_a_quick_one_does_not(tmp_path):
@@ -377,3 +429,18 @@ def test_easy_set_integrates_variants_of_trees_grown_without_sympy():
     ]
     assert [n["integrand"] for n in elementary_variants(nodes, 1, sympy_timeout=20)] == ["3*x*exp(x)"]
     assert nodes[1]["sympy_antiderivative"] == ""  # the caller's rows are not modified
+
+
+def test_demo_trains_on_every_node_and_says_so_when_none_is_at_the_models_level(
+    tiny_model_dir, problems_file, tmp_path
+):
+    out = tmp_path / "demo"
+    config = DemoConfig(output_dir=str(out), model=tiny_model_dir, problem_set=problems_file, quick=True)
+    config.solve_rate_samples = 1  # --quick turns the selection off; the random tiny model solves nothing
+    summary = run_demo(config)
+    assert summary["level_selection"] == {"rows": 0, "of": summary["dataset"]["rows"], "samples": 1}
+    assert summary["train"]["global_step"] == config.max_steps
+    # the selection started from the deepening's measurement and found nothing; the run trained on every row
+    assert "solve_rate_samples: 0" in (out / "model/grpo_config.yaml").read_text(encoding="utf-8")
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert f"None of the {summary['dataset']['rows']} tree nodes was at the base model's level" in report

@@ -1,4 +1,4 @@
-"""``ladder-hf demo``: LADDER end to end on the embedded model, on a laptop CPU, in about ten minutes.
+"""``ladder-hf demo``: LADDER end to end on the embedded model, on a laptop CPU, in about 15-20 minutes.
 
 The demo chains the package's public pieces, each stage writing an output folder that the matching
 command can reuse, and skipping itself when that output already exists (rerun to resume):
@@ -6,18 +6,21 @@ command can reuse, and skipping itself when that output already exists (rerun to
 1. pick problems: ``problems/train.jsonl`` and ``problems/test.jsonl`` (a seeded split); any command
    takes ``--problem_set ladder_demo/problems/test.jsonl``.
 2. variant trees: ``variants/`` (``nodes.jsonl``, ``qc.json``, ...), as ``ladder-hf variants generate``
-   writes it; publish it with ``ladder-hf variants push ladder_demo/variants``.
+   writes it; publish it with ``ladder-hf variants push ladder_demo/variants``. Then the base model's
+   solve rate on every node, and easier variants below the leaves it never solves (``--deepen_rounds``).
 3. dataset: ``dataset/train.parquet``, the trees read through ``LadderDataset``;
    ``ladder-hf train --dataset_name ladder_demo/dataset`` trains on it.
 4. evaluate the base model: ``eval_base/``, the files ``ladder-hf evaluate`` writes.
-5. GRPO training (``ladder_hf.grpo``): ``model/`` (weights, ``trainer_state.json``, and the last
+5. GRPO training (``ladder_hf.grpo``) on the nodes at the base model's level (``--solve_rate_samples``):
+   ``model/`` (weights, ``trainer_state.json``, and the last
    checkpoint to resume from; ``--quick`` keeps only the final model);
    ``ladder-hf evaluate --model ladder_demo/model`` takes it.
 6. evaluate the trained model: ``eval_trained/``.
 7. report: ``report.md``, ``summary.json`` and
    ``plots/{reward,accuracy,tree_sizes,solve_rate_by_depth}.png``.
 
-Stages 4 and 6 also sample answers to every node of the training trees (``--tree_samples``), so the
+Stages 4 and 6 also sample answers to every node of the training trees (``--tree_samples``; stage 4
+reuses stage 2's measurement when it is the same one), so the
 report shows the model's solve rate per tree depth before and after training: LADDER's premise is that
 the recursion reaches variants the model can solve, and this is where a reader sees whether it did.
 
@@ -105,8 +108,8 @@ class DemoConfig:
     problem_set: str = field(
         default="undergrad", metadata={"help": "Bundled problem set (undergrad, mit-2025, ...) or a .jsonl of rows."}
     )
-    num_train_problems: int = field(default=3, metadata={"help": "Root problems whose variant trees are trained on."})
-    num_test_problems: int = field(default=6, metadata={"help": "Held-out problems evaluated before and after."})
+    num_train_problems: int = field(default=16, metadata={"help": "Root problems whose variant trees are trained on."})
+    num_test_problems: int = field(default=10, metadata={"help": "Held-out problems evaluated before and after."})
     easy_test_problems: int = field(
         default=40,
         metadata={
@@ -139,17 +142,18 @@ class DemoConfig:
     variant_model: str | None = field(
         default=None, metadata={"help": "Model that writes variants with --generator model (default: --model)."}
     )
-    variant_depth: int = field(default=2, metadata={"help": "Levels of variants below each root."})
-    variants_per_node: int = field(default=5, metadata={"help": "Candidates requested per parent (before QC)."})
-    max_nodes_per_root: int | None = field(default=24, metadata={"help": "Cap on kept variants per tree."})
+    variant_depth: int = field(default=3, metadata={"help": "Levels of variants below each root."})
+    variants_per_node: int = field(default=4, metadata={"help": "Candidates requested per parent (before QC)."})
+    max_nodes_per_root: int | None = field(default=10, metadata={"help": "Cap on kept variants per tree."})
     variant_sympy_timeout: float = field(
-        default=5.0,
+        default=0.0,
         metadata={
-            "help": "Seconds sympy.integrate gets per variant for the `sympy_solvable` flag (0: skip the check)."
+            "help": "Seconds sympy.integrate gets per variant for the `sympy_solvable` flag (0: skip the check, "
+            "the default: the demo does not need the flag, and it costs minutes on a CPU)."
         },
     )
     deepen_rounds: int = field(
-        default=0,
+        default=1,
         metadata={
             "help": "LADDER's recursion down to the model's level (ladder_hf.training_data.grow_to_model_level): "
             "after the trees are grown, measure the model's solve rate on every node and grow one more level of "
@@ -173,11 +177,11 @@ class DemoConfig:
             "'difficulty' / 'depth_difficulty' (easiest first)."
         },
     )
-    max_steps: int = field(default=8, metadata={"help": "GRPO optimizer steps."})
+    max_steps: int = field(default=40, metadata={"help": "GRPO optimizer steps."})
     num_generations: int = field(default=8, metadata={"help": "Completions per prompt (GRPO group size)."})
     prompts_per_step: int = field(default=1, metadata={"help": "Prompts per optimizer step."})
-    max_completion_length: int = field(default=32, metadata={"help": "Token budget of a training completion."})
-    learning_rate: float = field(default=3e-5, metadata={"help": "AdamW learning rate."})
+    max_completion_length: int = field(default=40, metadata={"help": "Token budget of a training completion."})
+    learning_rate: float = field(default=1e-5, metadata={"help": "AdamW learning rate."})
     beta: float = field(
         default=0.0,
         metadata={"help": "KL coefficient (paper: 0.001). 0 skips the reference model: faster and lighter on a CPU."},
@@ -194,7 +198,11 @@ class DemoConfig:
         default_factory=lambda: ["integration", "format"], metadata={"help": "Reward functions by name."}
     )
     reward_weights: list[float] = field(
-        default_factory=lambda: [1.0, 0.2], metadata={"help": "One weight per reward function."}
+        default_factory=lambda: [1.0, 0.0],
+        metadata={
+            "help": "One weight per reward function. The format reward is logged but weighs 0 by default: a group "
+            "whose answers are all wrong then teaches nothing, instead of rewarding tags around a wrong answer."
+        },
     )
     system_prompt: str = field(
         default="few_shot",
@@ -204,10 +212,12 @@ class DemoConfig:
         },
     )
     solve_rate_samples: int = field(
-        default=0,
+        default=4,
         metadata={
             "help": "LADDER's level selection: sample this many answers per training row before training and keep "
-            "the rows the model neither always nor never solves (0: off; see ladder_hf.grpo.select_at_model_level)."
+            "the rows the model neither always nor never solves (0: off, train on every row; see "
+            "ladder_hf.grpo.select_at_model_level). With --deepen_rounds and as many --deepen_samples, the "
+            "deepening's measurement is reused."
         },
     )
     dynamic_level: bool = field(
@@ -222,13 +232,14 @@ class DemoConfig:
     )
     eval_samples: int = field(default=4, metadata={"help": "Samples per held-out problem (pass@1 is their mean)."})
     tree_samples: int = field(
-        default=2,
+        default=4,
         metadata={
             "help": "Answers sampled per training-tree node with the base and with the trained model, for the "
-            "solve rate per depth in the report (0: skip)."
+            "solve rate per depth in the report (0: skip). With --deepen_rounds and as many --deepen_samples, the "
+            "base model's table is the deepening's measurement."
         },
     )
-    eval_max_new_tokens: int = field(default=32, metadata={"help": "Token budget of an evaluation completion."})
+    eval_max_new_tokens: int = field(default=40, metadata={"help": "Token budget of an evaluation completion."})
     eval_batch_size: int = field(default=16, metadata={"help": "Completions per generate() call in evaluation."})
     sympy_baseline: bool = field(default=True, metadata={"help": "Also score sympy.integrate on the held-out slice."})
     save_steps: int = field(
@@ -240,8 +251,8 @@ class DemoConfig:
     quick: bool = field(
         default=False,
         metadata={
-            "help": "Tiny smoke run (2+2 problems, depth 1, 2 steps, 8-token completions); keeps only the final "
-            "model (no checkpoints)."
+            "help": "Tiny smoke run (2+2 problems, depth 1 and one deepening round, 2 steps on every node, "
+            "8-token completions); keeps only the final model (no checkpoints)."
         },
     )
     overwrite: bool = field(default=False, metadata={"help": "Delete an earlier demo in output_dir and start over."})
@@ -259,6 +270,9 @@ class DemoConfig:
         self.num_train_problems, self.num_test_problems = 2, 2
         self.easy_test_problems, self.easy_variants_per_root = min(self.easy_test_problems, 2), 2
         self.variant_depth, self.variants_per_node, self.max_nodes_per_root = 1, 2, 4
+        # the deepening still runs (one answer per node, reused for the solve-rate table), but two tiny trees
+        # hold no node at the model's level, so GRPO trains on every row
+        self.deepen_samples, self.solve_rate_samples, self.dynamic_level = 1, 0, False
         self.max_steps, self.num_generations, self.prompts_per_step = 2, 2, 1
         self.max_completion_length, self.eval_max_new_tokens = 8, 8
         # no checkpoints: a 2-step run restarts in seconds, and a SmolLM2 checkpoint with its optimizer
@@ -772,6 +786,17 @@ def _save_figure(fig, path: str) -> str:
     return path
 
 
+def reward_window(steps: int) -> int:
+    """Steps averaged for the report's "first vs last" reward and the plot's running mean: a quarter of the
+    run, at most 10.
+
+    Example:
+        >>> reward_window(40), reward_window(8), reward_window(2)
+        (10, 2, 1)
+    """
+    return max(1, min(10, steps // 4))
+
+
 def plot_rewards(history: list[dict], path: str, title: str = "GRPO reward per step") -> str:
     """Line plot of the total reward and each reward function's mean per optimizer step."""
     import matplotlib
@@ -779,16 +804,25 @@ def plot_rewards(history: list[dict], path: str, title: str = "GRPO reward per s
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig, ax = plt.subplots(figsize=(6, 4.2))
     steps = [row["step"] for row in history]
-    ax.plot(steps, [row["reward"] for row in history], marker="o", label="total (weighted)")
+    totals = [row["reward"] for row in history]
+    ax.plot(steps, totals, marker="o", alpha=0.5, label="total (weighted)")
+    window = reward_window(len(history))
+    if window > 1:
+        # one prompt per step makes single steps jumpy; the running mean shows the trend
+        running = [
+            sum(totals[max(0, i + 1 - window) : i + 1]) / len(totals[max(0, i + 1 - window) : i + 1])
+            for i in range(len(totals))
+        ]
+        ax.plot(steps, running, color="black", linewidth=2, label=f"total, mean of the last {window} steps")
     for key in sorted({k for row in history for k in row if k.startswith("rewards/") and k.endswith("/mean")}):
         ax.plot(steps, [row.get(key) for row in history], marker=".", linestyle="--", label=key.split("/")[1])
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("mean reward")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     return _save_figure(fig, path)
 
 
@@ -840,16 +874,38 @@ def plot_tree_sizes(per_depth: dict[str, int], path: str, title: str = "Variant 
     return _save_figure(fig, path)
 
 
+def pooled_solve_rate(table: list[dict]) -> dict:
+    """The ``"all"`` row of a per-depth solve-rate table: every node pooled, with its 95% Wilson interval.
+
+    Example:
+        >>> row = pooled_solve_rate([
+        ...     {"depth": 0, "nodes": 2, "answers": 8, "solved": 0, "never": 2, "edge": 0, "always": 0},
+        ...     {"depth": 1, "nodes": 3, "answers": 12, "solved": 4, "never": 1, "edge": 2, "always": 0}])
+        >>> row["depth"], row["solved"], row["answers"], row["solve_rate"], row["edge"]
+        ('all', 4, 20, 0.2, 2)
+    """
+    from ladder_hf.evaluation import wilson_interval
+
+    row: dict[str, Any] = {"depth": "all"}
+    for key in ("nodes", "answers", "solved", "never", "edge", "always"):
+        row[key] = sum(r[key] for r in table)
+    row["solve_rate"] = row["solved"] / row["answers"] if row["answers"] else 0.0
+    row["ci95"] = list(wilson_interval(row["solved"], row["answers"]))
+    return row
+
+
 def plot_solve_rates(tables: dict[str, list[dict]], path: str, title: str = "Solve rate per tree depth") -> str:
-    """Grouped bars with 95% intervals: per depth, the share of answers the verifier accepts, per model."""
+    """Grouped bars with 95% intervals: per depth and over all nodes, the share of answers the verifier
+    accepts, per model."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    depths = sorted({row["depth"] for table in tables.values() for row in table})
+    tables = {name: [*table, pooled_solve_rate(table)] for name, table in tables.items() if table}
+    depths = list(dict.fromkeys(row["depth"] for table in tables.values() for row in table))
     width = 0.8 / max(1, len(tables))
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
     for j, (name, table) in enumerate(tables.items()):
         by_depth = {row["depth"]: row for row in table}
         xs = [i + (j - (len(tables) - 1) / 2) * width for i in range(len(depths))]
@@ -859,9 +915,11 @@ def plot_solve_rates(tables: dict[str, list[dict]], path: str, title: str = "Sol
         bars = ax.bar(xs, values, width, label=name, yerr=[low, high], capsize=4)
         ax.bar_label(bars, fmt="%.0f%%", fontsize=8)
     ax.set_xticks(range(len(depths)), [str(d) for d in depths])
-    ax.set_xlabel("depth (0 = original problem)")
+    ax.set_xlabel("depth (0 = original problem); all = every node")
     ax.set_ylabel("% of answers verified correct")
-    ax.set_ylim(0, 105)
+    # a scale that shows a few percent: a 135M model solves few nodes
+    top = max(100 * row["ci95"][1] for table in tables.values() for row in table)
+    ax.set_ylim(0, min(105, max(10, 1.25 * top)))
     ax.set_title(title)
     ax.legend(fontsize=8)
     return _save_figure(fig, path)
@@ -957,10 +1015,35 @@ def render_report(summary: dict) -> str:
         + f"rewards {c['reward_funcs']} weighted {c['reward_weights']}.",
         "",
     ]
-    if rewards:
-        first, last = rewards[0], rewards[-1]
+    level = summary.get("level_selection")
+    if level and level["rows"]:
         lines += [
-            f"Mean reward: step {first['step']} {first['reward']:.3f}, step {last['step']} {last['reward']:.3f}.",
+            f"Prompts came from the {level['rows']} of {level['of']} tree nodes at the base model's level (solved in "
+            f"some but not all of {level['samples']} answers): LADDER's level selection "
+            "(`--solve_rate_samples`).",
+            "",
+        ]
+    elif level:
+        lines += [
+            f"None of the {level['of']} tree nodes was at the base model's level (solved in some but not all of "
+            f"{level['samples']} answers), so GRPO trained on every node: a group whose answers are all wrong "
+            "teaches nothing. Deeper trees (`--variant_depth`, `--deepen_rounds`) reach further down.",
+            "",
+        ]
+    if rewards:
+        window = reward_window(len(rewards))
+        first, last = rewards[:window], rewards[-window:]
+        lines += [
+            f"Mean reward over {_steps(first)}: {sum(r['reward'] for r in first) / window:.3f}; over {_steps(last)}: "
+            f"{sum(r['reward'] for r in last) / window:.3f}"
+            + (
+                f" (groups in which every answer got the same reward, which teach nothing: "
+                f"{_pct(sum(r['frac_reward_zero_std'] for r in first) / window)} -> "
+                f"{_pct(sum(r['frac_reward_zero_std'] for r in last) / window)})"
+                if all("frac_reward_zero_std" in r for r in first + last)
+                else ""
+            )
+            + ".",
             "",
         ]
     lines += [
@@ -990,6 +1073,11 @@ def render_report(summary: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _steps(rows: list[dict]) -> str:
+    first, last = rows[0]["step"], rows[-1]["step"]
+    return f"step {first}" if first == last else f"steps {first}-{last}"
 
 
 def _model_level_section(summary: dict) -> list[str]:
@@ -1032,7 +1120,8 @@ def _solve_rate_section(summary: dict) -> list[str]:
         + " |",
         "|---|---|" + "---|---|" * len(tables),
     ]
-    depths = sorted({row["depth"] for table in tables.values() for row in table})
+    tables = {name: [*table, pooled_solve_rate(table)] for name, table in tables.items() if table}
+    depths = list(dict.fromkeys(row["depth"] for table in tables.values() for row in table))
     for d in depths:
         cells, nodes = [], "–"
         for table in tables.values():
@@ -1047,6 +1136,17 @@ def _solve_rate_section(summary: dict) -> list[str]:
                 f"{row['never']} / {row['edge']} / {row['always']}",
             ]
         lines.append(f"| {d} | {nodes} | " + " | ".join(cells) + " |")
+    if {"base", "trained"} <= set(tables):
+        before, after = tables["base"][-1], tables["trained"][-1]
+        verdict = (
+            held_out_verdict(
+                {"accuracy": before["solve_rate"], "accuracy_ci95": before["ci95"]},
+                {"accuracy": after["solve_rate"], "accuracy_ci95": after["ci95"]},
+            )
+            .replace("pass@1", "Solve rate")
+            .replace("on this slice", "on the training trees")
+        )
+        lines += ["", f"All nodes: {verdict} These are the nodes GRPO trained on or beside, not held-out problems."]
     return [*lines, "", "![solve rate per depth](plots/solve_rate_by_depth.png)", ""]
 
 
@@ -1183,8 +1283,15 @@ def run_demo(config: DemoConfig) -> dict:
 
     began = stage("train")
     if not is_trained(paths["model"]):
+        from ladder_hf.grpo import NoRowAtLevelError
+
         _reuse_level_measurement(out, paths["model"], config)
-        train_stage(paths["dataset"], paths["model"], config)
+        try:
+            train_stage(paths["dataset"], paths["model"], config)
+        except NoRowAtLevelError as err:
+            # a demo should finish: the report says that no node was at the model's level
+            logger.warning("%s; training on every row instead", err)
+            train_stage(paths["dataset"], paths["model"], dataclasses.replace(config, solve_rate_samples=0))
     history = read_reward_history(paths["model"])
     done("train", began)
 
@@ -1218,6 +1325,7 @@ def run_demo(config: DemoConfig) -> dict:
         "scores": {"base": _score(base), "trained": _score(trained)},
         "scores_easy": {"base": _score(base_easy), "trained": _score(trained_easy)} if easy else {},
         "tree_solve_rates": solve_rates,
+        "level_selection": _level_selection(paths["model"], config),
         "model_level": json.loads(level_path.read_text(encoding="utf-8")) if level_path.is_file() else [],
         # A copy: the report stage's own time is not known until the report is written.
         "wall_time_s": dict(wall),
@@ -1228,14 +1336,39 @@ def run_demo(config: DemoConfig) -> dict:
     return summary
 
 
+def _level_selection(model_dir: str, config: DemoConfig) -> dict | None:
+    """How many training rows the level selection kept (``None`` without one)."""
+    path = Path(model_dir) / "solve_rates_by_depth.json"
+    if not config.solve_rate_samples or not path.is_file():
+        return None
+    table = json.loads(path.read_text(encoding="utf-8"))
+    return {
+        "rows": sum(r["edge"] for r in table),
+        "of": sum(r["rows"] for r in table),
+        "samples": config.solve_rate_samples,
+    }
+
+
 def _reuse_level_measurement(out: Path, model_dir: str, config: DemoConfig) -> None:
     """The deepening measured the base model on every node; the recipe's level selection
     (``solve_rate_samples``) starts from those rates instead of sampling the whole tree again."""
-    from ladder_hf.training_data import LEVEL_SOLVE_RATES_FILE, SOLVE_RATES_FILE
+    from ladder_hf.training_data import SOLVE_RATES_FILE
 
-    measured, store = out / LEVEL_SOLVE_RATES_FILE, Path(model_dir) / SOLVE_RATES_FILE
-    same = config.deepen_rounds and config.solve_rate_samples == config.deepen_samples
-    if same and measured.is_file() and not store.is_file():
+    same = (
+        config.solve_rate_samples == config.deepen_samples
+        and config.max_completion_length == config.eval_max_new_tokens
+    )
+    if same:
+        _seed_store(out, Path(model_dir) / SOLVE_RATES_FILE, config)
+
+
+def _seed_store(out: Path, store: Path, config: DemoConfig) -> None:
+    """Start ``store`` (a solve-rate store of the base model) from the deepening's measurement, which sampled
+    every node with the same prompt, temperature and token budget; rows it holds are not sampled again."""
+    from ladder_hf.training_data import LEVEL_SOLVE_RATES_FILE
+
+    measured = out / LEVEL_SOLVE_RATES_FILE
+    if config.deepen_rounds and measured.is_file() and not store.is_file():
         store.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(measured, store)
 
@@ -1255,6 +1388,9 @@ def _tree_rates_once(model: str, paths: dict[str, str], stage: str, config: Demo
     path = Path(paths[stage]) / "tree_solve_rates_by_depth.json"
     if path.is_file():
         return json.loads(path.read_text(encoding="utf-8"))
+    if stage == "eval_base" and config.tree_samples == config.deepen_samples:
+        # the "before" table is the measurement that chose where to deepen (about 6 minutes not spent again)
+        _seed_store(Path(config.output_dir), Path(paths[stage]) / TREE_SOLVE_RATES_FILE, config)
     table = tree_solve_rates(model, paths["dataset"], paths[stage], config)
     write_json(str(path), table)
     return table

@@ -279,6 +279,10 @@ def train(script_args: ScriptArguments, training_args, model_args, reward_funcs:
     }
 
 
+class NoRowAtLevelError(ValueError):
+    """LADDER's level selection found no training row that the model solves sometimes but not always."""
+
+
 def select_at_model_level(train_dataset, script_args: ScriptArguments, training_args, model_args):
     """Measure the model's solve rate on every training row and keep the rows at its level.
 
@@ -318,7 +322,7 @@ def select_at_model_level(train_dataset, script_args: ScriptArguments, training_
     selected = select_by_solve_rate(train_dataset, rates, low, high)
     logger.info("level selection: %d of %d rows have a solve rate in (%g, %g)", len(selected), len(rows), low, high)
     if len(selected) == 0:
-        raise ValueError(
+        raise NoRowAtLevelError(
             f"no training row has a solve rate in ({low:g}, {high:g}) for this model "
             f"(per depth: {[(t['depth'], t['mean_solve_rate']) for t in table]}); grow deeper trees "
             "(--variant_depth), widen --solve_rate_range, or raise --solve_rate_samples"

@@ -122,6 +122,25 @@ class AblationConfig(DemoConfig):
     variant_depth: int = field(default=3, metadata={"help": "Variant tree depth (paper: 3)."})
     max_nodes_per_root: int | None = field(default=30, metadata={"help": "Cap on kept variants per tree."})
     max_steps: int = field(default=40, metadata={"help": "GRPO steps per trained arm (equal budgets)."})
+    # The demo's defaults are LADDER at the model's level; here each arm chooses its own selection, and the
+    # commands in docs/results.md rely on the settings below as they were when those runs were made.
+    variants_per_node: int = field(default=5, metadata={"help": "Candidates requested per parent (before QC)."})
+    variant_sympy_timeout: float = field(
+        default=5.0, metadata={"help": "Seconds sympy.integrate gets per variant for `sympy_solvable` (0: skip)."}
+    )
+    deepen_rounds: int = field(
+        default=0, metadata={"help": "Rounds of growing the trees down to the base model's level (0: off)."}
+    )
+    solve_rate_samples: int = field(
+        default=0,
+        metadata={"help": "Level selection of every arm (0: off); the level arms use --level_samples instead."},
+    )
+    max_completion_length: int = field(default=32, metadata={"help": "Token budget of a training completion."})
+    learning_rate: float = field(default=3e-5, metadata={"help": "AdamW learning rate."})
+    reward_weights: list[float] = field(
+        default_factory=lambda: [1.0, 0.2], metadata={"help": "One weight per reward function."}
+    )
+    eval_max_new_tokens: int = field(default=32, metadata={"help": "Token budget of an evaluation completion."})
     arms: list[str] = field(default_factory=lambda: list(ARMS), metadata={"help": "Arms to run, in order."})
     train_seeds: list[int] = field(
         default_factory=list,

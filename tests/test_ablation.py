@@ -158,6 +158,8 @@ def test_warm_start_arms_train_from_the_warm_start_and_only_the_level_arms_selec
         "warm_start_level": str(warm),
     }
     assert {arm for arm, s in settings.items() if s.solve_rate_samples} == {"ladder_level", "warm_start_level"}
+    # the demo's defaults (deepening, level selection) are not the experiment's: its arms choose
+    assert ablation.AblationConfig().deepen_rounds == 0 and ablation.AblationConfig().solve_rate_samples == 0
     assert settings["warm_start_level"].solve_rate_samples == 6
     assert settings["ladder_depth"].curriculum == "depth"
     # a level kept current needs a measured level: only the level arms keep --dynamic_level

@@ -74,6 +74,7 @@ _OUTPUT_KEYS = (
     "deepen_samples",
     "train_on",
     "curriculum",
+    "solve_rate_samples",
     "max_steps",
     "num_generations",
     "prompts_per_step",

@@ -812,10 +812,10 @@ def plot_rewards(history: list[dict], path: str, title: str = "GRPO reward per s
     window = reward_window(len(history))
     if window > 1:
         # one prompt per step makes single steps jumpy; the running mean shows the trend
-        running = [
-            sum(totals[max(0, i + 1 - window) : i + 1]) / len(totals[max(0, i + 1 - window) : i + 1])
-            for i in range(len(totals))
-        ]
+        running = []
+        for i in range(len(totals)):
+            recent = totals[max(0, i + 1 - window) : i + 1]
+            running.append(sum(recent) / len(recent))
         ax.plot(steps, running, color="black", linewidth=2, label=f"total, mean of the last {window} steps")
     for key in sorted({k for row in history for k in row if k.startswith("rewards/") and k.endswith("/mean")}):
         ax.plot(steps, [row.get(key) for row in history], marker=".", linestyle="--", label=key.split("/")[1])
@@ -1360,10 +1360,10 @@ def _reuse_level_measurement(out: Path, model_dir: str, config: DemoConfig) -> N
         and config.max_completion_length == config.eval_max_new_tokens
     )
     if same:
-        _seed_store(out, Path(model_dir) / SOLVE_RATES_FILE, config)
+        _start_from_deepening(out, Path(model_dir) / SOLVE_RATES_FILE, config)
 
 
-def _seed_store(out: Path, store: Path, config: DemoConfig) -> None:
+def _start_from_deepening(out: Path, store: Path, config: DemoConfig) -> None:
     """Start ``store`` (a solve-rate store of the base model) from the deepening's measurement, which sampled
     every node with the same prompt, temperature and token budget; rows it holds are not sampled again."""
     from ladder_hf.training_data import LEVEL_SOLVE_RATES_FILE
@@ -1391,7 +1391,7 @@ def _tree_rates_once(model: str, paths: dict[str, str], stage: str, config: Demo
         return json.loads(path.read_text(encoding="utf-8"))
     if stage == "eval_base" and config.tree_samples == config.deepen_samples:
         # the "before" table is the measurement that chose where to deepen (about 6 minutes not spent again)
-        _seed_store(Path(config.output_dir), Path(paths[stage]) / TREE_SOLVE_RATES_FILE, config)
+        _start_from_deepening(Path(config.output_dir), Path(paths[stage]) / TREE_SOLVE_RATES_FILE, config)
     table = tree_solve_rates(model, paths["dataset"], paths[stage], config)
     write_json(str(path), table)
     return table

@@ -759,9 +759,10 @@ def _score(summary: dict) -> dict:
     return out
 
 
-def held_out_verdict(base: dict, trained: dict) -> str:
-    """One sentence on the held-out change: the gain in points and whether the 95% intervals separate it
-    from noise (the project's rule: a difference inside overlapping intervals is called noise).
+def held_out_verdict(base: dict, trained: dict, what: str = "pass@1", where: str = "this slice") -> str:
+    """One sentence on the change of ``what`` (a rate with its 95% interval, ``accuracy`` and ``accuracy_ci95``):
+    the gain in points and whether the intervals separate it from noise (the project's rule: a difference
+    inside overlapping intervals is called noise).
 
     Example:
         >>> held_out_verdict({"accuracy": 0.1, "accuracy_ci95": [0.05, 0.2]},
@@ -769,12 +770,12 @@ def held_out_verdict(base: dict, trained: dict) -> str:
         'pass@1 +40.0 points; the 95% intervals do not overlap: a real change on this slice.'
     """
     if base.get("accuracy") is None or trained.get("accuracy") is None:
-        return "pass@1 could not be compared."
+        return f"{what} could not be compared."
     gain = 100 * (trained["accuracy"] - base["accuracy"])
     (bl, bh), (tl, th) = base.get("accuracy_ci95") or (0, 1), trained.get("accuracy_ci95") or (0, 1)
     if th < bl or tl > bh:
-        return f"pass@1 {gain:+.1f} points; the 95% intervals do not overlap: a real change on this slice."
-    return f"pass@1 {gain:+.1f} points; the 95% intervals overlap: noise at this sample size."
+        return f"{what} {gain:+.1f} points; the 95% intervals do not overlap: a real change on {where}."
+    return f"{what} {gain:+.1f} points; the 95% intervals overlap: noise at this sample size."
 
 
 def _save_figure(fig, path: str) -> str:
@@ -895,6 +896,11 @@ def pooled_solve_rate(table: list[dict]) -> dict:
     return row
 
 
+def _with_all_nodes(tables: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """Each model's per-depth table with its pooled ``"all"`` row last (empty tables left out)."""
+    return {name: [*table, pooled_solve_rate(table)] for name, table in tables.items() if table}
+
+
 def plot_solve_rates(tables: dict[str, list[dict]], path: str, title: str = "Solve rate per tree depth") -> str:
     """Grouped bars with 95% intervals: per depth and over all nodes, the share of answers the verifier
     accepts, per model."""
@@ -903,7 +909,7 @@ def plot_solve_rates(tables: dict[str, list[dict]], path: str, title: str = "Sol
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    tables = {name: [*table, pooled_solve_rate(table)] for name, table in tables.items() if table}
+    tables = _with_all_nodes(tables)
     depths = list(dict.fromkeys(row["depth"] for table in tables.values() for row in table))
     width = 0.8 / max(1, len(tables))
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
@@ -1034,19 +1040,20 @@ def render_report(summary: dict) -> str:
     if rewards:
         window = reward_window(len(rewards))
         first, last = rewards[:window], rewards[-window:]
-        lines += [
-            f"Mean reward over {_steps(first)}: {sum(r['reward'] for r in first) / window:.3f}; over {_steps(last)}: "
-            f"{sum(r['reward'] for r in last) / window:.3f}"
-            + (
-                f" (groups in which every answer got the same reward, which teach nothing: "
-                f"{_pct(sum(r['frac_reward_zero_std'] for r in first) / window)} -> "
-                f"{_pct(sum(r['frac_reward_zero_std'] for r in last) / window)})"
-                if all("frac_reward_zero_std" in r for r in first + last)
-                else ""
+
+        def mean(rows: list[dict], key: str) -> float:
+            return sum(r[key] for r in rows) / len(rows)
+
+        sentence = (
+            f"Mean reward over {_steps(first)}: {mean(first, 'reward'):.3f}; "
+            f"over {_steps(last)}: {mean(last, 'reward'):.3f}"
+        )
+        if all("frac_reward_zero_std" in r for r in first + last):
+            sentence += (
+                " (groups in which every answer got the same reward, which teach nothing: "
+                f"{_pct(mean(first, 'frac_reward_zero_std'))} -> {_pct(mean(last, 'frac_reward_zero_std'))})"
             )
-            + ".",
-            "",
-        ]
+        lines += [sentence + ".", ""]
     lines += [
         "![reward per step](plots/reward.png)",
         "",
@@ -1121,7 +1128,7 @@ def _solve_rate_section(summary: dict) -> list[str]:
         + " |",
         "|---|---|" + "---|---|" * len(tables),
     ]
-    tables = {name: [*table, pooled_solve_rate(table)] for name, table in tables.items() if table}
+    tables = _with_all_nodes(tables)
     depths = list(dict.fromkeys(row["depth"] for table in tables.values() for row in table))
     for d in depths:
         cells, nodes = [], "–"
@@ -1139,13 +1146,11 @@ def _solve_rate_section(summary: dict) -> list[str]:
         lines.append(f"| {d} | {nodes} | " + " | ".join(cells) + " |")
     if {"base", "trained"} <= set(tables):
         before, after = tables["base"][-1], tables["trained"][-1]
-        verdict = (
-            held_out_verdict(
-                {"accuracy": before["solve_rate"], "accuracy_ci95": before["ci95"]},
-                {"accuracy": after["solve_rate"], "accuracy_ci95": after["ci95"]},
-            )
-            .replace("pass@1", "Solve rate")
-            .replace("on this slice", "on the training trees")
+        verdict = held_out_verdict(
+            {"accuracy": before["solve_rate"], "accuracy_ci95": before["ci95"]},
+            {"accuracy": after["solve_rate"], "accuracy_ci95": after["ci95"]},
+            what="Solve rate",
+            where="the training trees",
         )
         lines += ["", f"All nodes: {verdict} These are the nodes GRPO trained on or beside, not held-out problems."]
     return [*lines, "", "![solve rate per depth](plots/solve_rate_by_depth.png)", ""]
@@ -1355,21 +1360,19 @@ def _reuse_level_measurement(out: Path, model_dir: str, config: DemoConfig) -> N
     (``solve_rate_samples``) starts from those rates instead of sampling the whole tree again."""
     from ladder_hf.training_data import SOLVE_RATES_FILE
 
-    same = (
-        config.solve_rate_samples == config.deepen_samples
-        and config.max_completion_length == config.eval_max_new_tokens
-    )
-    if same:
-        _start_from_deepening(out, Path(model_dir) / SOLVE_RATES_FILE, config)
+    store = Path(model_dir) / SOLVE_RATES_FILE
+    _start_from_deepening(out, store, config, config.solve_rate_samples, config.max_completion_length)
 
 
-def _start_from_deepening(out: Path, store: Path, config: DemoConfig) -> None:
-    """Start ``store`` (a solve-rate store of the base model) from the deepening's measurement, which sampled
-    every node with the same prompt, temperature and token budget; rows it holds are not sampled again."""
+def _start_from_deepening(out: Path, store: Path, config: DemoConfig, samples: int, max_new_tokens: int) -> None:
+    """Start ``store`` (a solve-rate store of the base model, ``samples`` answers of up to ``max_new_tokens``
+    per node) from the deepening's measurement when that is the same measurement (the same prompt and
+    temperature, as many answers, the same budget); rows it holds are not sampled again."""
     from ladder_hf.training_data import LEVEL_SOLVE_RATES_FILE
 
+    same = samples == config.deepen_samples and max_new_tokens == config.eval_max_new_tokens
     measured = out / LEVEL_SOLVE_RATES_FILE
-    if config.deepen_rounds and measured.is_file() and not store.is_file():
+    if same and config.deepen_rounds and measured.is_file() and not store.is_file():
         store.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(measured, store)
 
@@ -1389,9 +1392,10 @@ def _tree_rates_once(model: str, paths: dict[str, str], stage: str, config: Demo
     path = Path(paths[stage]) / "tree_solve_rates_by_depth.json"
     if path.is_file():
         return json.loads(path.read_text(encoding="utf-8"))
-    if stage == "eval_base" and config.tree_samples == config.deepen_samples:
+    if stage == "eval_base":
         # the "before" table is the measurement that chose where to deepen (about 6 minutes not spent again)
-        _start_from_deepening(Path(config.output_dir), Path(paths[stage]) / TREE_SOLVE_RATES_FILE, config)
+        store = Path(paths[stage]) / TREE_SOLVE_RATES_FILE
+        _start_from_deepening(Path(config.output_dir), store, config, config.tree_samples, config.eval_max_new_tokens)
     table = tree_solve_rates(model, paths["dataset"], paths[stage], config)
     write_json(str(path), table)
     return table

@@ -9,6 +9,9 @@ and the ratio of each variant to the baseline:
 - ``append``: a cache layer that writes the new token into spare room instead of concatenating;
 - ``weight-major``: every ``nn.Linear`` computed as ``W @ x.T`` (MKL streams the weights differently for
   a few rows; faster in isolated matrix products on this machine);
+- ``autocast-bf16`` and ``bf16`` (only on a CPU with native bf16: AVX512-BF16 or AMX): the float32 model
+  under ``torch.autocast`` (what a ``bf16: true`` run did when sampling: every weight is cast at every
+  product), and a copy whose weights are bf16 (what the LADDER trainer samples from in a bf16 CPU run);
 - ``int8``: ``torch.ao.quantization.quantize_dynamic`` (int8 weights, per channel, and int8 activations).
   It samples from another model, so the script also measures how far: it samples ``--sample-tokens``
   tokens per row from the int8 model on the few-shot prompt and scores them with the float32 model (and,
@@ -25,6 +28,7 @@ against the bandwidth floor: every decoded token reads all the weights once.
 from __future__ import annotations
 
 import argparse
+import copy
 import functools
 import statistics
 import sys
@@ -133,14 +137,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=8, help="sequences decoded together (a GRPO step's completions)")
     parser.add_argument("--context", type=int, default=250, help="tokens already in the key/value cache")
     parser.add_argument("--rounds", type=int, default=12, help="interleaved rounds (the first two warm up)")
-    parser.add_argument("--sample-tokens", type=int, default=96, help="tokens per row for the int8 gap (0: skip)")
+    parser.add_argument(
+        "--sample-tokens", type=int, default=96, help="tokens per row for the int8 and bf16 gaps (0: skip)"
+    )
     args = parser.parse_args(argv)
 
     import torch
     from torch.profiler import ProfilerActivity, profile
     from transformers import DynamicCache
 
-    from ladder_hf.models import load_default_model
+    from ladder_hf.models import cpu_has_native_bf16, load_default_model
 
     model, tokenizer = load_default_model()
     model.eval()
@@ -164,16 +170,25 @@ def main(argv: list[str] | None = None) -> int:
         "weight-major": filled(model, DynamicCache(config=model.config)),
         "int8": filled(int8, DynamicCache(config=model.config)),
     }
+    bf16 = None
+    if cpu_has_native_bf16():
+        bf16 = copy.deepcopy(model)
+        for param in bf16.parameters():
+            param.data = param.data.to(torch.bfloat16)  # as the trainer's sampler: buffers stay float32
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            caches["autocast-bf16"] = filled(model, DynamicCache(config=model.config))
+        caches["bf16"] = filled(bf16, DynamicCache(config=model.config))
     linears = [m for m in model.modules() if type(m) is torch.nn.Linear]
 
     def step(name, logits: list | None = None):
-        target = int8 if name == "int8" else model
+        target = {"int8": int8, "bf16": bf16}.get(name, model)
         if name == "weight-major":
             for module in linears:
                 module.forward = functools.partial(weight_major, module)
+        precision = torch.autocast("cpu", dtype=torch.bfloat16, enabled=name == "autocast-bf16")
         try:
             start = time.perf_counter()
-            with torch.no_grad():
+            with torch.no_grad(), precision:
                 out = target(input_ids=token, cache=caches[name], use_cache=True, logits_to_keep=1)
             if logits is not None:
                 logits.append(out.logits)
@@ -223,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.sample_tokens:
         # the control: the float32 model's own samples must score a gap of 0 (up to float rounding)
-        for name, sampler in (("float32 (control)", model), ("int8", int8)):
+        samplers = [("float32 (control)", model), ("int8", int8), *([("bf16 copy", bf16)] if bf16 else [])]
+        for name, sampler in samplers:
             gap = logp_gap(model, sampler, tokenizer, args.sample_tokens, args.rows)
             print(
                 f"{name} samples scored by the float32 model ({gap['tokens']} tokens): mean |log p gap| "

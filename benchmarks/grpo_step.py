@@ -16,7 +16,9 @@ not at the mercy of one sample that runs to the token cap in one condition and n
   up to float rounding);
 - ``fast``: the default, and generation stops at ``</answer>`` (``generation_kwargs: {stop_strings: [...]}``, which the
   LADDER trainer makes work on the transformers path), and bf16 only where the CPU has native bf16
-  matmuls (AVX512-BF16 or AMX; without them bf16 is emulated and ~70x slower, so it stays off);
+  matmuls (AVX512-BF16 or AMX; without them bf16 is emulated and ~70x slower, so it stays off): the loss
+  under autocast, sampling from a bf16 copy of the weights (``benchmarks/bf16_curves.py`` checks that it
+  learns what float32 learns);
 - ``compact``: the fast settings with the compact prompt (two examples, ~105 prompt tokens instead of
   ~165): fewer tokens per forward pass, but a small model keeps the answer format less well;
 - ``noop`` (optional): the default with a reward that returns zeros (the cost of a step without verification).

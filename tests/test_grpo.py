@@ -890,3 +890,66 @@ def test_grow_to_model_level_grows_only_below_leaves_the_model_never_solves(tmp_
         problems, SymbolicGenerator(seed=0), folder, again, rounds=0, samples=2, protect=held_out, store_path=store
     )
     assert final[-1]["nodes"] == len(nodes) and again.calls == 0
+
+
+def test_a_bf16_cpu_run_samples_from_a_bf16_copy_refreshed_after_each_optimizer_step(tmp_path, tiny_model_dir):
+    from datasets import Dataset
+    from trl import GRPOConfig
+
+    from ladder_hf.trainer import LadderGRPOTrainer
+
+    def reward(completions, **_):
+        return [float(len(str(c)) % 3) for c in completions]  # varies within a group, so the weights move
+
+    args = GRPOConfig(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        num_generations=4,
+        max_completion_length=6,
+        max_steps=2,
+        learning_rate=1e-2,
+        report_to=[],
+        save_strategy="no",
+        use_cpu=True,
+        bf16=True,
+        activation_checkpointing=False,
+    )
+    trainer = LadderGRPOTrainer(
+        model=tiny_model_dir, reward_funcs=reward, args=args, train_dataset=Dataset.from_dict({"prompt": ["a", "b"]})
+    )
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    trainer.train()
+
+    copy = trainer._sampler_copy
+    assert copy is not model and "forward" not in vars(copy)  # no autocast wrapper: the copy runs in bf16
+    assert all(p.dtype is torch.bfloat16 for p in copy.parameters())
+    assert all(p.dtype is torch.float32 for p in model.parameters())  # the trained weights stay float32
+    # step 2 sampled after step 1's update: the copy holds the weights between the two steps
+    assert trainer._sampler_step == 1
+    after = dict(model.named_parameters())
+    assert any(not torch.equal(before[n], after[n]) for n in before)
+    assert any(not torch.equal(p, before[n].to(torch.bfloat16)) for n, p in copy.named_parameters())
+    # a float32 run samples from the model itself
+    trainer.args.bf16 = False
+    assert trainer._bf16_sampler(model) is model
+
+
+def test_bf16_curves_calls_a_difference_noise_only_when_its_interval_holds_zero():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bf16_curves.py"
+    spec = importlib.util.spec_from_file_location("bf16_curves", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def runs(float32: list[float], bf16: list[float]) -> dict:
+        return {"float32-seed0": [{"r": v} for v in float32], "bf16-seed0": [{"r": v} for v in bf16]}
+
+    same = module.last_window_gap(runs([0.1, 0.2, 0.1, 0.2], [0.2, 0.1, 0.2, 0.1]), "r", 4)
+    assert same["difference"] == pytest.approx(0.0) and same["low"] < 0.0 < same["high"]
+    apart = module.last_window_gap(runs([0.1, 0.2, 0.1, 0.2], [0.9, 1.0, 0.9, 1.0]), "r", 4)
+    assert apart["difference"] == pytest.approx(0.8) and apart["low"] > 0.0
+    # only the last `window` steps count: runs that differ early and agree late are the same
+    late = module.last_window_gap(runs([0.0, 0.0, 0.1, 0.2], [5.0, 5.0, 0.2, 0.1]), "r", 2)
+    assert late["difference"] == pytest.approx(0.0)

@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import json
 import logging
@@ -224,7 +225,8 @@ class LadderGRPOTrainer(GRPOTrainer):
         :func:`generate_with_shared_prefill` runs it once per distinct prompt. transformers stops at
         ``GenerationConfig.stop_strings`` only when ``generate`` is given the tokenizer, which TRL does not
         pass; stopping at ``</answer>`` ends a completion where the reward stops reading, so a group is not held
-        up by one sample that keeps writing after its answer.
+        up by one sample that keeps writing after its answer. A ``bf16`` run on a CPU samples from a bf16 copy
+        of the weights (:meth:`_bf16_sampler`).
         """
         if self.use_vllm or getattr(self, "generation_config", None) is None:
             yield
@@ -253,31 +255,29 @@ class LadderGRPOTrainer(GRPOTrainer):
         """The model that samples completions: ``model`` itself, or on a CPU with ``bf16`` a bf16 copy of it.
 
         On a CPU, autocast keeps float32 weights and casts each one to bf16 at every matrix product, so a
-        decoding step, which reads every weight for a handful of rows, got slower in bf16 than in float32
-        (117 vs 86 ms on an AVX512-BF16 machine; ``benchmarks/decode_step.py``). A copy whose weights are
-        bf16 decodes in 73 ms. It is refreshed from the trained weights whenever an optimizer step has
+        decoding step, which reads every weight for a handful of rows, was no faster in bf16 than in float32
+        (104 vs 99 ms on an AVX512-BF16 machine; ``benchmarks/decode_step.py``). A copy whose weights are
+        bf16 decodes in 81 ms. It is refreshed from the trained weights whenever an optimizer step has
         changed them, so it samples from the current policy at bf16 precision, as a bf16 vLLM server would;
         the loss still runs under autocast on the float32 weights.
         """
         # one process: under DeepSpeed or FSDP the parameters are shards, and a copy would be one shard
         if not (self.args.bf16 and self.accelerator.device.type == "cpu" and self.accelerator.num_processes == 1):
             return model
-        copy = getattr(self, "_sampler_copy", None)
-        if copy is None:
-            import copy as copying
-
-            copy = copying.deepcopy(model).eval()
-            vars(copy).pop("forward", None)  # accelerate's autocast wrapper, copied with the instance
-            for param in copy.parameters():
+        sampler = getattr(self, "_sampler_copy", None)
+        if sampler is None:
+            sampler = copy.deepcopy(model).eval()
+            vars(sampler).pop("forward", None)  # accelerate's autocast wrapper, copied with the instance
+            for param in sampler.parameters():
                 param.requires_grad_(False)
                 param.data = param.data.to(torch.bfloat16)  # buffers (rotary frequencies) stay float32
-            self._sampler_copy, self._sampler_step = copy, None
+            self._sampler_copy, self._sampler_step = sampler, None
         if self._sampler_step != self.state.global_step:
             with torch.no_grad():
-                for target, source in zip(copy.parameters(), model.parameters(), strict=True):
+                for target, source in zip(sampler.parameters(), model.parameters(), strict=True):
                     target.copy_(source)
             self._sampler_step = self.state.global_step
-        return copy
+        return sampler
 
     def _get_per_token_logps_and_entropies(
         self,

@@ -953,3 +953,25 @@ def test_bf16_curves_calls_a_difference_noise_only_when_its_interval_holds_zero(
     # only the last `window` steps count: runs that differ early and agree late are the same
     late = module.last_window_gap(runs([0.0, 0.0, 0.1, 0.2], [5.0, 5.0, 0.2, 0.1]), "r", 2)
     assert late["difference"] == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize(
+    ("bf16", "use_cpu", "native", "expected"),
+    [
+        (True, True, False, "WARNING: PyTorch emulates it"),
+        (False, True, True, "INFO: `bf16: true` made a GRPO step"),
+        (True, True, True, None),  # bf16 where it is native: nothing to say
+        (False, True, False, None),  # float32 where bf16 would be emulated: the right choice
+        (True, False, False, None),  # a GPU run: the CPU's instructions do not matter
+    ],
+)
+def test_a_cpu_run_is_told_what_bf16_does_on_its_cpu(caplog, bf16, use_cpu, native, expected):
+    from ladder_hf.grpo import _advise_on_cpu_bf16
+
+    with caplog.at_level("INFO", logger="ladder_hf.grpo"):
+        _advise_on_cpu_bf16(bf16, use_cpu, native)
+    said = [f"{r.levelname}: {r.getMessage()}" for r in caplog.records if r.name == "ladder_hf.grpo"]
+    if expected is None:
+        assert said == []
+    else:
+        assert len(said) == 1 and said[0].startswith(expected.split(":")[0]) and expected.split(": ")[1] in said[0]

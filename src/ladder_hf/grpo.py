@@ -102,6 +102,22 @@ def _setup_logging(training_args) -> None:
     transformers.utils.logging.set_verbosity(level)
 
 
+def _advise_on_cpu_bf16(bf16: bool, use_cpu: bool, native: bool) -> None:
+    """Log what bf16 does to a CPU run: many times slower where it is emulated, faster where it is native."""
+    if not use_cpu:
+        return
+    if bf16 and not native:
+        logger.warning(
+            "bf16 on a CPU without native bf16 (AVX512-BF16 or AMX): PyTorch emulates it, and a step is many times "
+            "slower than in float32. Set `bf16: false` (GRPOConfig turns it on by default)."
+        )
+    elif native and not bf16:
+        logger.info(
+            "This CPU multiplies bf16 natively: `bf16: true` made a GRPO step ~1.3x faster here, with training "
+            "curves that match float32 within noise (docs/training.md, 'Speed on this CPU')."
+        )
+
+
 def train(script_args: ScriptArguments, training_args, model_args, reward_funcs: list | None = None) -> dict[str, Any]:
     """Run LADDER GRPO training; return a summary (steps, output_dir, eval scores, checkpoint resumed from,
     per-step ``(step seconds, reward seconds)``).
@@ -121,11 +137,7 @@ def train(script_args: ScriptArguments, training_args, model_args, reward_funcs:
 
     _setup_logging(training_args)
     set_seed(training_args.seed)
-    if training_args.bf16 and training_args.use_cpu and not cpu_has_native_bf16():
-        logger.warning(
-            "bf16 on a CPU without native bf16 (AVX512-BF16 or AMX): PyTorch emulates it, and a step is many times "
-            "slower than in float32. Set `bf16: false` (GRPOConfig turns it on by default)."
-        )
+    _advise_on_cpu_bf16(training_args.bf16, training_args.use_cpu, cpu_has_native_bf16())
 
     base_model = model_args.model_name_or_path
     model_args.model_name_or_path = resolve_model_name_or_path(base_model)

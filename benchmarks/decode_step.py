@@ -28,7 +28,6 @@ against the bandwidth floor: every decoded token reads all the weights once.
 from __future__ import annotations
 
 import argparse
-import copy
 import functools
 import statistics
 import sys
@@ -146,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     from torch.profiler import ProfilerActivity, profile
     from transformers import DynamicCache
 
-    from ladder_hf.models import cpu_has_native_bf16, load_default_model
+    from ladder_hf.models import bf16_copy, cpu_has_native_bf16, load_default_model
 
     model, tokenizer = load_default_model()
     model.eval()
@@ -172,9 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     bf16 = None
     if cpu_has_native_bf16():
-        bf16 = copy.deepcopy(model)
-        for param in bf16.parameters():
-            param.data = param.data.to(torch.bfloat16)  # as the trainer's sampler: buffers stay float32
+        bf16 = bf16_copy(model)  # what the trainer samples from
         with torch.autocast("cpu", dtype=torch.bfloat16):
             caches["autocast-bf16"] = filled(model, DynamicCache(config=model.config))
         caches["bf16"] = filled(bf16, DynamicCache(config=model.config))

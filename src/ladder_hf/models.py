@@ -18,8 +18,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ladder_hf.store import atomic_path
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 DEFAULT_MODEL_HUB_ID = f"HuggingFaceTB/{DEFAULT_MODEL_NAME}"  # where the GGUF's weights come from
@@ -129,6 +133,32 @@ def cpu_has_native_bf16() -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def bf16_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A frozen copy of ``model`` in eval mode whose parameters are bf16; its buffers (rotary frequencies) stay
+    float32, and a ``forward`` wrapper on the instance (accelerate's autocast) is dropped, so it runs in bf16.
+
+    What a bf16 CPU run samples from (``LadderGRPOTrainer._bf16_sampler``) and what
+    ``benchmarks/decode_step.py`` times.
+
+    Example:
+        >>> import torch
+        >>> model = torch.nn.Linear(2, 2)
+        >>> sampler = bf16_copy(model)
+        >>> sampler.weight.dtype, sampler.weight.requires_grad, model.weight.dtype
+        (torch.bfloat16, False, torch.float32)
+    """
+    import copy
+
+    import torch
+
+    sampler = copy.deepcopy(model).eval()
+    vars(sampler).pop("forward", None)
+    for param in sampler.parameters():
+        param.requires_grad_(False)
+        param.data = param.data.to(torch.bfloat16)
+    return sampler
 
 
 def is_default_model(name_or_path: str | None) -> bool:

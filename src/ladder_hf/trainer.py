@@ -9,7 +9,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import copy
 import functools
 import json
 import logging
@@ -27,6 +26,7 @@ from trl import GRPOTrainer
 
 from ladder_hf.callbacks import RewardTimer
 from ladder_hf.generation import cache_argument, distinct_rows, generate_with_shared_prefill, output_cache
+from ladder_hf.models import bf16_copy
 from ladder_hf.store import write_json
 from ladder_hf.training_data import problem_key
 
@@ -266,13 +266,10 @@ class LadderGRPOTrainer(GRPOTrainer):
             return model
         sampler = getattr(self, "_sampler_copy", None)
         if sampler is None:
-            sampler = copy.deepcopy(model).eval()
-            vars(sampler).pop("forward", None)  # accelerate's autocast wrapper, copied with the instance
-            for param in sampler.parameters():
-                param.requires_grad_(False)
-                param.data = param.data.to(torch.bfloat16)  # buffers (rotary frequencies) stay float32
-            self._sampler_copy, self._sampler_step = sampler, None
-        if self._sampler_step != self.state.global_step:
+            # a fresh copy holds the current weights: nothing to refresh until the next optimizer step
+            sampler = self._sampler_copy = bf16_copy(model)
+            self._sampler_step = self.state.global_step
+        elif self._sampler_step != self.state.global_step:
             with torch.no_grad():
                 for target, source in zip(sampler.parameters(), model.parameters(), strict=True):
                     target.copy_(source)

@@ -26,6 +26,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from grpo_step import ROOT, run
+from ladder_ablation import trailing_mean
 
 from ladder_hf.models import cpu_has_native_bf16
 from ladder_hf.training_data import grow_variants
@@ -35,16 +36,6 @@ def history(output_dir: str) -> list[dict]:
     """The trainer's per-step logs (those with a loss) of one run."""
     with open(os.path.join(output_dir, "trainer_state.json"), encoding="utf-8") as state:
         return [log for log in json.load(state)["log_history"] if "loss" in log and "reward" in log]
-
-
-def running_mean(values: list[float], window: int) -> list[float]:
-    """Mean of each value and the ``window - 1`` before it (fewer at the start).
-
-    Example:
-        >>> running_mean([0.0, 1.0, 2.0, 3.0], 2)
-        [0.0, 0.5, 1.5, 2.5]
-    """
-    return [statistics.fmean(values[max(0, i + 1 - window) : i + 1]) for i in range(len(values))]
 
 
 def last_window_gap(runs: dict[str, list[dict]], key: str, window: int) -> dict[str, float]:
@@ -84,7 +75,7 @@ def plot_curves(runs: dict[str, list[dict]], path: str) -> None:
         style = {"color": "tab:blue" if precision == "float32" else "tab:orange"}
         style["linestyle"] = ["-", "--", ":", "-."][seeds.index(seed) % 4]
         for ax, key in zip(axes, ("reward", "loss"), strict=True):
-            ax.plot(range(1, len(logs) + 1), running_mean([log[key] for log in logs], 5), label=name, **style)
+            ax.plot(*trailing_mean([logs], key, 5), label=name, **style)
     for ax, key in zip(axes, ("training reward", "GRPO loss"), strict=True):
         ax.set_xlabel("step")
         ax.set_title(f"{key} (running mean of 5 steps)")
@@ -164,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"figure: {figure}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
-            curves = {n: [{k: log[k] for k in ("reward", "loss")} for log in logs] for n, logs in runs.items()}
+            curves = {n: [{k: log[k] for k in ("step", "reward", "loss")} for log in logs] for n, logs in runs.items()}
             json.dump({"args": sys.argv[1:], "summary": summary, "gaps": gaps, "curves": curves}, handle, indent=1)
     return 0
 

@@ -11,14 +11,20 @@ and the ratio of each variant to the baseline:
   a few rows; faster in isolated matrix products on this machine);
 - ``autocast-bf16`` and ``bf16`` (only on a CPU with native bf16: AVX512-BF16 or AMX): the float32 model
   under ``torch.autocast`` (what a ``bf16: true`` run did when sampling: every weight is cast at every
-  product), and a copy whose weights are bf16 (what the LADDER trainer samples from in a bf16 CPU run);
+  product), and a copy whose weights are bf16 with PyTorch's SDPA attention (what the LADDER trainer sampled
+  from in a bf16 CPU run before 2026-11-28);
+- ``bf16-eager``: the bf16 copy with transformers' eager attention (SDPA's CPU kernel is slow in bf16 at
+  these shapes), and ``bf16-grouped``: with eager attention that does not copy the key/value heads for
+  each query head (``ladder_hf.models.grouped_eager_attention``), what a bf16 CPU run samples from now;
 - ``int8``: ``torch.ao.quantization.quantize_dynamic`` (int8 weights, per channel, and int8 activations).
   It samples from another model, so the script also measures how far: it samples ``--sample-tokens``
   tokens per row from the int8 model on the few-shot prompt and scores them with the float32 model (and,
   as a control, the float32 model's own samples, whose gap must be 0). A GRPO loss would have to correct
   for the gap (PPO's ratio, clipped at 0.8-1.2).
 
-It also profiles the baseline step (matrix products, attention, concatenation, the rest) and sets it
+It also times drawing one token per row from the softmax over the vocabulary, with ``torch.multinomial``
+(what ``generate`` calls) and by inverse CDF (``ladder_hf.generation.inverse_cdf_sampling``, what our
+generation uses), and profiles the baseline step (matrix products, attention, concatenation, the rest) and sets it
 against the bandwidth floor: every decoded token reads all the weights once.
 
     python benchmarks/decode_step.py                  # 8 rows, 250-token cache, 12 rounds
@@ -28,6 +34,7 @@ against the bandwidth floor: every decoded token reads all the weights once.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import statistics
 import sys
@@ -145,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     from torch.profiler import ProfilerActivity, profile
     from transformers import DynamicCache
 
-    from ladder_hf.models import bf16_copy, cpu_has_native_bf16, load_default_model
+    from ladder_hf.generation import inverse_cdf_sampling
+    from ladder_hf.models import bf16_copy, cpu_has_native_bf16, load_default_model, register_grouped_attention
 
     model, tokenizer = load_default_model()
     model.eval()
@@ -169,16 +177,21 @@ def main(argv: list[str] | None = None) -> int:
         "weight-major": filled(model, DynamicCache(config=model.config)),
         "int8": filled(int8, DynamicCache(config=model.config)),
     }
-    bf16 = None
+    bf16 = bf16_eager = bf16_grouped = None
     if cpu_has_native_bf16():
         bf16 = bf16_copy(model)  # what the trainer samples from
         with torch.autocast("cpu", dtype=torch.bfloat16):
             caches["autocast-bf16"] = filled(model, DynamicCache(config=model.config))
         caches["bf16"] = filled(bf16, DynamicCache(config=model.config))
+        bf16_eager, bf16_grouped = bf16_copy(model), bf16_copy(model)
+        bf16_eager.set_attn_implementation("eager")
+        bf16_grouped.set_attn_implementation(register_grouped_attention())
+        caches["bf16-eager"] = filled(bf16_eager, DynamicCache(config=model.config))
+        caches["bf16-grouped"] = filled(bf16_grouped, DynamicCache(config=model.config))
     linears = [m for m in model.modules() if type(m) is torch.nn.Linear]
 
     def step(name, logits: list | None = None):
-        target = {"int8": int8, "bf16": bf16}.get(name, model)
+        target = {"int8": int8, "bf16": bf16, "bf16-eager": bf16_eager, "bf16-grouped": bf16_grouped}.get(name, model)
         if name == "weight-major":
             for module in linears:
                 module.forward = functools.partial(weight_major, module)
@@ -207,6 +220,16 @@ def main(argv: list[str] | None = None) -> int:
             timings[name].append(step(name))
     medians = {name: statistics.median(values[2:]) for name, values in timings.items()}
 
+    probs = torch.softmax(torch.randn(args.rows, model.config.vocab_size) * 3, dim=-1)
+    draws = {"multinomial": [], "inverse CDF": []}
+    for _ in range(args.rounds * 5):
+        for name, sampling in (("multinomial", contextlib.nullcontext), ("inverse CDF", inverse_cdf_sampling)):
+            with sampling():
+                start = time.perf_counter()
+                torch.multinomial(probs, 1)
+                draws[name].append(time.perf_counter() - start)
+    draw_ms = {name: 1000 * statistics.median(values) for name, values in draws.items()}
+
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(3):
             step("baseline")
@@ -228,6 +251,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"one decoding step: {args.rows} rows, {args.context}-token cache, medians of {args.rounds - 2} rounds")
     for name, value in medians.items():
         print(f"  {name:<13} {1000 * value:7.1f} ms   baseline / this: {medians['baseline'] / value:.2f}x")
+    print(
+        f"drawing a token for {args.rows} rows: torch.multinomial {draw_ms['multinomial']:.2f} ms, inverse CDF "
+        f"{draw_ms['inverse CDF']:.2f} ms ({draw_ms['multinomial'] / draw_ms['inverse CDF']:.0f}x)"
+    )
     print("baseline step, profiled (ms): " + ", ".join(f"{k} {v:.1f}" for k, v in spent.items()))
     print(
         f"bandwidth floor: {weights / 1e6:.0f} MB of float32 weights read once per token at {read_gbs:.1f} GB/s "
@@ -235,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.sample_tokens:
         # the control: the float32 model's own samples must score a gap of 0 (up to float rounding)
-        samplers = [("float32 (control)", model), ("int8", int8), *([("bf16 copy", bf16)] if bf16 else [])]
+        samplers = [("float32 (control)", model), ("int8", int8)]
+        samplers += [("bf16 copy", bf16), ("bf16 copy, grouped eager attention", bf16_grouped)] if bf16 else []
         for name, sampler in samplers:
             gap = logp_gap(model, sampler, tokenizer, args.sample_tokens, args.rows)
             print(

@@ -83,8 +83,11 @@ def run(
     # a step's cost follows its longest completion: keep it next to the time
     with open(os.path.join(output_dir, "trainer_state.json"), encoding="utf-8") as state:
         logs = json.load(state)["log_history"]
-    longest = [log["completions/max_length"] for log in logs if "completions/max_length" in log]
-    return summary["step_timings"], summary["step_phases"], longest
+    lengths = [(log["completions/max_length"], log["completions/mean_length"]) for log in logs if "loss" in log]
+    for name in os.listdir(output_dir):  # the logs are the measurement; the weights (540 MB a run) are not kept
+        if name.endswith(".safetensors"):
+            os.remove(os.path.join(output_dir, name))
+    return summary["step_timings"], summary["step_phases"], lengths
 
 
 def time_answered_rewards(variants: str, batch: int, repeats: int = 5) -> list[float]:
@@ -233,9 +236,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{_median(answered[1:]) / medians.get('default', float('nan')):.2%} "
         "(the share if every completion carried an answer)"
     )
-    for name, (timings, _, longest) in results.items():
-        steps = ", ".join(f"({s:.2f}, {r:.4f}, {n:.0f})" for (s, r), n in zip(timings, longest, strict=False))
-        print(f"{name} per step (step s, reward s, longest completion tokens): {steps}")
+    for name, (timings, _, lengths) in results.items():
+        steps = ", ".join(
+            f"({s:.2f}, {r:.4f}, {n:.0f}, {m:.0f})" for (s, r), (n, m) in zip(timings, lengths, strict=False)
+        )
+        print(f"{name} per step (step s, reward s, longest and mean completion tokens): {steps}")
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import re
@@ -744,15 +745,21 @@ def _grpo_batch(tokenizer):
     return torch.tensor(ids), torch.tensor(mask), width_c, prompts, completions
 
 
-def test_shared_prompt_logps_equal_a_full_forward_per_row_in_value_and_gradient(tiny_model):
+@pytest.mark.parametrize("attention, temperature", [("sdpa", 0.7), ("ladder_grouped_eager", 1.0)])
+def test_shared_prompt_logps_equal_a_full_forward_per_row_in_value_and_gradient(
+    request, tiny_model, attention, temperature
+):
+    from ladder_hf.models import register_grouped_attention
     from ladder_hf.trainer import shared_prompt_logps
 
     model, tokenizer = tiny_model
+    request.addfinalizer(functools.partial(model.set_attn_implementation, model.config._attn_implementation))
+    model.set_attn_implementation(register_grouped_attention() if attention != "sdpa" else attention)
     ids, mask, k, prompts, completions = _grpo_batch(tokenizer)
     weights = torch.linspace(-1.0, 1.0, k)
 
     model.zero_grad()
-    logps, entropies = shared_prompt_logps(model, ids, mask, k, temperature=0.7, compute_entropy=True)
+    logps, entropies = shared_prompt_logps(model, ids, mask, k, temperature=temperature, compute_entropy=True)
     (logps * weights).sum().backward()
     shared_grads = [p.grad.clone() for p in model.parameters()]
 
@@ -760,7 +767,7 @@ def test_shared_prompt_logps_equal_a_full_forward_per_row_in_value_and_gradient(
     expected_logps, expected_entropy, total = torch.zeros_like(logps), torch.zeros_like(logps), 0.0
     for row, completion in enumerate(completions):
         full = torch.tensor([prompts[row // 3] + completion])
-        logits = model(input_ids=full).logits[0, -len(completion) - 1 : -1].float() / 0.7
+        logits = model(input_ids=full).logits[0, -len(completion) - 1 : -1].float() / temperature
         log_softmax = torch.log_softmax(logits, -1)
         row_logps = log_softmax.gather(-1, torch.tensor(completion)[:, None])[:, 0]
         expected_logps[row, : len(completion)] = row_logps.detach()
@@ -774,6 +781,22 @@ def test_shared_prompt_logps_equal_a_full_forward_per_row_in_value_and_gradient(
     for shared, param in zip(shared_grads, model.parameters(), strict=True):
         assert torch.allclose(shared, param.grad, atol=1e-5, rtol=1e-4)
     model.zero_grad()
+
+
+def test_grouped_eager_attention_computes_what_sdpa_computes_on_a_padded_batch(request, tiny_model):
+    from ladder_hf.models import register_grouped_attention
+
+    model, tokenizer = tiny_model
+    request.addfinalizer(functools.partial(model.set_attn_implementation, model.config._attn_implementation))
+    ids, mask, _, _, _ = _grpo_batch(tokenizer)  # left-padded prompts, right-padded completions
+    assert model.config.num_attention_heads > model.config.num_key_value_heads  # grouped-query attention
+    logits = {}
+    for attention in ("sdpa", register_grouped_attention()):
+        model.set_attn_implementation(attention)
+        with torch.no_grad():
+            logits[attention] = model(input_ids=ids, attention_mask=mask).logits
+    expected, grouped = logits.values()
+    assert torch.allclose(grouped[mask.bool()], expected[mask.bool()], atol=1e-5)
 
 
 def test_trainer_scores_with_the_shared_prompt_and_matches_trls_loss_path(tmp_path, tiny_model_dir):
@@ -809,7 +832,7 @@ def test_trainer_scores_with_the_shared_prompt_and_matches_trls_loss_path(tmp_pa
 def test_generation_with_a_shared_prefill_samples_what_plain_generate_samples(tiny_model):
     from transformers import GenerationConfig
 
-    from ladder_hf.generation import generate_with_shared_prefill
+    from ladder_hf.generation import generate_with_shared_prefill, inverse_cdf_sampling
 
     model, tokenizer = tiny_model
     ids, mask, k, _, _ = _grpo_batch(tokenizer)
@@ -821,9 +844,36 @@ def test_generation_with_a_shared_prefill_samples_what_plain_generate_samples(ti
         torch.manual_seed(3)
         shared = generate_with_shared_prefill(model, prompt_ids, prompt_mask, generation_config=config)
         torch.manual_seed(3)
-        plain = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, generation_config=config)
+        with inverse_cdf_sampling():  # how it draws a token (the same distribution as torch.multinomial)
+            plain = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, generation_config=config)
         assert shared.shape == plain.shape == (6, prompt_ids.size(1) + 6)
         assert torch.equal(shared, plain)
+
+
+def test_inverse_cdf_sampling_draws_from_the_distribution_torch_multinomial_draws_from():
+    from ladder_hf.generation import inverse_cdf_sampling
+
+    torch.manual_seed(0)
+    logits = torch.randn(3, 50) * 2
+    logits[0, 7] = float("-inf")  # a token that top-k / top-p filtering removed
+    probs = torch.softmax(logits, -1)
+    draws, original = 20000, torch.multinomial
+    with inverse_cdf_sampling():
+        samples = torch.cat([torch.multinomial(probs, 1) for _ in range(draws)], 1)
+        assert samples.shape == (3, draws) and samples.dtype == torch.long
+        assert torch.multinomial(probs[1], 1).shape == (1,)  # one distribution, as torch takes it
+        assert torch.multinomial(probs, 2).shape == (3, 2)  # more than one sample: torch's own
+        with pytest.raises(RuntimeError):
+            torch.multinomial(torch.zeros(2, 5), 1)  # an invalid distribution keeps torch's error
+    assert torch.multinomial is original
+    assert not (samples[0] == 7).any()
+    for row in range(3):
+        counts = torch.bincount(samples[row], minlength=50).double()
+        expected = probs[row].double() * draws
+        seen = expected > 5  # Pearson's chi-square over the cells it is valid for
+        chi2 = (((counts - expected) ** 2 / expected)[seen]).sum().item()
+        # 99.9th percentile of chi-square with at most 49 degrees of freedom: ~85
+        assert chi2 < 85, (row, chi2)
 
 
 class SolvesOnly:
@@ -975,3 +1025,26 @@ def test_a_cpu_run_is_told_what_bf16_does_on_its_cpu(caplog, bf16, use_cpu, nati
         assert said == []
     else:
         assert len(said) == 1 and said[0].startswith(expected.split(":")[0]) and expected.split(": ")[1] in said[0]
+
+
+@pytest.mark.parametrize(
+    ("bf16", "use_cpu", "configured", "expected"),
+    [
+        (True, True, None, "ladder_grouped_eager"),  # SDPA's CPU kernel is the slow one in bf16
+        (True, True, "sdpa", "sdpa"),  # what a config names is kept
+        (False, True, None, None),  # float32: SDPA is the faster one
+        (True, False, None, None),  # a GPU run
+    ],
+)
+def test_a_bf16_cpu_run_uses_grouped_eager_attention_unless_its_config_names_one(
+    tiny_model_dir, bf16, use_cpu, configured, expected
+):
+    from transformers import AutoModelForCausalLM
+
+    from ladder_hf.grpo import _cpu_bf16_attention
+
+    chosen = _cpu_bf16_attention(bf16, use_cpu, configured)
+    assert chosen == expected
+    if chosen is not None:  # a name transformers knows, as TRL will load the model with it
+        model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation=chosen)
+        assert model.config._attn_implementation == chosen

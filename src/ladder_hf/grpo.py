@@ -38,6 +38,7 @@ from typing import Any
 
 from ladder_hf.callbacks import HeldOutEvalCallback, RewardTimer, RewardTimerCallback
 from ladder_hf.configs import ScriptArguments
+from ladder_hf.models import register_grouped_attention
 from ladder_hf.trainer import EDGE_SAMPLER_FILE, EdgeSampler, LadderGRPOTrainer
 from ladder_hf.training_data import (
     build_train_dataset,
@@ -118,6 +119,23 @@ def _advise_on_cpu_bf16(bf16: bool, use_cpu: bool, native: bool) -> None:
         )
 
 
+def _cpu_bf16_attention(bf16: bool, use_cpu: bool, attn_implementation: str | None) -> str | None:
+    """The attention of a run: eager attention without key/value copies for a bf16 CPU run whose config
+    names none (:func:`ladder_hf.models.grouped_eager_attention`), else the config's.
+
+    PyTorch's SDPA kernel for CPUs is slow in bf16 at a small model's shapes: on an AVX512-BF16 CPU a bf16
+    decoding step of SmolLM2-135M (8 rows, a 250-token cache) took 72 ms with it, 56 ms with eager attention
+    and 50 ms with the grouped one, and its backward made the loss of 8 completions of 128 tokens ~0.6 s
+    longer (``benchmarks/decode_step.py``, docs/training.md). In float32 SDPA is as fast or faster, so only
+    bf16 runs change.
+    """
+    if not (use_cpu and bf16 and attn_implementation is None):
+        return attn_implementation
+    name = register_grouped_attention()
+    logger.info("bf16 on a CPU: attn_implementation=%s, faster here than SDPA (set it in the config to choose)", name)
+    return name
+
+
 def train(script_args: ScriptArguments, training_args, model_args, reward_funcs: list | None = None) -> dict[str, Any]:
     """Run LADDER GRPO training; return a summary (steps, output_dir, eval scores, checkpoint resumed from,
     per-step ``(step seconds, reward seconds)``).
@@ -138,6 +156,9 @@ def train(script_args: ScriptArguments, training_args, model_args, reward_funcs:
     _setup_logging(training_args)
     set_seed(training_args.seed)
     _advise_on_cpu_bf16(training_args.bf16, training_args.use_cpu, cpu_has_native_bf16())
+    model_args.attn_implementation = _cpu_bf16_attention(
+        training_args.bf16, training_args.use_cpu, model_args.attn_implementation
+    )
 
     base_model = model_args.model_name_or_path
     model_args.model_name_or_path = resolve_model_name_or_path(base_model)

@@ -421,6 +421,34 @@ class LadderGRPOTrainer(GRPOTrainer):
         card.save(path)
 
 
+def length_buckets(completion_mask: torch.Tensor) -> list[tuple[torch.Tensor, int]]:
+    """Rows of a right-padded completion batch grouped by length: ``[(rows, length), ...]``, longest first.
+
+    A row joins the current group unless it is at most half as long as the group's longest row, so every row
+    is padded to less than twice its length and there are at most log2(columns) + 1 groups. Rows whose mask is
+    all zero (nothing to score) are in no group.
+
+    Example:
+        >>> import torch
+        >>> mask = torch.tensor([[1, 1, 0, 0, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0, 0, 0],
+        ...                      [0, 0, 0, 0, 0, 0, 0, 0]])
+        >>> [(rows.tolist(), length) for rows, length in length_buckets(mask)]
+        [([1, 2], 8), ([0], 2)]
+    """
+    width = completion_mask.size(1)
+    # the last scored position + 1 (a mask with holes still counts to its last one)
+    ends = torch.where(completion_mask.any(1), width - completion_mask.flip(1).int().argmax(1), 0).tolist()
+    buckets: list[tuple[list[int], int]] = []
+    for row in sorted(range(len(ends)), key=lambda r: -ends[r]):
+        if ends[row] == 0:
+            break
+        if buckets and 2 * ends[row] > buckets[-1][1]:
+            buckets[-1][0].append(row)
+        else:
+            buckets.append(([row], ends[row]))
+    return [(torch.tensor(rows, device=completion_mask.device), length) for rows, length in buckets]
+
+
 def shared_prompt_logps(
     model,
     input_ids: torch.Tensor,
@@ -429,13 +457,17 @@ def shared_prompt_logps(
     temperature: float = 1.0,
     compute_entropy: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Log-probabilities (and entropies) of the completion tokens, running each distinct prompt once.
+    """Log-probabilities (and entropies) of the completion tokens, running each distinct prompt once and
+    no completion past its end.
 
     GRPO scores a group of completions of the *same* prompt. TRL runs the model over every
     ``prompt + completion`` row, so a group of 8 computes its prompt 8 times, and on a CPU its fused LM
     head projects every position, prompt included, onto the vocabulary. Here the batch's distinct prompts
     go through the model once, in one forward with a key/value cache, the cache is indexed out to every
-    row, and only the completion tokens are run on top of it and projected. The cache keeps its graph, so
+    row, and only the completion tokens are run on top of it and projected. The completions run in groups
+    of similar length (:func:`length_buckets`), each cut at its longest row: TRL pads every row to the
+    longest completion of the batch, and with completions of up to 128 tokens one that runs to the cap
+    while the others stop at ~40 made most of the loss's tokens padding. The cache keeps its graph, so
     gradients reach the prompt's activations as before: the result equals TRL's up to float rounding.
 
     Args:
@@ -462,10 +494,12 @@ def shared_prompt_logps(
         >>> torch.allclose(logps[1], full.gather(-1, ids[1, -2:, None])[:, 0], atol=1e-5)
         True
     """
+    from transformers import DynamicCache
+
     k = logits_to_keep
     prompt_ids, prompt_mask = input_ids[:, :-k], attention_mask[:, :-k]
     completion_ids, completion_mask = input_ids[:, -k:], attention_mask[:, -k:]
-    cache = None
+    prefix = None
     if prompt_ids.size(1) > 1:
         # Every prompt column but the last, once per distinct prompt; the last one goes with the completion,
         # so the first completion token is scored from the same forward as the rest. Positions count
@@ -474,18 +508,27 @@ def shared_prompt_logps(
         prefix = model(
             input_ids=prompt_ids[first, :-1], attention_mask=prompt_mask[first, :-1], use_cache=True, logits_to_keep=1
         )
-        cache = output_cache(prefix)
-        cache.batch_select_indices(inverse)
-    tokens = torch.cat([prompt_ids[:, -1:], completion_ids[:, :-1]], dim=1)
-    mask = torch.cat([prompt_mask, completion_mask[:, :-1]], dim=1)
-    logits = model(input_ids=tokens, attention_mask=mask, use_cache=True, **{cache_argument(model): cache}).logits
-    log_softmax = torch.log_softmax(logits.float() / temperature, dim=-1)
-    valid = completion_mask.bool()
-    logps = log_softmax.gather(-1, completion_ids[..., None]).squeeze(-1).masked_fill(~valid, 0.0)
-    if not compute_entropy:
-        return logps, None
-    entropies = -(log_softmax.exp() * log_softmax).sum(-1)
-    return logps, entropies.masked_fill(~valid, 0.0)
+        prefix = [(keys, values) for keys, values, *_ in output_cache(prefix)]
+    logps = torch.zeros(completion_ids.shape, dtype=torch.float32, device=input_ids.device)
+    entropies = torch.zeros_like(logps) if compute_entropy else None
+    for rows, length in length_buckets(completion_mask):
+        cache = None
+        if prefix is not None:
+            selected = [(keys[inverse[rows]], values[inverse[rows]]) for keys, values in prefix]
+            cache = DynamicCache(selected, config=model.config)  # the config: sliding-window layers stay so
+        tokens = torch.cat([prompt_ids[rows, -1:], completion_ids[rows, : length - 1]], dim=1)
+        mask = torch.cat([prompt_mask[rows], completion_mask[rows, : length - 1]], dim=1)
+        logits = model(input_ids=tokens, attention_mask=mask, use_cache=True, **{cache_argument(model): cache}).logits
+        logits = logits.float()
+        if temperature != 1.0:  # skipped at 1: a pass over the (tokens x vocabulary) logits, and another in backward
+            logits = logits / temperature
+        log_softmax = torch.log_softmax(logits, dim=-1)
+        invalid = ~completion_mask[rows, :length].bool()
+        targets = completion_ids[rows, :length, None]
+        logps[rows, :length] = log_softmax.gather(-1, targets).squeeze(-1).masked_fill(invalid, 0.0)
+        if compute_entropy:
+            entropies[rows, :length] = (-(log_softmax.exp() * log_softmax).sum(-1)).masked_fill(invalid, 0.0)
+    return logps, entropies
 
 
 def _quick_start(model_id: str, prompt: str) -> str:

@@ -4,21 +4,23 @@ Trains the model of a recipe config (default: recipes/configs/smollm2_cpu.yaml, 
 SmolLM2-135M-Instruct) for a few steps per condition on the same variant rows, with the same seed,
 completions per step, group size, completion budget and rewards. The learning rate is 0 unless
 ``--learn`` is given: a step does all its work (generation, rewards, forward, backward, optimizer) either
-way, and with the weights unchanged every condition samples the same completions, so the comparison is
-not at the mercy of one sample that runs to the token cap in one condition and not in the other:
+way, and with the weights unchanged the samples do not drift apart as the conditions train. (``trl`` draws
+tokens with ``torch.multinomial``, our paths by inverse CDF: the same distribution, other draws. A step's
+cost follows its longest completion, so each step's longest and mean completion lengths are printed.)
+The conditions:
 
 - ``trl``: the baseline, the recipe with TRL's own paths (``--share_prompt false``): generation prefills
   every row's copy of its prompt, the loss runs every prompt + completion row through the model, and on
   a CPU TRL's fused LM head projects every position, prompt included, onto the 49k-token vocabulary;
 - ``default``: the recipe as it is (float32, the few-shot prompt: three worked examples, ~165 tokens),
   which runs each distinct prompt once, for the prefill and for the loss, and projects only completion
-  positions (``ladder_hf.trainer``: ``generate_with_shared_prefill``, ``shared_prompt_logps``; exact
-  up to float rounding);
+  positions, each completion up to its end (``ladder_hf.trainer``: ``generate_with_shared_prefill``,
+  ``shared_prompt_logps``; exact up to float rounding);
 - ``fast``: the default, and generation stops at ``</answer>`` (``generation_kwargs: {stop_strings: [...]}``, which the
   LADDER trainer makes work on the transformers path), and bf16 only where the CPU has native bf16
   matmuls (AVX512-BF16 or AMX; without them bf16 is emulated and ~70x slower, so it stays off): the loss
-  under autocast, sampling from a bf16 copy of the weights (``benchmarks/bf16_curves.py`` checks that it
-  learns what float32 learns);
+  under autocast, sampling from a bf16 copy of the weights, eager attention without key/value copies
+  (``benchmarks/bf16_curves.py`` checks that it learns what float32 learns);
 - ``compact``: the fast settings with the compact prompt (two examples, ~105 prompt tokens instead of
   ~165): fewer tokens per forward pass, but a small model keeps the answer format less well;
 - ``noop`` (optional): the default with a reward that returns zeros (the cost of a step without verification).

@@ -799,6 +799,34 @@ def test_grouped_eager_attention_computes_what_sdpa_computes_on_a_padded_batch(r
     assert torch.allclose(grouped[mask.bool()], expected[mask.bool()], atol=1e-5)
 
 
+def test_grouped_eager_attention_leaves_a_soft_capped_model_to_its_own_eager_attention():
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    from ladder_hf.models import register_grouped_attention
+
+    torch.manual_seed(0)
+    config = Gemma2Config(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        attn_logit_softcapping=0.5,
+        initializer_range=0.5,  # scores large enough for the cap to change them
+    )
+    model = Gemma2ForCausalLM(config).eval()
+    ids = torch.randint(0, 64, (2, 7))
+    logits = {}
+    for attention in ("eager", register_grouped_attention()):
+        model.set_attn_implementation(attention)
+        with torch.no_grad():
+            logits[attention] = model(input_ids=ids).logits
+    eager, grouped = logits.values()
+    assert torch.allclose(grouped, eager, atol=1e-5)
+
+
 def test_trainer_scores_with_the_shared_prompt_and_matches_trls_loss_path(tmp_path, tiny_model_dir):
     from datasets import Dataset
     from trl import GRPOConfig

@@ -114,7 +114,7 @@ def _advise_on_cpu_bf16(bf16: bool, use_cpu: bool, native: bool) -> None:
         )
     elif native and not bf16:
         logger.info(
-            "This CPU multiplies bf16 natively: `bf16: true` made a GRPO step ~1.3x faster here, with training "
+            "This CPU multiplies bf16 natively: `bf16: true` made a GRPO step ~1.5x faster here, with training "
             "curves that match float32 within noise (docs/training.md, 'Speed on this CPU')."
         )
 
@@ -124,10 +124,10 @@ def _cpu_bf16_attention(bf16: bool, use_cpu: bool, attn_implementation: str | No
     names none (:func:`ladder_hf.models.grouped_eager_attention`), else the config's.
 
     PyTorch's SDPA kernel for CPUs is slow in bf16 at a small model's shapes: on an AVX512-BF16 CPU a bf16
-    decoding step of SmolLM2-135M (8 rows, a 250-token cache) took 72 ms with it, 56 ms with eager attention
-    and 50 ms with the grouped one, and its backward made the loss of 8 completions of 128 tokens ~0.6 s
-    longer (``benchmarks/decode_step.py``, docs/training.md). In float32 SDPA is as fast or faster, so only
-    bf16 runs change.
+    decoding step of SmolLM2-135M (8 rows, a 250-token cache) took 78 ms with it, 61 ms with eager attention
+    and 54 ms with the grouped one (``benchmarks/decode_step.py``), and its backward made the loss of 8
+    completions of 128 tokens ~0.6 s longer (one-off timing; docs/training.md). In float32 SDPA is as fast
+    or faster, so only bf16 runs change.
     """
     if not (use_cpu and bf16 and attn_implementation is None):
         return attn_implementation

@@ -171,9 +171,10 @@ def grouped_eager_attention(module, query, key, value, attention_mask, scaling, 
     two matrix products, a copy of the whole key/value cache per layer and decoding step. Here the query heads
     of a group are stacked along the query axis instead, so each group multiplies its one key/value head
     directly; the softmax runs in float32, as in eager attention, and the result is the same up to rounding.
-    On an AVX512-BF16 CPU a bf16 decoding step of SmolLM2-135M (9 query heads, 3 key/value heads) took 47-51
-    ms against 55-56 ms with eager attention, and 72-83 ms with SDPA, whose CPU kernel is slow in bf16
-    (``benchmarks/decode_step.py``). Registered with transformers as :data:`GROUPED_ATTENTION` by
+    On an AVX512-BF16 CPU a bf16 decoding step of SmolLM2-135M (9 query heads, 3 key/value heads) took 54 ms
+    against 61 ms with eager attention and 78 ms with SDPA, whose CPU kernel is slow in bf16
+    (``benchmarks/decode_step.py``). A model whose own eager attention does more (Gemma 2's soft cap,
+    gpt-oss's sinks) gets its own. Registered with transformers as :data:`GROUPED_ATTENTION` by
     :func:`register_grouped_attention`; ``ladder_hf.grpo`` uses it in bf16 CPU runs.
 
     Example:
@@ -186,10 +187,13 @@ def grouped_eager_attention(module, query, key, value, attention_mask, scaling, 
         >>> torch.allclose(ours, eager_attention_forward(module, q, k, v, None, scaling=0.3)[0], atol=1e-6)
         True
     """
+    import sys
+
     import torch
 
-    if dropout and module.training:
-        raise ValueError(f"{GROUPED_ATTENTION} attention has no dropout; use eager or sdpa attention")
+    if any(kwargs.get(name) is not None for name in ("softcap", "s_aux", "sinks")):
+        eager = sys.modules[type(module).__module__].eager_attention_forward  # every modeling file defines one
+        return eager(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
     batch, heads, length, dim = query.shape
     groups, keys = key.shape[1], key.shape[2]
     # query head h belongs to key/value head h // (heads // groups), the order repeat_kv copies them in
@@ -198,6 +202,7 @@ def grouped_eager_attention(module, query, key, value, attention_mask, scaling, 
     if attention_mask is not None:
         scores = scores + attention_mask
     weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    weights = torch.nn.functional.dropout(weights, p=dropout, training=module.training)
     output = torch.matmul(weights.view(batch, groups, -1, keys), value).view(batch, heads, length, dim)
     return output.transpose(1, 2).contiguous(), weights
 

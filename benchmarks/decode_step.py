@@ -12,7 +12,7 @@ and the ratio of each variant to the baseline:
 - ``autocast-bf16`` and ``bf16`` (only on a CPU with native bf16: AVX512-BF16 or AMX): the float32 model
   under ``torch.autocast`` (what a ``bf16: true`` run did when sampling: every weight is cast at every
   product), and a copy whose weights are bf16 with PyTorch's SDPA attention (what the LADDER trainer sampled
-  from in a bf16 CPU run before 2026-11-28);
+  from in a bf16 CPU run until the grouped attention below, 2026-11-27);
 - ``bf16-eager``: the bf16 copy with transformers' eager attention (SDPA's CPU kernel is slow in bf16 at
   these shapes), and ``bf16-grouped``: with eager attention that does not copy the key/value heads for
   each query head (``ladder_hf.models.grouped_eager_attention``), what a bf16 CPU run samples from now;
@@ -177,21 +177,23 @@ def main(argv: list[str] | None = None) -> int:
         "weight-major": filled(model, DynamicCache(config=model.config)),
         "int8": filled(int8, DynamicCache(config=model.config)),
     }
-    bf16 = bf16_eager = bf16_grouped = None
+    others = {"int8": int8}  # the variants that are another model than the float32 one
     if cpu_has_native_bf16():
-        bf16 = bf16_copy(model)  # what the trainer samples from
         with torch.autocast("cpu", dtype=torch.bfloat16):
             caches["autocast-bf16"] = filled(model, DynamicCache(config=model.config))
-        caches["bf16"] = filled(bf16, DynamicCache(config=model.config))
-        bf16_eager, bf16_grouped = bf16_copy(model), bf16_copy(model)
-        bf16_eager.set_attn_implementation("eager")
-        bf16_grouped.set_attn_implementation(register_grouped_attention())
-        caches["bf16-eager"] = filled(bf16_eager, DynamicCache(config=model.config))
-        caches["bf16-grouped"] = filled(bf16_grouped, DynamicCache(config=model.config))
+        # bf16-grouped is what the trainer samples from
+        for name, attention in (
+            ("bf16", "sdpa"),
+            ("bf16-eager", "eager"),
+            ("bf16-grouped", register_grouped_attention()),
+        ):
+            others[name] = bf16_copy(model)
+            others[name].set_attn_implementation(attention)
+            caches[name] = filled(others[name], DynamicCache(config=model.config))
     linears = [m for m in model.modules() if type(m) is torch.nn.Linear]
 
     def step(name, logits: list | None = None):
-        target = {"int8": int8, "bf16": bf16, "bf16-eager": bf16_eager, "bf16-grouped": bf16_grouped}.get(name, model)
+        target = others.get(name, model)
         if name == "weight-major":
             for module in linears:
                 module.forward = functools.partial(weight_major, module)
@@ -263,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.sample_tokens:
         # the control: the float32 model's own samples must score a gap of 0 (up to float rounding)
         samplers = [("float32 (control)", model), ("int8", int8)]
-        samplers += [("bf16 copy", bf16), ("bf16 copy, grouped eager attention", bf16_grouped)] if bf16 else []
+        if "bf16" in others:
+            samplers += [("bf16 copy", others["bf16"]), ("bf16 copy, grouped eager attention", others["bf16-grouped"])]
         for name, sampler in samplers:
             gap = logp_gap(model, sampler, tokenizer, args.sample_tokens, args.rows)
             print(

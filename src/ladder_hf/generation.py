@@ -228,9 +228,10 @@ def inverse_cdf_sampling():
     """While active, ``torch.multinomial(probs, 1)`` on CPU tensors draws each row by inverse CDF.
 
     ``generate`` samples a token with ``torch.multinomial(probs, num_samples=1)``, which on a CPU draws an
-    exponential variate for every vocabulary entry: 7.7 ms per decoding step for 8 rows x 49k tokens on an
+    exponential variate for every vocabulary entry: 8.2 ms per decoding step for 8 rows x 49k tokens on an
     AMD EPYC core pair, ~10% of a bf16 step of SmolLM2-135M. One uniform per row against the cumulative sum
-    (in float64, so tokens of tiny probability keep their share) draws from the same distribution in 0.2 ms.
+    (in float64, so tokens of tiny probability keep their share) draws from the same distribution in 0.7 ms
+    (``benchmarks/decode_step.py``).
     Anything else (more than one sample, other devices, an invalid distribution, for which
     ``torch.multinomial`` raises its own error) goes to ``torch.multinomial``.
 

@@ -506,10 +506,10 @@ def shared_prompt_logps(
         # so the first completion token is scored from the same forward as the rest. Positions count
         # columns, padding included, as in TRL's forward: rotary attention only sees their differences.
         first, inverse = distinct_rows(prompt_ids, prompt_mask)
-        prefix = model(
+        output = model(
             input_ids=prompt_ids[first, :-1], attention_mask=prompt_mask[first, :-1], use_cache=True, logits_to_keep=1
         )
-        prefix = [(keys, values) for keys, values, *_ in output_cache(prefix)]
+        prefix = [(keys, values) for keys, values, *_ in output_cache(output)]
     logps = torch.zeros(completion_ids.shape, dtype=torch.float32, device=input_ids.device)
     entropies = torch.zeros_like(logps) if compute_entropy else None
     for rows, length in length_buckets(completion_mask):

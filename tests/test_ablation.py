@@ -188,3 +188,44 @@ def test_a_shared_warm_start_runs_once_and_every_seed_trains_from_it(ablation, t
         ("warm_start_level", 1),
         ("warm_start_level", 2),
     ]
+
+
+def test_pass_at_k_reads_each_problems_answers_and_bootstraps_the_curve_over_problems(tmp_path):
+    passk = _load("pass_at_k")
+    rows = [
+        {"system": "model", "id": "a", "correct": [False] * 8},
+        {"system": "model", "id": "b", "correct": [True] + [False] * 7},
+        {"system": "model", "id": "c", "correct": [True] * 4 + [False] * 4},
+        {"system": "sympy", "id": "a", "correct": [True]},  # sympy's answer is not the model's
+    ]
+    write_jsonl(str(tmp_path / "results.jsonl"), rows)
+    counts = passk.correct_counts(tmp_path / "results.jsonl")
+    assert counts == {"a": (0, 8), "b": (1, 8), "c": (4, 8)}
+
+    curve = passk.pass_at_k_curve(list(counts.values()), draws=2000)
+    assert [row["k"] for row in curve] == [1, 2, 4, 8]
+    # pass@1 is the share of correct answers, pass@n the share of problems ever solved
+    assert curve[0]["pass"] == round(5 / 24, 4) and curve[-1]["pass"] == round(2 / 3, 4)
+    assert [row["pass"] for row in curve] == sorted(row["pass"] for row in curve)
+    for row in curve:
+        low, high = row["ci95"]
+        assert 0 <= low <= row["pass"] <= high <= 1 and low < high
+    with pytest.raises(ValueError, match="same number of samples"):
+        passk.pass_at_k_curve([(0, 8), (1, 4)])
+
+
+def test_pass_at_k_counts_wrong_answers_that_are_right_up_to_a_constant_factor(tmp_path):
+    passk = _load("pass_at_k")
+    rows = [
+        {
+            "system": "model",
+            "id": "a",
+            # the prompt's /2 on a function the model knows; twice it; the wrong function; right; no answer
+            "answers": ["sinh(x)/2", "2*sinh(x)", "cosh(x)/2", "sinh(x)", None],
+            "correct": [False, False, False, True, False],
+        },
+        {"system": "model", "id": "b", "answers": ["x**2", "1/2"], "correct": [False, False]},
+    ]
+    write_jsonl(str(tmp_path / "results.jsonl"), rows)
+    misses = passk.constant_factor_misses({"a": "cosh(x)", "b": "x"}, tmp_path / "results.jsonl")
+    assert misses == {"a": 2, "b": 1}  # x**2 is the antiderivative of 2*x

@@ -26,8 +26,8 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from grpo_step import ROOT, run
-from ladder_ablation import trailing_mean
 
+from ladder_hf.demo import trailing_mean
 from ladder_hf.models import cpu_has_native_bf16
 from ladder_hf.training_data import grow_variants
 

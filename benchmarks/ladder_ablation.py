@@ -36,7 +36,6 @@ import json
 import logging
 import os
 import shutil
-import statistics
 import sys
 import textwrap
 import time
@@ -55,6 +54,7 @@ from ladder_hf.demo import (
     prompt_examples,
     read_reward_history,
     split_problems,
+    trailing_mean,
     train_stage,
     tree_sizes,
 )
@@ -336,18 +336,6 @@ def plot_arms(results: dict, path: str, sets: list[tuple[str, str]]) -> str:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
-
-
-def trailing_mean(histories: list[list[dict]], key: str, window: int) -> tuple[list[int], list[float]]:
-    """``key`` per step, averaged over the seeds' histories, then over a trailing window of steps."""
-    per_step: dict[int, list[float]] = {}
-    for history in histories:
-        for row in history:
-            if row.get(key) is not None:
-                per_step.setdefault(row["step"], []).append(row[key])
-    steps = sorted(per_step)
-    means = [statistics.mean(per_step[s]) for s in steps]
-    return steps, [statistics.mean(means[max(0, i - window + 1) : i + 1]) for i in range(len(means))]
 
 
 def plot_reward_curves(histories: dict[str, list[dict]], path: str, window: int = 5) -> str:

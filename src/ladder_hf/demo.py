@@ -799,6 +799,29 @@ def reward_window(steps: int) -> int:
     return max(1, min(10, steps // 4))
 
 
+def trailing_mean(histories: list[list[dict]], key: str, window: int) -> tuple[list[int], list[float]]:
+    """``key`` per step, averaged over the runs' log histories (e.g. seeds), then over a trailing window of
+    ``window`` steps; steps where no run logged ``key`` are left out.
+
+    Example:
+        >>> trailing_mean([[{"step": 1, "reward": 0.0}, {"step": 2, "reward": 1.0}], [{"step": 2, "reward": 0.0}]],
+        ...               "reward", 2)
+        ([1, 2], [0.0, 0.25])
+    """
+    per_step: dict[int, list[float]] = {}
+    for history in histories:
+        for row in history:
+            if row.get(key) is not None:
+                per_step.setdefault(row["step"], []).append(row[key])
+    steps = sorted(per_step)
+    means = [sum(per_step[s]) / len(per_step[s]) for s in steps]
+    running = []
+    for i in range(len(means)):
+        recent = means[max(0, i - window + 1) : i + 1]
+        running.append(sum(recent) / len(recent))
+    return steps, running
+
+
 def plot_rewards(history: list[dict], path: str, title: str = "GRPO reward per step") -> str:
     """Line plot of the total reward and each reward function's mean per optimizer step."""
     import matplotlib
@@ -813,11 +836,12 @@ def plot_rewards(history: list[dict], path: str, title: str = "GRPO reward per s
     window = reward_window(len(history))
     if window > 1:
         # one prompt per step makes single steps jumpy; the running mean shows the trend
-        running = []
-        for i in range(len(totals)):
-            recent = totals[max(0, i + 1 - window) : i + 1]
-            running.append(sum(recent) / len(recent))
-        ax.plot(steps, running, color="black", linewidth=2, label=f"total, mean of the last {window} steps")
+        ax.plot(
+            *trailing_mean([history], "reward", window),
+            color="black",
+            linewidth=2,
+            label=f"total, mean of the last {window} steps",
+        )
     for key in sorted({k for row in history for k in row if k.startswith("rewards/") and k.endswith("/mean")}):
         ax.plot(steps, [row.get(key) for row in history], marker=".", linestyle="--", label=key.split("/")[1])
     ax.set_xlabel("optimizer step")

@@ -67,9 +67,9 @@ def constant_factor_misses(
     items = [{"integrand": f"({k})*({problems[i]})", "candidate": a} for i, a in keys for k in factors]
     verdicts = [r.correct for r in verify_batch(items, timeout=timeout)] if items else []
     misses = dict.fromkeys(problems, 0)
-    for j, (problem_id, _) in enumerate(keys):
+    for j, key in enumerate(keys):
         if any(verdicts[j * len(factors) : (j + 1) * len(factors)]):
-            misses[problem_id] += wrong[keys[j]]
+            misses[key[0]] += wrong[key]
     return misses
 
 
@@ -172,30 +172,26 @@ def main(argv: list[str] | None = None) -> int:
         if args.constant_factor:
             misses = constant_factor_misses(problems, out / "results.jsonl")
             # "right up to a constant": correct answers and answers off by a constant factor, as one count
-            near = [(c + misses[i], n) for i, (c, n) in counts.items()]
+            near_counts = [(c + misses[i], n) for i, (c, n) in counts.items()]
             result["constant_factor_misses"] = {problems[i]: f"{m}/{counts[i][1]}" for i, m in misses.items() if m}
-            result["curve_up_to_a_constant"] = pass_at_k_curve(near)
+            result["curve_up_to_a_constant"] = pass_at_k_curve(near_counts)
     print(f"{len(problems)} problems, {args.samples} answers each, temperature {args.temperature:g}\n")
     ks = [row["k"] for row in next(iter(report["models"].values()))["curve"]]
     print("| model | " + " | ".join(f"pass@{k}" for k in ks) + " |")
     print("|---|" + "---|" * len(ks))
     for name, result in report["models"].items():
-        cells = [
-            f"{100 * r['pass']:.1f}% [{100 * r['ci95'][0]:.1f}, {100 * r['ci95'][1]:.1f}]" for r in result["curve"]
-        ]
-        print(f"| {name} | " + " | ".join(cells) + " |")
-        if "curve_up_to_a_constant" in result:
-            cells = [
-                f"{100 * r['pass']:.1f}% [{100 * r['ci95'][0]:.1f}, {100 * r['ci95'][1]:.1f}]"
-                for r in result["curve_up_to_a_constant"]
-            ]
-            print(f"| {name}, right up to a constant factor | " + " | ".join(cells) + " |")
+        for label, key in ((name, "curve"), (f"{name}, right up to a constant factor", "curve_up_to_a_constant")):
+            if key in result:
+                cells = [
+                    f"{100 * r['pass']:.1f}% [{100 * r['ci95'][0]:.1f}, {100 * r['ci95'][1]:.1f}]" for r in result[key]
+                ]
+                print(f"| {label} | " + " | ".join(cells) + " |")
     for name, result in report["models"].items():
         solved = ", ".join(f"`{integrand}` {share}" for integrand, share in result["solved"].items()) or "none"
         print(f"\n{name}: solved at least once: {solved}")
         if "constant_factor_misses" in result:
-            near = ", ".join(f"`{i}` {share}" for i, share in result["constant_factor_misses"].items()) or "none"
-            print(f"{name}: off by a constant factor only: {near}")
+            off = ", ".join(f"`{i}` {share}" for i, share in result["constant_factor_misses"].items()) or "none"
+            print(f"{name}: off by a constant factor only: {off}")
     if args.figure:
         title = f"pass@k, {len(problems)} problems, T={args.temperature:g}"
         curves = {name: r["curve"] for name, r in report["models"].items()}
